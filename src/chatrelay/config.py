@@ -1,0 +1,103 @@
+"""Settings: every knob is an environment variable.
+
+Names are ``CHATRELAY_<FIELD>``; the seed's names (``NODE_ID``, ``CHUNK_DELAY``,
+``AI_SERVICE_URLS``, ``REDIS_HOST``, ``REDIS_PORT``, ``REDIS_URL``) are accepted
+too, so an operator of the seed can keep the environment they have.
+Settings are parsed once, at start, into one immutable object.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _env(name: str, *seed_names: str) -> AliasChoices:
+    return AliasChoices(f"CHATRELAY_{name.upper()}", *seed_names)
+
+
+class Settings(BaseSettings):
+    """All of chatrelay's configuration, read from the environment."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    # -- where this process listens and who it is
+    host: str = Field("127.0.0.1", validation_alias=_env("host"))
+    port: int = Field(8080, validation_alias=_env("port"))
+    node_id: str = Field(
+        default_factory=lambda: f"node-{socket.gethostname()}",
+        validation_alias=_env("node_id", "NODE_ID"),
+    )
+    log_level: str = Field("info", validation_alias=_env("log_level"))
+
+    # -- shared state and storage
+    engine_url: str = Field("memory://", validation_alias=_env("engine_url"))
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL"))
+    redis_host: str | None = Field(None, validation_alias=AliasChoices("REDIS_HOST"))
+    redis_port: int = Field(6379, validation_alias=AliasChoices("REDIS_PORT"))
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./data/chatrelay.db", validation_alias=_env("database_url")
+    )
+    # The session log keeps this many events and for this long (both bound memory).
+    log_max_events: int = Field(1000, validation_alias=_env("log_max_events"))
+    log_ttl_seconds: float = Field(300.0, validation_alias=_env("log_ttl_seconds"))
+
+    # -- the model
+    model: Literal["auto", "simulated", "openai", "local"] = Field(
+        "simulated", validation_alias=_env("model")
+    )
+    chunk_delay: float = Field(0.05, validation_alias=_env("chunk_delay", "CHUNK_DELAY"))
+    system_prompt: str = Field(
+        "You are a helpful assistant.", validation_alias=_env("system_prompt")
+    )
+    context_tokens: int = Field(2048, validation_alias=_env("context_tokens"))
+    max_tokens: int = Field(512, validation_alias=_env("max_tokens"))
+    openai_base_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("openai_base_urls")
+    )
+    openai_api_key: str = Field("not-needed", validation_alias=_env("openai_api_key"))
+    openai_model: str = Field("gpt-4o-mini", validation_alias=_env("openai_model"))
+    local_model_path: str | None = Field(None, validation_alias=_env("local_model_path"))
+
+    # -- workers as seen from a gateway
+    ai_service_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("ai_service_urls", "AI_SERVICE_URLS")
+    )
+    internal_token: str = Field("change-me-internal", validation_alias=_env("internal_token"))
+
+    # -- auth and limits
+    auth_mode: Literal["dev", "jwt"] = Field("dev", validation_alias=_env("auth_mode"))
+    max_frame_bytes: int = Field(64 * 1024, validation_alias=_env("max_frame_bytes"))
+    max_message_chars: int = Field(16_000, validation_alias=_env("max_message_chars"))
+    max_connections_per_user: int = Field(
+        50, validation_alias=_env("max_connections_per_user")
+    )
+    chat_rate_burst: float = Field(20.0, validation_alias=_env("chat_rate_burst"))
+    chat_rate_per_second: float = Field(1.0, validation_alias=_env("chat_rate_per_second"))
+
+    # -- liveness
+    ping_interval: float = Field(20.0, validation_alias=_env("ping_interval"))
+    heartbeat_ttl: float = Field(60.0, validation_alias=_env("heartbeat_ttl"))
+    lease_ttl: float = Field(15.0, validation_alias=_env("lease_ttl"))
+    # Frames waiting for one slow socket; past this the socket is closed.
+    send_queue_size: int = Field(1024, validation_alias=_env("send_queue_size"))
+    history_turns: int = Field(20, validation_alias=_env("history_turns"))
+
+    @field_validator("ai_service_urls", "openai_base_urls", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def resolved_engine_url(self) -> str:
+        """The engine URL, letting the seed's ``REDIS_*`` variables choose Redis."""
+        if self.redis_url:
+            return self.redis_url
+        if self.redis_host:
+            return f"redis://{self.redis_host}:{self.redis_port}/0"
+        return self.engine_url

@@ -1,0 +1,1 @@
+"""Model backends: each turns a conversation into a stream of text deltas."""
