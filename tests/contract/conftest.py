@@ -1,0 +1,22 @@
+"""The engine fixture: every contract test runs against every engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from chatrelay.engine.base import Engine
+from chatrelay.engine.memory import MemoryEngine
+
+
+@pytest.fixture(params=["memory"])
+async def engine(request: pytest.FixtureRequest) -> AsyncIterator[Engine]:
+    if request.param == "memory":
+        created: Engine = MemoryEngine(max_events=50, log_ttl=300.0)
+    else:  # pragma: no cover - guarded by params
+        raise AssertionError(request.param)
+    try:
+        yield created
+    finally:
+        await created.aclose()
