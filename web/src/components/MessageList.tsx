@@ -1,0 +1,95 @@
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
+import type { ChatMessage, HistoryState } from "../chat/reducer";
+import { MessageView } from "./MessageView";
+
+interface Props {
+  messages: ChatMessage[];
+  history: HistoryState;
+  sessionId: string | null;
+}
+
+/** How close to the bottom (px) still counts as "following" the conversation. */
+const FOLLOW_THRESHOLD_PX = 48;
+
+/**
+ * The conversation. It follows new text while the reader is at the bottom and
+ * stops following as soon as they scroll up; a button brings them back.
+ */
+export function MessageList({ messages, history, sessionId }: Props) {
+  const scroller = useRef<HTMLDivElement>(null);
+  const following = useRef(true);
+  const [showJump, setShowJump] = useState(false);
+
+  const onScroll = useCallback(() => {
+    const el = scroller.current;
+    if (!el) return;
+    const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight <= FOLLOW_THRESHOLD_PX;
+    following.current = atBottom;
+    setShowJump(!atBottom);
+  }, []);
+
+  const jumpToLatest = useCallback(() => {
+    const el = scroller.current;
+    if (!el) return;
+    following.current = true;
+    setShowJump(false);
+    el.scrollTop = el.scrollHeight;
+  }, []);
+
+  // A different conversation starts at its latest message.
+  useEffect(() => {
+    following.current = true;
+    setShowJump(false);
+  }, [sessionId]);
+
+  // Before paint, so following never shows a frame of the text below the fold.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (el && following.current) el.scrollTop = el.scrollHeight;
+  }, [messages]);
+
+  const last = messages[messages.length - 1];
+  return (
+    <div className="messages-wrap">
+      <div
+        ref={scroller}
+        className="messages"
+        role="log"
+        aria-live="off"
+        aria-label="Messages"
+        tabIndex={0}
+        onScroll={onScroll}
+        data-testid="messages"
+      >
+        {messages.length === 0 && (
+          <div className="empty">
+            {history === "loading" ? (
+              <p>Loading the conversation…</p>
+            ) : (
+              <>
+                <p className="empty-title">What can I help with?</p>
+                <p className="empty-hint">
+                  Answers stream in word by word and survive a refresh, a lost connection or a server
+                  restart.
+                </p>
+              </>
+            )}
+          </div>
+        )}
+        {messages.map((message) => (
+          <MessageView key={message.key} message={message} />
+        ))}
+      </div>
+      {showJump && (
+        <button type="button" className="jump-latest" onClick={jumpToLatest}>
+          ↓ Latest
+        </button>
+      )}
+      <div className="visually-hidden" aria-live="polite">
+        {last && last.role === "assistant" && last.status !== "streaming"
+          ? `Answer ${last.status === "completed" ? "finished" : last.status}.`
+          : ""}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,64 @@
+import { memo } from "react";
+import Markdown, { type Components } from "react-markdown";
+import remarkGfm from "remark-gfm";
+import { STATUS_LABELS, describeError } from "../chat/errors";
+import type { ChatMessage } from "../chat/reducer";
+
+// No rehype-raw: HTML in a model's answer is shown as text, never parsed into the DOM.
+// react-markdown's default URL transform already drops javascript: and similar links.
+const COMPONENTS: Components = {
+  a: ({ node: _node, ...props }) => <a {...props} target="_blank" rel="noopener noreferrer nofollow" />,
+};
+const REMARK_PLUGINS = [remarkGfm];
+
+function MessageViewImpl({ message }: { message: ChatMessage }) {
+  const badge = STATUS_LABELS[message.status];
+  const streaming = message.status === "streaming";
+  return (
+    <article
+      className={`message message-${message.role}`}
+      data-testid="message"
+      data-role={message.role}
+      data-status={message.status}
+      data-message-id={message.id ?? ""}
+      aria-busy={streaming}
+    >
+      <div className="message-author">{message.role === "user" ? "You" : "Assistant"}</div>
+      <div className="message-body" data-testid="message-body">
+        {message.role === "assistant" ? (
+          <div className="markdown">
+            {message.content ? (
+              <Markdown remarkPlugins={REMARK_PLUGINS} components={COMPONENTS} skipHtml={false}>
+                {message.content}
+              </Markdown>
+            ) : streaming ? null : (
+              <p className="muted">(no text)</p>
+            )}
+            {streaming && <span className="cursor" aria-hidden="true" />}
+          </div>
+        ) : (
+          <p className="plain">{message.content}</p>
+        )}
+      </div>
+      {(badge || message.status === "sending" || message.sendError) && (
+        <div className="message-meta">
+          {badge && (
+            <span className={`badge badge-${message.status}`} title={badge.title} data-testid="status-badge">
+              {badge.label}
+            </span>
+          )}
+          {message.error && <span className="message-error">{message.error}</span>}
+          {message.status === "sending" && <span className="muted">sending…</span>}
+          {message.sendError && (
+            <span className="message-error" data-testid="send-error" data-code={message.sendError.code}>
+              Not sent. {describeError(message.sendError.code, message.sendError.detail)}
+            </span>
+          )}
+        </div>
+      )}
+    </article>
+  );
+}
+
+/** One message; finished ones do not re-render while another streams. */
+export const MessageView = memo(MessageViewImpl);
