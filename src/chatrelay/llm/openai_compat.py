@@ -60,7 +60,9 @@ class OpenAICompatModel:
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         cooldown: float = COOLDOWN_SECONDS,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport`` replaces the network (tests use ``httpx.MockTransport``)."""
         if not base_urls:
             raise ValueError("OpenAICompatModel needs at least one base URL")
         self._model = model
@@ -69,7 +71,15 @@ class OpenAICompatModel:
         # The SDK's own retries would hide a failing endpoint behind backoff; failover
         # to the next endpoint is ours, so it does none.
         self._clients = [
-            AsyncOpenAI(base_url=url, api_key=api_key or "not-needed", timeout=timeout, max_retries=0)
+            AsyncOpenAI(
+                base_url=url,
+                api_key=api_key or "not-needed",
+                timeout=timeout,
+                max_retries=0,
+                http_client=(
+                    httpx.AsyncClient(transport=transport, timeout=timeout) if transport else None
+                ),
+            )
             for url in self._base_urls
         ]
         self._cooldown = cooldown
