@@ -1,0 +1,54 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-test system-deps web web-test lint clean
+
+# -- environment ---------------------------------------------------------------
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[redis,postgres,openai]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,redis,postgres,openai]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+# -- web UI (built into the package when Node.js is present) ---------------------
+
+web:
+	@if [ ! -f web/package.json ]; then echo "no web/ front end in this checkout"; \
+	elif command -v npm >/dev/null 2>&1; then cd web && npm ci --no-audit --no-fund && npm run build; \
+	else echo "npm not found: serving without the web UI (install Node.js to build it)"; fi
+
+web-test:
+	@if [ -f web/package.json ]; then cd web && npm ci --no-audit --no-fund && npx vitest run && npm run build; fi
+
+# -- the two commands ------------------------------------------------------------
+
+run: install web
+	$(BIN)/chatrelay serve --host $(HOST) --port $(PORT)
+
+test: system-deps install-test web-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/python -m ruff check src tests
+
+clean:
+	rm -rf $(VENV) data run .pytest_cache src/chatrelay/gateway/static

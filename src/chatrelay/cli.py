@@ -1,0 +1,77 @@
+"""The ``chatrelay`` command: parses arguments and calls; nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from chatrelay import logs
+from chatrelay.config import Settings
+
+app = typer.Typer(help="chatrelay: a scalable, real-time AI chat service.", no_args_is_help=True)
+logger = logging.getLogger("chatrelay")
+
+HostOption = Annotated[str | None, typer.Option(help="Address to listen on.")]
+PortOption = Annotated[int | None, typer.Option(help="Port to listen on.")]
+
+
+@app.callback()
+def _commands() -> None:
+    """chatrelay: a scalable, real-time AI chat service."""
+
+
+def _settings(host: str | None, port: int | None) -> Settings:
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _run(asgi: FastAPI, settings: Settings) -> None:
+    uvicorn.run(
+        asgi,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=settings.ping_interval,
+        ws_ping_timeout=settings.ping_interval,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def serve(host: HostOption = None, port: PortOption = None) -> None:
+    """Gateway and worker in one process: the laptop default (memory engine, SQLite)."""
+    settings = _settings(host, port)
+    logs.configure(settings.log_level, settings.node_id)
+    from chatrelay.app_factory import create_all_in_one_app
+
+    asgi = create_all_in_one_app(settings)
+    logger.info(
+        "chatrelay serving on http://%s:%s (node %s, engine %s, database %s, model %s, pid %d)",
+        settings.host,
+        settings.port,
+        settings.node_id,
+        settings.resolved_engine_url.split("@")[-1],
+        settings.database_url,
+        settings.model,
+        os.getpid(),
+    )
+    _run(asgi, settings)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+-- Append one event to a session log and fan it out: one round trip, atomic.
+--
+-- KEYS[1] session meta hash {epoch, latest}   KEYS[2] session stream
+-- KEYS[3] (optional) lease key whose value must still be ARGV[7]
+-- ARGV[1] the frame as a JSON object (starts with "{")
+-- ARGV[2] an epoch to use if the session has none (its meta was lost)
+-- ARGV[3] max entries kept   ARGV[4] max age of entries, ms
+-- ARGV[5] meta TTL, ms       ARGV[6] pub/sub channel
+-- ARGV[7] (with KEYS[3]) the lease value "{token}:{holder}" of the caller
+--
+-- Returns the event's offset, or 0 when the lease is no longer current.
+if #KEYS == 3 and redis.call('GET', KEYS[3]) ~= ARGV[7] then
+  return 0
+end
+
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[2]) == 1 then
+  -- A new epoch: whatever stream is left belongs to a lost one.
+  redis.call('DEL', KEYS[2])
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'latest', 1)
+
+local body = ARGV[1]
+local data
+if body == '{}' then
+  data = '{"offset":' .. offset .. '}'
+else
+  data = '{"offset":' .. offset .. ',' .. string.sub(body, 2)
+end
+
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max_age = tonumber(ARGV[4])
+redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[3], '*', 'o', offset, 'd', data)
+-- Age trim is approximate (whole nodes); history filters by age exactly.
+redis.call('XTRIM', KEYS[2], 'MINID', '~', string.format('%d', now_ms - max_age))
+redis.call('PEXPIRE', KEYS[2], max_age)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', ARGV[6], data)
+return offset

@@ -1,0 +1,1 @@
+"""The gateway: WebSockets and REST for browsers, relaying streams from the engine."""

@@ -1,0 +1,150 @@
+"""The gateway's ASGI app: the WebSocket endpoint, the REST API, the web UI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from chatrelay import __version__
+from chatrelay.exceptions import ChatRelayError
+from chatrelay.gateway.auth import NotAuthenticated
+from chatrelay.gateway.services import GatewayServices
+from chatrelay.gateway.websocket import ChatSocket
+from chatrelay.protocol import CancelBody, ChatAccepted, ChatBody, SESSION_ID_PATTERN
+
+STATIC_DIR = Path(__file__).parent / "static"
+NOT_BUILT_PAGE = """<!doctype html><meta charset="utf-8"><title>chatrelay</title>
+<h1>chatrelay is running</h1>
+<p>The web UI is not built in this install: run <code>make web</code> (needs Node.js),
+or talk to <code>/ws/chat</code> with any WebSocket client. API docs: <a href="/docs">/docs</a>.</p>
+"""
+
+ServicesFactory = Callable[[], AbstractAsyncContextManager[GatewayServices]]
+
+
+def _services(request: Request) -> GatewayServices:
+    services: GatewayServices = request.app.state.services
+    return services
+
+
+def _user(request: Request) -> str:
+    services = _services(request)
+    return services.auth.user_for(request.query_params, request.headers)
+
+
+def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def create_app(services_factory: ServicesFactory) -> FastAPI:
+    """The gateway app; ``services_factory`` opens and closes what it runs on."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with services_factory() as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(title="chatrelay", version=__version__, lifespan=lifespan)
+
+    @app.exception_handler(ChatRelayError)
+    async def chatrelay_error(request: Request, exc: ChatRelayError) -> JSONResponse:
+        headers = None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers = {"Retry-After": str(int(retry_after))}
+        return _error(exc.http_status, exc.code, exc.detail, headers)
+
+    @app.exception_handler(NotAuthenticated)
+    async def not_authenticated(request: Request, exc: NotAuthenticated) -> JSONResponse:
+        return _error(401, "not_authenticated", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'][1:]) or 'body'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return _error(422, "invalid_message", problems or "invalid request")
+
+    @app.websocket("/ws/chat")
+    async def chat_socket(websocket: WebSocket) -> None:
+        await ChatSocket(websocket, websocket.app.state.services).serve()
+
+    @app.post("/api/chat", status_code=202, response_model=ChatAccepted)
+    async def post_chat(body: ChatBody, request: Request) -> ChatAccepted:
+        user = _user(request)
+        conversations = _services(request).conversations
+        await conversations.open(user, body.session_id)
+        return await conversations.send(user, body.session_id, body.message)
+
+    @app.post("/api/cancel")
+    async def post_cancel(body: CancelBody, request: Request) -> dict[str, str]:
+        await _services(request).conversations.cancel(_user(request), body.session_id, body.message_id)
+        return {"status": "cancelled"}
+
+    @app.get("/api/history/{session_id}")
+    async def get_history(
+        request: Request,
+        session_id: str,
+        limit: int = Query(200, ge=1, le=1000),
+        before: str | None = Query(None, max_length=128),
+    ) -> dict[str, Any]:
+        if not SESSION_ID_PATTERN.match(session_id):
+            return _error(422, "invalid_message", "invalid session id")  # type: ignore[return-value]
+        messages = await _services(request).conversations.history(
+            _user(request), session_id, limit=limit, before=before
+        )
+        return {"session_id": session_id, "messages": messages}
+
+    @app.get("/api/sessions")
+    async def get_sessions(request: Request) -> dict[str, Any]:
+        return {"sessions": await _services(request).conversations.sessions(_user(request))}
+
+    @app.get("/api/health")
+    async def api_health(request: Request) -> dict[str, Any]:
+        services = _services(request)
+        return {"node": services.node_id, "workers": services.dispatcher.health()}
+
+    async def health(request: Request) -> JSONResponse:
+        services = _services(request)
+        engine_ok = await services.engine.ping()
+        body = {
+            "status": "ok" if engine_ok else "degraded",
+            "node": services.node_id,
+            "role": "gateway",
+            "model": services.model,
+            "engine": "up" if engine_ok else "down",
+            "connections": len(services.connections),
+            "version": __version__,
+        }
+        return JSONResponse(body)
+
+    app.add_api_route("/health", health, methods=["GET"])
+    app.add_api_route("/actuator/health", health, methods=["GET"])
+    _mount_web_ui(app)
+    return app
+
+
+def _mount_web_ui(app: FastAPI) -> None:
+    index = STATIC_DIR / "index.html"
+    if (STATIC_DIR / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=STATIC_DIR / "assets"), name="assets")
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def web_ui(path: str) -> Response:
+        if path.startswith(("api/", "ws/")):
+            return _error(404, "not_found", f"no route /{path}")
+        candidate = (STATIC_DIR / path).resolve()
+        if path and candidate.is_file() and STATIC_DIR.resolve() in candidate.parents:
+            return FileResponse(candidate)
+        if index.is_file():
+            return FileResponse(index)
+        return HTMLResponse(NOT_BUILT_PAGE)

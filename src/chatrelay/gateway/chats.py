@@ -1,0 +1,99 @@
+"""What a user may do with a conversation, whether asked over WebSocket or REST.
+
+Owns the checks that do not depend on the transport: who owns a session,
+message length, the per-user chat rate, ids chosen before any worker is
+called (so a retried call cannot start two generations).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from chatrelay.config import Settings
+from chatrelay.engine.base import Engine
+from chatrelay.exceptions import Forbidden, InvalidMessage, RateLimited
+from chatrelay.gateway.upstream import Dispatcher
+from chatrelay.protocol import CancelRequest, ChatAccepted, GenerationRequest, new_id
+from chatrelay.store.conversations import ConversationStore
+
+
+class Conversations:
+    """Sessions, chats, cancels and history, for one authenticated user at a time."""
+
+    def __init__(
+        self, settings: Settings, engine: Engine, store: ConversationStore, dispatcher: Dispatcher
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._store = store
+        self._dispatcher = dispatcher
+
+    async def open(self, user_id: str, session_id: str) -> None:
+        """Claim a new session for ``user_id``, or check they own an existing one."""
+        owner = await self._store.claim_session(session_id, user_id)
+        if owner != user_id:
+            raise Forbidden("this session belongs to another user")
+
+    async def _check_owner(self, user_id: str, session_id: str) -> bool:
+        owner = await self._store.session_owner(session_id)
+        if owner is not None and owner != user_id:
+            raise Forbidden("this session belongs to another user")
+        return owner is not None
+
+    async def send(
+        self, user_id: str, session_id: str, content: str, client_id: str | None = None
+    ) -> ChatAccepted:
+        """Start a chat turn; the answer streams through the session's log."""
+        if not content.strip():
+            raise InvalidMessage("the message is empty")
+        if len(content) > self._settings.max_message_chars:
+            raise InvalidMessage(
+                f"the message is longer than {self._settings.max_message_chars} characters"
+            )
+        wait = await self._engine.take_token(
+            f"chat-rate:{user_id}",
+            self._settings.chat_rate_burst,
+            self._settings.chat_rate_per_second,
+        )
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise RateLimited(f"too many messages; retry in {seconds} s", retry_after=seconds)
+        request = GenerationRequest(
+            session_id=session_id,
+            user_id=user_id,
+            message=content,
+            message_id=new_id(),
+            user_message_id=new_id(),
+            client_id=client_id,
+        )
+        return await self._dispatcher.start(request)
+
+    async def cancel(self, user_id: str, session_id: str, message_id: str) -> None:
+        """Stop a running generation of the session (from any node)."""
+        await self._check_owner(user_id, session_id)
+        await self._dispatcher.cancel(CancelRequest(session_id=session_id, message_id=message_id))
+
+    async def history(
+        self, user_id: str, session_id: str, limit: int = 200, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored messages, oldest first; a message still streaming shows its text so far."""
+        if not await self._check_owner(user_id, session_id):
+            return []
+        messages = await self._store.history(session_id, limit=limit, before=before)
+        streaming = {m["id"]: m for m in messages if m["status"] == "streaming"}
+        if streaming:
+            log = await self._engine.history(session_id, 0)
+            parts: dict[str, list[str]] = {message_id: [] for message_id in streaming}
+            for event in log.events:
+                frame = orjson.loads(event.data)
+                if frame.get("type") == "chunk" and frame.get("message_id") in parts:
+                    parts[frame["message_id"]].append(frame["delta"])
+            for message_id, message in streaming.items():
+                message["content"] = "".join(parts[message_id])
+        return messages
+
+    async def sessions(self, user_id: str) -> list[dict[str, Any]]:
+        return await self._store.list_sessions(user_id)

@@ -1,0 +1,139 @@
+"""Relays a session's events from the engine to this process's sockets.
+
+One engine subscription per session that this process holds sockets for,
+shared by all of them, started with the first socket and stopped with the
+last. Events leave in offset order without gaps: live delivery is
+at-most-once, so when an offset jumps the relay fills the hole from the
+session's log before passing anything on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chatrelay.engine.base import Engine, Event
+from chatrelay.exceptions import EngineError
+
+logger = logging.getLogger(__name__)
+
+# How long a failed subscription waits before trying again (doubles up to the cap).
+RETRY_FIRST_SECONDS = 0.1
+RETRY_CAP_SECONDS = 5.0
+# A socket waits this long for its session's subscription before giving up.
+ATTACH_TIMEOUT_SECONDS = 5.0
+
+
+class Sink(Protocol):
+    """Where the relay hands events: a socket's send queue. Must not block."""
+
+    def deliver(self, event: Event) -> None: ...
+
+
+@dataclass
+class _Channel:
+    session_id: str
+    sinks: set[Sink] = field(default_factory=set)
+    last: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Relay:
+    """Fans a session's events out to the sinks attached to it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._channels: dict[str, _Channel] = {}
+        self.gaps_repaired = 0
+
+    @property
+    def session_count(self) -> int:
+        return len(self._channels)
+
+    @asynccontextmanager
+    async def attach(self, session_id: str, sink: Sink) -> AsyncIterator[None]:
+        """Deliver the session's live events to ``sink`` while the context is open.
+
+        When this returns, every event published from now on reaches the sink
+        (events already in the log are the caller's to read from history).
+        """
+        channel = self._channels.get(session_id)
+        if channel is None:
+            channel = self._channels[session_id] = _Channel(session_id)
+            channel.task = asyncio.create_task(self._pump(channel), name=f"relay-{session_id}")
+        channel.sinks.add(sink)
+        try:
+            try:
+                async with asyncio.timeout(ATTACH_TIMEOUT_SECONDS):
+                    await channel.ready.wait()
+            except TimeoutError as exc:
+                raise EngineError("the engine did not accept a subscription in time") from exc
+            yield
+        finally:
+            channel.sinks.discard(sink)
+            if not channel.sinks and self._channels.get(session_id) is channel:
+                del self._channels[session_id]
+                assert channel.task is not None
+                channel.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await channel.task
+
+    async def aclose(self) -> None:
+        channels = list(self._channels.values())
+        self._channels.clear()
+        for channel in channels:
+            if channel.task is not None:
+                channel.task.cancel()
+        await asyncio.gather(
+            *(c.task for c in channels if c.task is not None), return_exceptions=True
+        )
+
+    async def _pump(self, channel: _Channel) -> None:
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                async with self._engine.subscribe(channel.session_id) as subscription:
+                    _, latest = await self._engine.position(channel.session_id)
+                    if channel.ready.is_set():
+                        await self._catch_up(channel, latest)  # resubscribed after a failure
+                    else:
+                        channel.last = latest
+                        channel.ready.set()
+                    delay = RETRY_FIRST_SECONDS
+                    async for event in subscription:
+                        await self._forward(channel, event)
+            except EngineError as exc:
+                logger.warning("relay of %s lost its subscription: %s", channel.session_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_CAP_SECONDS)
+
+    async def _forward(self, channel: _Channel, event: Event) -> None:
+        if event.offset <= channel.last:
+            return
+        if event.offset > channel.last + 1:
+            await self._catch_up(channel, event.offset - 1)
+        self._deliver(channel, event)
+
+    async def _catch_up(self, channel: _Channel, until: int) -> None:
+        """Deliver events (channel.last, until] from the log."""
+        if until <= channel.last:
+            return
+        history = await self._engine.history(channel.session_id, channel.last)
+        self.gaps_repaired += 1
+        for event in history.events:
+            if channel.last < event.offset <= until:
+                self._deliver(channel, event)
+        if channel.last < until:
+            # The log lost them too (trimmed or flushed): sockets learn it from the jump.
+            channel.last = until
+
+    def _deliver(self, channel: _Channel, event: Event) -> None:
+        channel.last = event.offset
+        for sink in tuple(channel.sinks):
+            sink.deliver(event)

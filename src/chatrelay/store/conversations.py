@@ -1,0 +1,208 @@
+"""The conversation store: sessions, their owners and their messages.
+
+A user message is stored when it is accepted. An assistant message is
+inserted once when its generation starts (``streaming``, empty) and updated
+once when it ends, with its final status and whole text: never once per
+chunk. The text of a message still streaming lives in the engine's log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from chatrelay.protocol import message_object
+from chatrelay.store.migrate import upgrade
+from chatrelay.store.schema import MessageRow, SessionRow
+
+TITLE_CHARS = 60
+# SQLite waits this long for a competing writer instead of failing at once.
+SQLITE_BUSY_TIMEOUT_SECONDS = 15
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands timestamps back without their zone; they were stored as UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _message_dict(row: MessageRow) -> dict[str, Any]:
+    return message_object(
+        message_id=row.id,
+        session_id=row.session_id,
+        role=row.role,  # type: ignore[arg-type]
+        content=row.content,
+        status=row.status,  # type: ignore[arg-type]
+        created_at=_utc(row.created_at).isoformat(),
+        client_id=row.client_id,
+        error=row.error,
+        model=row.model,
+        usage=row.usage,
+    )
+
+
+class ConversationStore:
+    """Async access to sessions and messages. Use as an async context manager."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        options: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+        else:
+            options["pool_pre_ping"] = True
+        self.url = url
+        self._engine: AsyncEngine = create_async_engine(url, **options)
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    async def __aenter__(self) -> ConversationStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Create or upgrade the schema."""
+        await upgrade(self._engine)
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
+
+    # -- sessions
+
+    async def claim_session(self, session_id: str, user_id: str) -> str:
+        """Create the session for ``user_id`` if it is new; return its owner."""
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as db:
+            owner = await db.scalar(select(SessionRow.user_id).where(SessionRow.id == session_id))
+            if owner is not None:
+                return owner
+        try:
+            async with self._sessions.begin() as db:
+                db.add(SessionRow(id=session_id, user_id=user_id, created_at=now, updated_at=now))
+            return user_id
+        except IntegrityError:  # another node created it first
+            owner = await self.session_owner(session_id)
+            assert owner is not None
+            return owner
+
+    async def session_owner(self, session_id: str) -> str | None:
+        async with self._sessions() as db:
+            return await db.scalar(select(SessionRow.user_id).where(SessionRow.id == session_id))
+
+    async def list_sessions(self, user_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The user's sessions, newest first."""
+        async with self._sessions() as db:
+            rows = await db.scalars(
+                select(SessionRow)
+                .where(SessionRow.user_id == user_id)
+                .order_by(SessionRow.updated_at.desc(), SessionRow.id.desc())
+                .limit(limit)
+            )
+            return [
+                {
+                    "id": row.id,
+                    "title": row.title or "New chat",
+                    "updated_at": _utc(row.updated_at).isoformat(),
+                }
+                for row in rows
+            ]
+
+    # -- messages
+
+    async def add_message(
+        self,
+        *,
+        message_id: str,
+        session_id: str,
+        role: str,
+        content: str,
+        status: str,
+        client_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Insert a message; return it and whether it is new (an id is stored once)."""
+        now = datetime.now(UTC)
+        row = MessageRow(
+            id=message_id,
+            session_id=session_id,
+            role=role,
+            content=content,
+            status=status,
+            client_id=client_id,
+            created_at=now,
+        )
+        try:
+            async with self._sessions.begin() as db:
+                db.add(row)
+                session = await db.get(SessionRow, session_id)
+                if session is not None:
+                    session.updated_at = now
+                    if session.title is None and role == "user":
+                        session.title = " ".join(content.split())[:TITLE_CHARS]
+        except IntegrityError:
+            existing = await self.get_message(message_id)
+            if existing is None:
+                raise
+            return existing, False
+        return _message_dict(row), True
+
+    async def finish_message(
+        self,
+        message_id: str,
+        *,
+        status: str,
+        content: str,
+        error: str | None = None,
+        model: str | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> bool:
+        """Store a message's end (only if it is still streaming); True if it was updated."""
+        async with self._sessions.begin() as db:
+            result = await db.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id, MessageRow.status == "streaming")
+                .values(
+                    status=status,
+                    content=content,
+                    error=error,
+                    model=model,
+                    usage=usage,
+                    finished_at=datetime.now(UTC),
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def get_message(self, message_id: str) -> dict[str, Any] | None:
+        async with self._sessions() as db:
+            row = await db.scalar(select(MessageRow).where(MessageRow.id == message_id))
+            return None if row is None else _message_dict(row)
+
+    async def history(
+        self, session_id: str, limit: int = 200, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Messages of a session, oldest first: the last ``limit`` ones before ``before``."""
+        query = select(MessageRow).where(MessageRow.session_id == session_id)
+        async with self._sessions() as db:
+            if before is not None:
+                pivot = await db.scalar(select(MessageRow.row_id).where(MessageRow.id == before))
+                if pivot is not None:
+                    query = query.where(MessageRow.row_id < pivot)
+            rows: Sequence[MessageRow] = (
+                await db.scalars(query.order_by(MessageRow.row_id.desc()).limit(limit))
+            ).all()
+        return [_message_dict(row) for row in reversed(rows)]
+
+    async def streaming_messages(self) -> list[dict[str, Any]]:
+        """Assistant messages not finished yet, on every session."""
+        async with self._sessions() as db:
+            rows = await db.scalars(select(MessageRow).where(MessageRow.status == "streaming"))
+            return [_message_dict(row) for row in rows]

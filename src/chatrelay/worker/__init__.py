@@ -1,0 +1,1 @@
+"""The worker: runs model generations and streams them into the engine."""

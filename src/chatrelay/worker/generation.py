@@ -1,0 +1,284 @@
+"""The generation loop: one model answer streamed into a session's log.
+
+One generation per session at a time: a generation holds the session's
+lease (``generation:{session_id}``, holder = the assistant message id) from
+start to end and renews it while it runs; every event it publishes is fenced
+by that lease, so a worker that lost its lease (paused, partitioned, reaped)
+cannot write into the session any more.
+
+Every path ends the same way: a final status (completed, cancelled, failed,
+interrupted) stored with the text produced, a ``complete`` event published,
+the lease released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from chatrelay.engine.base import Engine, Lease
+from chatrelay.exceptions import Busy, EngineError, LeaseLost, ModelError, NotFound
+from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
+from chatrelay.protocol import (
+    CancelRequest,
+    ChatAccepted,
+    FinalStatus,
+    GenerationRequest,
+    chunk_frame,
+    complete_frame,
+    generation_lease_key,
+    message_frame,
+)
+from chatrelay.store.conversations import ConversationStore
+from chatrelay.worker.context import build_turns
+
+logger = logging.getLogger(__name__)
+
+# Renew the lease this many times per TTL, so one slow renewal does not lose it.
+RENEWALS_PER_TTL = 3
+# Storing and publishing the end of a message must not hang a shutdown.
+FINALIZE_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationConfig:
+    """What a generation needs to know besides its request."""
+
+    node_id: str
+    lease_ttl: float
+    system_prompt: str
+    history_turns: int
+    context_tokens: int
+    max_tokens: int
+
+
+@dataclass
+class _Running:
+    request: GenerationRequest
+    lease: Lease
+    task: asyncio.Task[None]
+    cancelled: asyncio.Event
+
+
+class Generations:
+    """Starts, cancels and supervises the generations of this worker process."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: ConversationStore,
+        model: ModelBackend,
+        config: GenerationConfig,
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._model = model
+        self._config = config
+        self._running: dict[str, _Running] = {}
+        self._closing = False
+
+    @property
+    def model_name(self) -> str:
+        return self._model.name
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    async def start(self, request: GenerationRequest) -> ChatAccepted:
+        """Accept a chat turn and start streaming its answer.
+
+        Returns once the user message is stored and published. Raises ``Busy``
+        when another generation holds the session. A request repeated with the
+        same ``message_id`` returns the first one's answer and starts nothing.
+        """
+        accepted = ChatAccepted(
+            message_id=request.message_id,
+            session_id=request.session_id,
+            user_message_id=request.user_message_id,
+        )
+        key = generation_lease_key(request.session_id)
+        lease = await self._engine.acquire(key, self._config.lease_ttl, request.message_id)
+        if lease is None:
+            if await self._engine.lease_holder(key) == request.message_id:
+                return accepted
+            raise Busy("a generation is already running in this session")
+        if await self._store.get_message(request.message_id) is not None:
+            await self._engine.release(lease)  # a retry of a generation that already ran
+            return accepted
+        try:
+            user_message, _ = await self._store.add_message(
+                message_id=request.user_message_id,
+                session_id=request.session_id,
+                role="user",
+                content=request.message,
+                status="complete",
+                client_id=request.client_id,
+            )
+            turns = build_turns(
+                await self._store.history(request.session_id, limit=self._config.history_turns),
+                system_prompt=self._config.system_prompt,
+                budget_tokens=self._config.context_tokens,
+            )
+            await self._engine.publish(request.session_id, message_frame(user_message), lease=lease)
+            assistant, _ = await self._store.add_message(
+                message_id=request.message_id,
+                session_id=request.session_id,
+                role="assistant",
+                content="",
+                status="streaming",
+            )
+            await self._engine.publish(request.session_id, message_frame(assistant), lease=lease)
+        except BaseException:
+            await self._engine.release(lease)
+            raise
+        cancelled = asyncio.Event()
+        task = asyncio.create_task(
+            self._run(request, lease, cancelled, turns), name=f"generation-{request.message_id}"
+        )
+        self._running[request.message_id] = _Running(request, lease, task, cancelled)
+        task.add_done_callback(lambda _: self._running.pop(request.message_id, None))
+        return accepted
+
+    async def cancel(self, request: CancelRequest) -> None:
+        """Stop a generation running anywhere; raises ``NotFound`` if it is not running."""
+        holder = await self._engine.lease_holder(generation_lease_key(request.session_id))
+        if holder != request.message_id:
+            raise NotFound(f"message {request.message_id} is not running in this session")
+        await self._engine.request_cancel(request.message_id)
+        local = self._running.get(request.message_id)
+        if local is not None:
+            local.cancelled.set()
+
+    async def interrupt_orphans(self) -> int:
+        """End messages a previous run of this process left streaming; return how many.
+
+        Only for a process that owns every generation of its store (the
+        all-in-one server with its memory engine): their log died with it.
+        """
+        orphans = await self._store.streaming_messages()
+        for message in orphans:
+            await self._store.finish_message(
+                message["id"],
+                status="interrupted",
+                content=message["content"],
+                error="the server restarted during this answer",
+            )
+        return len(orphans)
+
+    async def aclose(self) -> None:
+        """Interrupt every running generation and wait until each one is finalized."""
+        self._closing = True
+        tasks = [running.task for running in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _keep_lease(self, lease: Lease, lost: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(lease.ttl / RENEWALS_PER_TTL)
+            try:
+                renewed = await self._engine.renew(lease)
+            except EngineError:
+                continue  # the engine may come back before the lease expires
+            if not renewed:
+                lost.set()
+                return
+
+    async def _run(
+        self,
+        request: GenerationRequest,
+        lease: Lease,
+        cancelled: asyncio.Event,
+        turns: list[Turn],
+    ) -> None:
+        lease_lost = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_lease(lease, lease_lost))
+        parts: list[str] = []
+        status: FinalStatus = "completed"
+        error: str | None = None
+        started = time.monotonic()
+        first_token_at: float | None = None
+        params = GenerationParams(max_tokens=self._config.max_tokens)
+        stream = self._model.stream(turns, params)
+        try:
+            seq = 0
+            async for delta in stream:
+                if first_token_at is None:
+                    first_token_at = time.monotonic()
+                if lease_lost.is_set():
+                    raise LeaseLost("the generation lease was lost")
+                seq += 1
+                parts.append(delta)
+                await self._engine.publish(
+                    request.session_id,
+                    chunk_frame(request.message_id, seq, delta),
+                    lease=lease,
+                )
+                if cancelled.is_set() or await self._engine.cancel_requested(request.message_id):
+                    status = "cancelled"
+                    break
+        except asyncio.CancelledError:
+            status, error = "interrupted", "the worker shut down"
+        except LeaseLost:
+            logger.warning("generation %s lost its lease; someone else ends it", request.message_id)
+            return
+        except ModelError as exc:
+            status, error = "failed", exc.detail
+        except EngineError as exc:
+            status, error = "failed", f"the engine failed: {exc.detail}"
+        except Exception as exc:  # a backend bug must still end the message
+            logger.exception("generation %s failed", request.message_id)
+            status, error = "failed", f"the model failed: {type(exc).__name__}"
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(BaseException):
+                await keeper
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+        usage = {
+            "model": self._model.name,
+            "tokens": len(parts),
+            "ttft_ms": None if first_token_at is None else round((first_token_at - started) * 1000, 1),
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        }
+        # Shielded: a shutdown that interrupts the stream must still record its end.
+        await asyncio.shield(self._finalize(request, lease, status, "".join(parts), error, usage))
+
+    async def _finalize(
+        self,
+        request: GenerationRequest,
+        lease: Lease,
+        status: FinalStatus,
+        content: str,
+        error: str | None,
+        usage: dict[str, Any],
+    ) -> None:
+        try:
+            async with asyncio.timeout(FINALIZE_TIMEOUT_SECONDS):
+                await self._store.finish_message(
+                    request.message_id,
+                    status=status,
+                    content=content,
+                    error=error,
+                    model=self._model.name,
+                    usage=usage,
+                )
+                await self._engine.publish(
+                    request.session_id,
+                    complete_frame(request.message_id, status, content, error, usage),
+                    lease=lease,
+                )
+        except (EngineError, TimeoutError) as exc:
+            logger.error("could not finalize %s: %s", request.message_id, exc)
+        finally:
+            with contextlib.suppress(EngineError):
+                await self._engine.release(lease)
+        logger.info(
+            "generation finished",
+            extra={"message_id": request.message_id, "status": status, "tokens": usage["tokens"]},
+        )
