@@ -81,7 +81,6 @@ export type ChatAction =
   | { type: "history_loading" }
   | { type: "history_loaded"; messages: WireMessage[]; sinceOffset: number }
   | { type: "history_failed"; detail: string }
-  | { type: "rewind"; offset: number }
   | { type: "connecting"; attempt: number }
   | { type: "opened" }
   | { type: "reconnect_scheduled"; attempt: number; retryAt: number; closeCode: number | null }
@@ -393,8 +392,6 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
       return applyHistory(state, action.messages, action.sinceOffset);
     case "history_failed":
       return addNotice({ ...state, history: "failed" }, "history", action.detail);
-    case "rewind":
-      return { ...state, offset: Math.min(state.offset, action.offset) };
     case "connecting":
       return { ...state, connection: { status: "connecting", attempt: action.attempt } };
     case "opened":

@@ -1,0 +1,360 @@
+import { describe, expect, it } from "vitest";
+import type { ServerFrame, WireMessage } from "./protocol";
+import {
+  type ChatAction,
+  type ChatState,
+  chatReducer,
+  initialChatState,
+  isGenerating,
+  streamingMessage,
+} from "./reducer";
+
+const T = "2026-01-01T00:00:00Z";
+
+function run(state: ChatState, ...actions: ChatAction[]): ChatState {
+  return actions.reduce(chatReducer, state);
+}
+
+function frames(state: ChatState, ...list: ServerFrame[]): ChatState {
+  return run(state, ...list.map((frame) => ({ type: "frame", frame }) as ChatAction));
+}
+
+function welcome(offset = 0, epoch: string | number = "e1"): ServerFrame {
+  return { type: "welcome", node: "gw-1", session_id: "s1", user_id: "u1", epoch, offset, protocol: 1 };
+}
+
+function wire(partial: Partial<WireMessage> & { id: string }): WireMessage {
+  return {
+    session_id: "s1",
+    role: "assistant",
+    content: "",
+    status: "streaming",
+    created_at: T,
+    ...partial,
+  };
+}
+
+function userMsg(offset: number, id: string, content: string, clientId?: string): ServerFrame {
+  return {
+    type: "message",
+    offset,
+    message: wire({ id, role: "user", content, status: "complete", client_id: clientId }),
+  };
+}
+
+function start(offset: number, id: string): ServerFrame {
+  return { type: "message", offset, message: wire({ id }) };
+}
+
+function chunk(offset: number, id: string, seq: number, delta: string): ServerFrame {
+  return { type: "chunk", offset, message_id: id, seq, delta };
+}
+
+/** A connected tab with an empty session. */
+function connected(): ChatState {
+  return run(initialChatState("s1"), { type: "frame", frame: welcome(0) }, { type: "opened" });
+}
+
+/** A user message (offset 1), an answer start (2) and two chunks (3, 4). */
+function midStream(): ChatState {
+  return frames(
+    connected(),
+    userMsg(1, "m1", "hi", "c1"),
+    start(2, "a1"),
+    chunk(3, "a1", 1, "Hello "),
+    chunk(4, "a1", 2, "there"),
+  );
+}
+
+describe("welcome", () => {
+  it("names the session, user and node", () => {
+    const state = connected();
+    expect(state.sessionId).toBe("s1");
+    expect(state.userId).toBe("u1");
+    expect(state.node).toBe("gw-1");
+    expect(state.epoch).toBe("e1");
+    expect(state.connection).toEqual({ status: "connected" });
+  });
+
+  it("starts a fresh tab at offset 0 so the retained log replays into it", () => {
+    const state = frames(initialChatState("s1"), welcome(42));
+    expect(state.epoch).toBe("e1");
+    expect(state.offset).toBe(0);
+  });
+
+  it("keeps the remembered position on a reconnection", () => {
+    const before = midStream();
+    const after = frames(before, { ...welcome(99, "e1"), node: "gw-2" });
+    expect(after.offset).toBe(4);
+    expect(after.epoch).toBe("e1");
+    expect(after.node).toBe("gw-2");
+    expect(after.messages).toBe(before.messages);
+  });
+
+  it("a new chat is idle until its first message", () => {
+    expect(initialChatState(null).connection).toEqual({ status: "idle" });
+    expect(initialChatState("s1").connection).toEqual({ status: "connecting", attempt: 0 });
+  });
+});
+
+describe("message, chunk and complete", () => {
+  it("streams an answer and completes it with the stored text", () => {
+    let state = midStream();
+    expect(state.offset).toBe(4);
+    expect(state.messages.map((m) => [m.role, m.content, m.status])).toEqual([
+      ["user", "hi", "complete"],
+      ["assistant", "Hello there", "streaming"],
+    ]);
+    expect(isGenerating(state)).toBe(true);
+    expect(streamingMessage(state)?.id).toBe("a1");
+    state = frames(state, {
+      type: "complete",
+      offset: 5,
+      message_id: "a1",
+      status: "completed",
+      content: "Hello there!",
+    });
+    expect(state.messages[1]).toMatchObject({ content: "Hello there!", status: "completed" });
+    expect(isGenerating(state)).toBe(false);
+    expect(streamingMessage(state)).toBeNull();
+  });
+
+  it.each(["cancelled", "failed", "interrupted"] as const)("keeps the partial text of a %s answer", (status) => {
+    const state = frames(midStream(), {
+      type: "complete",
+      offset: 5,
+      message_id: "a1",
+      status,
+      content: "Hello there",
+      error: status === "failed" ? "model broke" : undefined,
+    });
+    expect(state.messages[1]).toMatchObject({
+      content: "Hello there",
+      status,
+      error: status === "failed" ? "model broke" : null,
+    });
+  });
+
+  it("appends a message it did not know at the end", () => {
+    const state = frames(connected(), userMsg(1, "m1", "from another tab"));
+    expect(state.messages).toHaveLength(1);
+    expect(state.messages[0]).toMatchObject({ id: "m1", key: "m1", content: "from another tab" });
+  });
+
+  it("shows chunks of an answer whose start it never saw", () => {
+    const state = frames(connected(), chunk(7, "a9", 4, "tail"));
+    expect(state.messages[0]).toMatchObject({ id: "a9", content: "tail", status: "streaming", seq: 4 });
+  });
+
+  it("applies a complete for an unknown answer", () => {
+    const state = frames(connected(), {
+      type: "complete",
+      offset: 3,
+      message_id: "a7",
+      status: "completed",
+      content: "whole",
+    });
+    expect(state.messages[0]).toMatchObject({ id: "a7", content: "whole", status: "completed" });
+  });
+
+  it("ignores chunks after the answer finished", () => {
+    const done = frames(midStream(), {
+      type: "complete",
+      offset: 5,
+      message_id: "a1",
+      status: "cancelled",
+      content: "Hello there",
+    });
+    const state = frames(done, chunk(6, "a1", 3, " late"));
+    expect(state.messages[1]?.content).toBe("Hello there");
+  });
+});
+
+describe("offsets and sequence numbers", () => {
+  it("ignores any frame at or below the last offset seen", () => {
+    const before = midStream();
+    const after = frames(before, chunk(4, "a1", 2, "there"), chunk(3, "a1", 1, "Hello "), userMsg(1, "m1", "hi"));
+    expect(after).toBe(before);
+  });
+
+  it("ignores a repeated seq even at a new offset", () => {
+    const state = frames(midStream(), chunk(5, "a1", 2, "there"));
+    expect(state.messages[1]?.content).toBe("Hello there");
+    expect(state.offset).toBe(5);
+  });
+
+  it("a replayed start of a running answer rebuilds it from its chunks", () => {
+    // History gave a partial text of unknown position; the log replays it whole.
+    let state = run(
+      frames(initialChatState("s1"), welcome(10)),
+      { type: "history_loaded", messages: [wire({ id: "a1", content: "Hel" })], sinceOffset: 0 },
+    );
+    expect(state.messages[0]).toMatchObject({ content: "Hel", seq: null });
+    state = frames(state, start(2, "a1"), chunk(3, "a1", 1, "Hello "), chunk(4, "a1", 2, "world"));
+    expect(state.messages).toHaveLength(1);
+    expect(state.messages[0]).toMatchObject({ content: "Hello world", seq: 2, status: "streaming" });
+  });
+
+  it("a replayed start of a finished message changes nothing", () => {
+    const done = frames(midStream(), {
+      type: "complete",
+      offset: 5,
+      message_id: "a1",
+      status: "completed",
+      content: "Hello there",
+    });
+    const replayed = { ...done, offset: 0 };
+    const state = frames(replayed, start(2, "a1"), chunk(3, "a1", 1, "Hello "));
+    expect(state.messages[1]).toMatchObject({ content: "Hello there", status: "completed" });
+  });
+});
+
+describe("resume after a drop", () => {
+  it("marks an unconfirmed message unsent, then confirms it from the replay", () => {
+    let state = run(connected(), { type: "send", clientId: "c1", content: "hi", createdAt: T });
+    state = run(state, { type: "reconnect_scheduled", attempt: 1, retryAt: 1000, closeCode: 1006 });
+    expect(state.messages[0]).toMatchObject({ status: "unsent" });
+    expect(state.messages[0]?.sendError?.code).toBe("disconnected");
+    expect(state.connection).toEqual({ status: "reconnecting", attempt: 1, retryAt: 1000, lastCloseCode: 1006 });
+    state = frames(state, welcome(3), userMsg(1, "m1", "hi", "c1"));
+    expect(state.messages).toHaveLength(1);
+    expect(state.messages[0]).toMatchObject({ id: "m1", key: "local:c1", status: "complete", sendError: null });
+  });
+
+  it("continues a stream without gap or duplicate across a drop", () => {
+    let state = midStream();
+    state = run(state, { type: "reconnect_scheduled", attempt: 1, retryAt: 500, closeCode: 1006 });
+    state = run(state, { type: "connecting", attempt: 1 });
+    // The new connection's replay overlaps what was already shown (offset 4).
+    state = frames(
+      state,
+      welcome(8),
+      chunk(4, "a1", 2, "there"),
+      chunk(5, "a1", 3, ", friend"),
+      { type: "complete", offset: 6, message_id: "a1", status: "completed", content: "Hello there, friend" },
+    );
+    expect(state.offset).toBe(6);
+    expect(state.messages[1]).toMatchObject({ content: "Hello there, friend", status: "completed" });
+  });
+});
+
+describe("reset", () => {
+  it("takes the server's epoch and offset and waits for history", () => {
+    const state = frames(midStream(), { type: "reset", epoch: "e2", offset: 50 });
+    expect(state.epoch).toBe("e2");
+    expect(state.offset).toBe(50);
+    expect(state.history).toBe("loading");
+  });
+
+  it("lets history replace what the tab held", () => {
+    let state = frames(midStream(), { type: "reset", epoch: "e2", offset: 50 });
+    state = run(state, {
+      type: "history_loaded",
+      sinceOffset: 50,
+      messages: [
+        wire({ id: "m1", role: "user", content: "hi", status: "complete" }),
+        wire({ id: "a1", content: "Hello there", status: "interrupted" }),
+      ],
+    });
+    expect(state.history).toBe("loaded");
+    expect(state.messages.map((m) => [m.id, m.status])).toEqual([
+      ["m1", "complete"],
+      ["a1", "interrupted"],
+    ]);
+    // Frames of the old epoch's numbering are stale now.
+    expect(frames(state, chunk(5, "a1", 3, "x"))).toBe(state);
+    // The new numbering carries on after the reset's offset.
+    state = frames(state, userMsg(51, "m2", "again"));
+    expect(state.messages.at(-1)?.id).toBe("m2");
+  });
+});
+
+describe("history", () => {
+  it("keeps local sends and newer live events that history cannot know", () => {
+    let state = frames(initialChatState("s1"), welcome(2));
+    state = run(state, { type: "history_loading" });
+    state = frames(state, userMsg(3, "m2", "live"));
+    state = run(state, { type: "send", clientId: "c9", content: "pending", createdAt: T });
+    state = run(state, {
+      type: "history_loaded",
+      sinceOffset: 0,
+      messages: [wire({ id: "m1", role: "user", content: "old", status: "complete" })],
+    });
+    expect(state.messages.map((m) => m.content)).toEqual(["old", "live", "pending"]);
+  });
+
+  it("prefers the further copy of a message", () => {
+    let state = frames(midStream(), {
+      type: "complete",
+      offset: 5,
+      message_id: "a1",
+      status: "completed",
+      content: "Hello there",
+    });
+    state = run(state, {
+      type: "history_loaded",
+      sinceOffset: 0,
+      messages: [wire({ id: "a1", content: "Hel", status: "streaming" })],
+    });
+    expect(state.messages.find((m) => m.id === "a1")).toMatchObject({ status: "completed", content: "Hello there" });
+  });
+
+  it("records a failed load as a notice", () => {
+    const state = run(connected(), { type: "history_failed", detail: "500 Internal Server Error" });
+    expect(state.history).toBe("failed");
+    expect(state.notices[0]).toMatchObject({ code: "history", detail: "500 Internal Server Error" });
+  });
+});
+
+describe("errors", () => {
+  it("attaches an error with a client_id to that message", () => {
+    let state = run(connected(), { type: "send", clientId: "c1", content: "hi", createdAt: T });
+    expect(state.messages[0]).toMatchObject({ status: "sending", key: "local:c1" });
+    expect(isGenerating(state)).toBe(true);
+    state = frames(state, { type: "error", code: "busy", detail: "a generation is running", client_id: "c1" });
+    expect(state.messages[0]).toMatchObject({ status: "unsent", sendError: { code: "busy" } });
+    expect(isGenerating(state)).toBe(false);
+    expect(state.notices).toEqual([]);
+  });
+
+  it.each(["rate_limited", "invalid_message", "unavailable", "not_found"])(
+    "shows %s without a client_id as a notice",
+    (code) => {
+      const state = frames(connected(), { type: "error", code, detail: "why" });
+      expect(state.notices).toEqual([{ id: 1, code, detail: "why" }]);
+    },
+  );
+
+  it("keeps a bounded number of notices and dismisses them", () => {
+    let state = connected();
+    for (let i = 0; i < 5; i++) state = frames(state, { type: "error", code: "busy", detail: `n${i}` });
+    expect(state.notices.map((n) => n.detail)).toEqual(["n2", "n3", "n4"]);
+    state = run(state, { type: "dismiss_notice", id: state.notices[0]!.id });
+    expect(state.notices.map((n) => n.detail)).toEqual(["n3", "n4"]);
+  });
+
+  it("send_failed marks the local message", () => {
+    let state = run(connected(), { type: "send", clientId: "c1", content: "hi", createdAt: T });
+    state = run(state, { type: "send_failed", clientId: "c1", code: "unavailable", detail: "none" });
+    expect(state.messages[0]).toMatchObject({ status: "unsent", sendError: { code: "unavailable" } });
+  });
+});
+
+describe("other frames and connection changes", () => {
+  it("pong and reconnect do not change the conversation", () => {
+    const state = midStream();
+    expect(frames(state, { type: "pong" })).toBe(state);
+    expect(frames(state, { type: "reconnect", reason: "draining" })).toBe(state);
+  });
+
+  it("tracks offline and closed", () => {
+    expect(run(connected(), { type: "offline", reason: "net" }).connection).toEqual({
+      status: "offline",
+      reason: "net",
+    });
+    expect(run(connected(), { type: "closed", reason: "4403" }).connection).toEqual({
+      status: "closed",
+      reason: "4403",
+    });
+  });
+});

@@ -1,0 +1,58 @@
+import { cleanup, render } from "@testing-library/react";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ChatMessage } from "../chat/reducer";
+import { MessageView } from "./MessageView";
+
+function assistant(content: string, status: ChatMessage["status"] = "completed"): ChatMessage {
+  return {
+    key: "a1",
+    id: "a1",
+    clientId: null,
+    role: "assistant",
+    content,
+    status,
+    createdAt: "2026-01-01T00:00:00Z",
+    error: null,
+    sendError: null,
+    seq: null,
+    lastOffset: -1,
+  };
+}
+
+afterEach(cleanup);
+
+describe("MessageView", () => {
+  it("renders Markdown with code blocks", () => {
+    const { container } = render(
+      <MessageView message={assistant("# Title\n\nSome **bold** text.\n\n```py\nprint(1)\n```")} />,
+    );
+    expect(container.querySelector("h1")?.textContent).toBe("Title");
+    expect(container.querySelector("strong")?.textContent).toBe("bold");
+    expect(container.querySelector("pre code")?.textContent).toBe("print(1)\n");
+  });
+
+  it("never puts the model's raw HTML into the DOM", () => {
+    const { container } = render(
+      <MessageView
+        message={assistant('<img src=x onerror="alert(1)"> <script>alert(2)</script> [x](javascript:alert(3))')}
+      />,
+    );
+    expect(container.querySelector("img")).toBeNull();
+    expect(container.querySelector("script")).toBeNull();
+    expect(container.querySelector("a")?.getAttribute("href") ?? "").not.toContain("javascript");
+  });
+
+  it.each(["cancelled", "failed", "interrupted"] as const)("shows a %s badge", (status) => {
+    const { getByTestId } = render(<MessageView message={assistant("part", status)} />);
+    expect(getByTestId("status-badge").textContent).toBe(status);
+  });
+
+  it("shows no badge for a completed answer and a cursor while streaming", () => {
+    const done = render(<MessageView message={assistant("all")} />);
+    expect(done.queryByTestId("status-badge")).toBeNull();
+    done.unmount();
+    const { container } = render(<MessageView message={assistant("so far", "streaming")} />);
+    expect(container.querySelector(".cursor")).not.toBeNull();
+    expect(container.querySelector("article")?.getAttribute("aria-busy")).toBe("true");
+  });
+});
