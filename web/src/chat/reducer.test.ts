@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ServerFrame, WireMessage } from "./protocol";
+import type { ServerFrame, WelcomeFrame, WireMessage } from "./protocol";
 import {
   type ChatAction,
   type ChatState,
@@ -19,7 +19,7 @@ function frames(state: ChatState, ...list: ServerFrame[]): ChatState {
   return run(state, ...list.map((frame) => ({ type: "frame", frame }) as ChatAction));
 }
 
-function welcome(offset = 0, epoch: string | number = "e1"): ServerFrame {
+function welcome(offset = 0, epoch: string | number = "e1"): WelcomeFrame {
   return { type: "welcome", node: "gw-1", session_id: "s1", user_id: "u1", epoch, offset, protocol: 1 };
 }
 
