@@ -1,7 +1,9 @@
 """Wires the parts into runnable apps; the only place gateway and worker meet.
 
-``create_all_in_one_app`` is what ``chatrelay serve`` runs: gateway and
-worker in one process, the worker called in-process.
+- ``create_all_in_one_app``: ``chatrelay serve``, gateway and worker in one
+  process, the worker called in-process;
+- ``create_gateway_app``: ``chatrelay gateway``, workers reached over HTTP;
+- ``create_worker_app``: ``chatrelay worker``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from chatrelay.engine.base import Engine
 from chatrelay.gateway.app import create_app
 from chatrelay.gateway.auth import create_authenticator
 from chatrelay.gateway.services import GatewayServices
-from chatrelay.gateway.upstream import InProcessDispatcher
+from chatrelay.gateway.upstream import HttpBalancer, InProcessDispatcher
 from chatrelay.llm.factory import create_backend
 from chatrelay.store.conversations import ConversationStore
+from chatrelay.worker.app import WorkerServices
+from chatrelay.worker.app import create_worker_app as _worker_app
 from chatrelay.worker.generation import GenerationConfig, Generations
 
 
@@ -76,3 +80,64 @@ def create_all_in_one_app(settings: Settings) -> FastAPI:
             await engine.aclose()
 
     return create_app(services)
+
+
+def create_gateway_app(settings: Settings) -> FastAPI:
+    """A gateway node: sockets and REST here, generations on the workers of ``AI_SERVICE_URLS``."""
+
+    @asynccontextmanager
+    async def services() -> AsyncIterator[GatewayServices]:
+        engine = build_engine(settings)
+        store = ConversationStore(settings.database_url)
+        balancer = HttpBalancer(settings.ai_service_urls, settings.internal_token)
+        try:
+            await store.open()
+            balancer.start()
+            gateway = GatewayServices(
+                settings=settings,
+                engine=engine,
+                store=store,
+                dispatcher=balancer,
+                auth=create_authenticator(settings.auth_mode),
+                model="remote",
+            )
+            gateway.start()
+            try:
+                yield gateway
+            finally:
+                await gateway.aclose()
+        finally:
+            await balancer.aclose()
+            await store.aclose()
+            await engine.aclose()
+
+    return create_app(services)
+
+
+def create_worker_app(settings: Settings) -> FastAPI:
+    """A worker node: runs generations and publishes them through the engine."""
+
+    @asynccontextmanager
+    async def services() -> AsyncIterator[WorkerServices]:
+        engine = build_engine(settings)
+        store = ConversationStore(settings.database_url)
+        model = create_backend(settings)
+        try:
+            await store.open()
+            generations = Generations(engine, store, model, generation_config(settings))
+            try:
+                yield WorkerServices(
+                    node_id=settings.node_id,
+                    engine=engine,
+                    store=store,
+                    generations=generations,
+                    internal_token=settings.internal_token,
+                )
+            finally:
+                await generations.aclose()
+        finally:
+            await model.aclose()
+            await store.aclose()
+            await engine.aclose()
+
+    return _worker_app(services)

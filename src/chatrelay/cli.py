@@ -69,6 +69,37 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
     _run(asgi, settings)
 
 
+@app.command()
+def gateway(host: HostOption = None, port: PortOption = None) -> None:
+    """A gateway node: WebSockets and REST; generations on the workers of AI_SERVICE_URLS."""
+    settings = _settings(host, port)
+    logs.configure(settings.log_level, settings.node_id)
+    from chatrelay.app_factory import create_gateway_app
+
+    asgi = create_gateway_app(settings)
+    logger.info(
+        "chatrelay gateway %s on http://%s:%s, workers %s, pid %d",
+        settings.node_id, settings.host, settings.port,
+        ",".join(settings.ai_service_urls), os.getpid(),
+    )
+    _run(asgi, settings)
+
+
+@app.command()
+def worker(host: HostOption = None, port: PortOption = None) -> None:
+    """A worker node: POST /chat, /cancel; runs generations (default port 8000)."""
+    settings = _settings(host, port if port is not None else int(os.environ.get("CHATRELAY_PORT", "8000")))
+    logs.configure(settings.log_level, settings.node_id)
+    from chatrelay.app_factory import create_worker_app
+
+    asgi = create_worker_app(settings)
+    logger.info(
+        "chatrelay worker %s on http://%s:%s, model %s, pid %d",
+        settings.node_id, settings.host, settings.port, settings.model, os.getpid(),
+    )
+    _run(asgi, settings)
+
+
 def main() -> None:
     app()
 

@@ -250,6 +250,9 @@ class ChatAccepted(BaseModel):
 
 # -- gateway -> worker ---------------------------------------------------------------
 
+# Gateway -> worker calls carry the shared internal token in this header.
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+
 
 class GenerationRequest(BaseModel):
     """``POST /chat`` on a worker; the seed's body plus ids chosen by the caller.

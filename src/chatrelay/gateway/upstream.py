@@ -8,9 +8,29 @@ itself (called in-process); in a cluster an HTTP balancer over
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chatrelay.protocol import CancelRequest, ChatAccepted, GenerationRequest
+import httpx
+
+from chatrelay.exceptions import (
+    Busy,
+    ChatRelayError,
+    InvalidMessage,
+    NotFound,
+    Unavailable,
+)
+from chatrelay.protocol import (
+    INTERNAL_TOKEN_HEADER,
+    CancelRequest,
+    ChatAccepted,
+    GenerationRequest,
+)
+
+logger = logging.getLogger(__name__)
 
 
 class Dispatcher(Protocol):
@@ -41,3 +61,146 @@ class InProcessDispatcher:
 
     def health(self) -> list[dict[str, Any]]:
         return [{"node": self._node_id, "url": "in-process", "state": "up", "model": self._model}]
+
+
+# -- the HTTP balancer over AI_SERVICE_URLS -------------------------------------------
+
+# A node is cooled down after this many failures in a row...
+FAILURES_BEFORE_COOLDOWN = 2
+# ...and probed on /health this often until it answers 200 again.
+PROBE_INTERVAL_SECONDS = 1.0
+# Connecting to a worker on the same network takes milliseconds; a worker
+# that does not answer within these is treated as down and the next one tried.
+CONNECT_TIMEOUT_SECONDS = 2.0
+REQUEST_TIMEOUT_SECONDS = 10.0
+# 4xx answers a worker gives that mean the request itself is wrong: never retried.
+_CLIENT_ERRORS: dict[int, type[ChatRelayError]] = {
+    404: NotFound,
+    409: Busy,
+    422: InvalidMessage,
+}
+
+
+@dataclass
+class WorkerNode:
+    """One worker as the balancer sees it."""
+
+    url: str
+    state: str = "up"  # "up" or "cooldown"
+    failures: int = 0
+    last_error: str | None = None
+    requests: int = 0
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "state": self.state,
+            "failures": self.failures,
+            "requests": self.requests,
+            "last_error": self.last_error,
+        }
+
+
+class HttpBalancer:
+    """Round robin over workers; on a connection error, timeout or 5xx, the next one.
+
+    At most one try per node per request. A node failing
+    ``FAILURES_BEFORE_COOLDOWN`` times in a row is cooled down (skipped) and
+    probed on ``/health`` until it recovers. Retrying a ``POST /chat`` is safe
+    because its ``message_id`` is chosen by the gateway: a worker that already
+    runs that message answers with it instead of starting another.
+    """
+
+    def __init__(self, urls: list[str], internal_token: str) -> None:
+        if not urls:
+            raise ValueError("AI_SERVICE_URLS names no worker")
+        self.nodes = [WorkerNode(url.rstrip("/")) for url in urls]
+        self._next = 0
+        self._headers = {INTERNAL_TOKEN_HEADER: internal_token}
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+        self._prober: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._prober = asyncio.create_task(self._probe(), name="upstream-prober")
+
+    async def aclose(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
+        await self._client.aclose()
+
+    def health(self) -> list[dict[str, Any]]:
+        return [node.view() for node in self.nodes]
+
+    async def start(self, request: GenerationRequest) -> ChatAccepted:
+        body = await self._post("/chat", request.model_dump(mode="json"))
+        return ChatAccepted.model_validate(body)
+
+    async def cancel(self, request: CancelRequest) -> None:
+        await self._post("/cancel", request.model_dump(mode="json"))
+
+    def _order(self) -> list[WorkerNode]:
+        count = len(self.nodes)
+        start = self._next % count
+        self._next += 1
+        ring = [self.nodes[(start + i) % count] for i in range(count)]
+        healthy = [node for node in ring if node.state == "up"]
+        # With every node cooling down, trying them beats refusing outright.
+        return healthy or ring
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        errors: list[str] = []
+        for node in self._order():
+            node.requests += 1
+            try:
+                response = await self._client.post(node.url + path, json=body, headers=self._headers)
+            except httpx.HTTPError as exc:
+                self._failed(node, f"{type(exc).__name__}: {exc}")
+                errors.append(f"{node.url}: {type(exc).__name__}")
+                continue
+            if response.status_code >= 500:
+                self._failed(node, f"HTTP {response.status_code}")
+                errors.append(f"{node.url}: HTTP {response.status_code}")
+                continue
+            node.failures, node.last_error = 0, None
+            if response.status_code in _CLIENT_ERRORS:
+                raise _CLIENT_ERRORS[response.status_code](_detail(response))
+            if response.status_code >= 400:
+                raise Unavailable(f"worker refused the request: {_detail(response)}")
+            logger.info(
+                "AI service request successful",
+                extra={"url": node.url, "code": response.status_code},
+            )
+            return response.json()
+        raise Unavailable("no worker could take the request (" + "; ".join(errors) + ")")
+
+    def _failed(self, node: WorkerNode, reason: str) -> None:
+        node.failures += 1
+        node.last_error = reason
+        logger.warning("AI service request failed: %s", reason, extra={"url": node.url})
+        if node.failures >= FAILURES_BEFORE_COOLDOWN and node.state == "up":
+            node.state = "cooldown"
+            logger.warning("worker cooled down", extra={"url": node.url})
+
+    async def _probe(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL_SECONDS)
+            for node in [n for n in self.nodes if n.state == "cooldown"]:
+                try:
+                    response = await self._client.get(node.url + "/health")
+                except httpx.HTTPError:
+                    continue
+                if response.status_code == 200:
+                    node.state, node.failures, node.last_error = "up", 0, None
+                    logger.info("worker recovered", extra={"url": node.url})
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text[:200]

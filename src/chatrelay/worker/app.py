@@ -1,0 +1,118 @@
+"""The worker's HTTP API: the seed's ``/chat``, ``/cancel``, ``/history``, ``/health``."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from chatrelay import __version__
+from chatrelay.engine.base import Engine
+from chatrelay.exceptions import ChatRelayError, Unavailable
+from chatrelay.protocol import INTERNAL_TOKEN_HEADER, CancelRequest, ChatAccepted, GenerationRequest
+from chatrelay.store.conversations import ConversationStore
+from chatrelay.worker.generation import Generations
+
+
+@dataclass
+class WorkerServices:
+    """What a worker process runs on."""
+
+    node_id: str
+    engine: Engine
+    store: ConversationStore
+    generations: Generations
+    internal_token: str
+    draining: bool = False
+
+
+WorkerFactory = Callable[[], AbstractAsyncContextManager[WorkerServices]]
+
+
+def _services(request: Request) -> WorkerServices:
+    services: WorkerServices = request.app.state.services
+    return services
+
+
+def _check_token(
+    request: Request, token: str | None = Header(None, alias=INTERNAL_TOKEN_HEADER)
+) -> None:
+    expected = _services(request).internal_token
+    if expected and not hmac.compare_digest(token or "", expected):
+        raise _Unauthorized()
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
+    """The worker app; ``services_factory`` opens and closes what it runs on."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with services_factory() as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(title="chatrelay worker", version=__version__, lifespan=lifespan)
+    internal = [Depends(_check_token)]
+
+    @app.exception_handler(ChatRelayError)
+    async def chatrelay_error(request: Request, exc: ChatRelayError) -> JSONResponse:
+        return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=exc.http_status)
+
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            {"code": "not_authenticated", "detail": f"missing or wrong {INTERNAL_TOKEN_HEADER}"},
+            status_code=401,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"code": "invalid_message", "detail": detail}, status_code=422)
+
+    @app.post("/chat", status_code=202, response_model=ChatAccepted, dependencies=internal)
+    async def chat(body: GenerationRequest, request: Request) -> ChatAccepted:
+        services = _services(request)
+        if services.draining:
+            raise Unavailable("this worker is shutting down")
+        return await services.generations.start(body)
+
+    @app.post("/cancel", dependencies=internal)
+    async def cancel(body: CancelRequest, request: Request) -> dict[str, str]:
+        await _services(request).generations.cancel(body)
+        return {"status": "cancelled"}
+
+    @app.get("/history/{session_id}", dependencies=internal)
+    async def history(
+        session_id: str, request: Request, limit: int = Query(200, ge=1, le=1000)
+    ) -> dict[str, Any]:
+        messages = await _services(request).store.history(session_id, limit=limit)
+        return {"session_id": session_id, "messages": messages}
+
+    @app.get("/health")
+    async def health(request: Request) -> JSONResponse:
+        services = _services(request)
+        engine_ok = await services.engine.ping()
+        status = "draining" if services.draining else ("ok" if engine_ok else "degraded")
+        body = {
+            "status": status,
+            "node": services.node_id,
+            "role": "worker",
+            "model": services.generations.model_name,
+            "engine": "up" if engine_ok else "down",
+            "running": services.generations.running_count,
+            "version": __version__,
+        }
+        return JSONResponse(body, status_code=503 if services.draining else 200)
+
+    return app
