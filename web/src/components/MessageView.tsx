@@ -32,7 +32,9 @@ function MessageViewImpl({ message }: { message: ChatMessage }) {
                 {message.content}
               </Markdown>
             ) : streaming ? null : (
-              <p className="muted">(no text)</p>
+              <p className="muted" data-testid="empty-answer">
+                (no text was stored for this answer)
+              </p>
             )}
             {streaming && <span className="cursor" aria-hidden="true" />}
           </div>

