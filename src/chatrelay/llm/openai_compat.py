@@ -27,7 +27,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 from openai import AsyncOpenAI
 
@@ -60,14 +60,16 @@ class OpenAICompatModel:
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         cooldown: float = COOLDOWN_SECONDS,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
-        """``transport`` replaces the network (tests use ``httpx.MockTransport``)."""
+        """``transport`` replaces the network (tests use ``httpx2.MockTransport``).
+
+        The SDK (``openai>=3``) speaks HTTP through ``httpx2``, hence its types here."""
         if not base_urls:
             raise ValueError("OpenAICompatModel needs at least one base URL")
         self._model = model
         self._base_urls = [url.rstrip("/") for url in base_urls]
-        timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        timeout = httpx2.Timeout(read_timeout, connect=connect_timeout)
         # The SDK's own retries would hide a failing endpoint behind backoff; failover
         # to the next endpoint is ours, so it does none.
         self._clients = [
@@ -77,7 +79,7 @@ class OpenAICompatModel:
                 timeout=timeout,
                 max_retries=0,
                 http_client=(
-                    httpx.AsyncClient(transport=transport, timeout=timeout) if transport else None
+                    httpx2.AsyncClient(transport=transport, timeout=timeout) if transport else None
                 ),
             )
             for url in self._base_urls
@@ -136,7 +138,7 @@ class OpenAICompatModel:
                                 yield choice.delta.content
                 if not finished:
                     raise ModelError("the stream ended without a finish reason")
-            except (openai.OpenAIError, httpx.HTTPError, ModelError, ValueError) as exc:
+            except (openai.OpenAIError, httpx2.HTTPError, ModelError, ValueError) as exc:
                 reason = _describe(exc)
                 if yielded:
                     raise ModelError(f"{url}: the answer broke off: {reason}") from exc
@@ -170,7 +172,7 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
-        return f"cannot connect ({_short(str(cause))})" if cause else "cannot connect"
+        return f"connection error ({_short(str(cause))})" if cause else "connection error"
     return _short(str(exc)) or type(exc).__name__
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from chatrelay.exceptions import ModelError
@@ -131,7 +131,7 @@ async def test_all_endpoints_down_names_each_reason() -> None:
     backend = model({"a": refuse, "b": lambda request: httpx.Response(500)}, seen)
     with pytest.raises(ModelError) as caught:
         await collect(backend.stream(TURNS, PARAMS))
-    assert "http://a/v1: cannot connect" in caught.value.detail
+    assert "http://a/v1: connection error" in caught.value.detail
     assert "http://b/v1: HTTP 500" in caught.value.detail
     await backend.aclose()
 

