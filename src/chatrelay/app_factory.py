@@ -25,6 +25,7 @@ from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.app import WorkerServices
 from chatrelay.worker.app import create_worker_app as _worker_app
 from chatrelay.worker.generation import GenerationConfig, Generations
+from chatrelay.worker.reaper import Reaper
 
 
 def build_engine(settings: Settings) -> Engine:
@@ -57,9 +58,9 @@ def create_all_in_one_app(settings: Settings) -> FastAPI:
         try:
             await store.open()
             generations = Generations(engine, store, model, generation_config(settings))
-            if settings.resolved_engine_url.startswith("memory:"):
-                # One process owns every generation: what is still streaming died with it.
-                await generations.interrupt_orphans()
+            reaper = Reaper(engine, store, settings.node_id)
+            await reaper.reap_once()  # what a previous run left streaming
+            reaper.start()
             gateway = GatewayServices(
                 settings=settings,
                 engine=engine,
@@ -68,11 +69,13 @@ def create_all_in_one_app(settings: Settings) -> FastAPI:
                 auth=create_authenticator(settings.auth_mode),
                 model=model.name,
             )
+            gateway.drain_hooks.append(generations.wait_idle)
             gateway.start()
             try:
                 yield gateway
             finally:
                 await generations.aclose()
+                await reaper.aclose()
                 await gateway.aclose()
         finally:
             await model.aclose()
@@ -125,6 +128,8 @@ def create_worker_app(settings: Settings) -> FastAPI:
         try:
             await store.open()
             generations = Generations(engine, store, model, generation_config(settings))
+            reaper = Reaper(engine, store, settings.node_id)
+            reaper.start()
             try:
                 yield WorkerServices(
                     node_id=settings.node_id,
@@ -135,6 +140,7 @@ def create_worker_app(settings: Settings) -> FastAPI:
                 )
             finally:
                 await generations.aclose()
+                await reaper.aclose()
         finally:
             await model.aclose()
             await store.aclose()

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     ping_interval: float = Field(20.0, validation_alias=_env("ping_interval"))
     heartbeat_ttl: float = Field(60.0, validation_alias=_env("heartbeat_ttl"))
     lease_ttl: float = Field(15.0, validation_alias=_env("lease_ttl"))
+    # On SIGTERM: how long sockets and running answers get before the process exits.
+    drain_grace_seconds: float = Field(10.0, validation_alias=_env("drain_grace_seconds"))
     # Frames waiting for one slow socket; past this the socket is closed.
     send_queue_size: int = Field(1024, validation_alias=_env("send_queue_size"))
     history_turns: int = Field(20, validation_alias=_env("history_turns"))

@@ -12,6 +12,7 @@ dicts built by the ``*_frame`` functions, encoded once with orjson.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -274,6 +275,16 @@ class CancelRequest(BaseModel):
 
     session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
     message_id: str = Field(min_length=1, max_length=128)
+
+
+def partial_texts(events: Iterable[Any], message_ids: Iterable[str]) -> dict[str, str]:
+    """The text each of ``message_ids`` has so far, from a session log's events."""
+    parts: dict[str, list[str]] = {message_id: [] for message_id in message_ids}
+    for event in events:
+        frame = orjson.loads(event.data)
+        if frame.get("type") == "chunk" and frame.get("message_id") in parts:
+            parts[frame["message_id"]].append(frame["delta"])
+    return {message_id: "".join(deltas) for message_id, deltas in parts.items()}
 
 
 def generation_lease_key(session_id: str) -> str:

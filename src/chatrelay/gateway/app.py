@@ -50,6 +50,7 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with services_factory() as services:
             app.state.services = services
+            app.state.drain = services.drain
             yield
 
     app = FastAPI(title="chatrelay", version=__version__, lifespan=lifespan)
@@ -116,8 +117,9 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
     async def health(request: Request) -> JSONResponse:
         services = _services(request)
         engine_ok = await services.engine.ping()
+        status = "draining" if services.draining else ("ok" if engine_ok else "degraded")
         body = {
-            "status": "ok" if engine_ok else "degraded",
+            "status": status,
             "node": services.node_id,
             "role": "gateway",
             "model": services.model,
@@ -125,7 +127,7 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
             "connections": len(services.connections),
             "version": __version__,
         }
-        return JSONResponse(body)
+        return JSONResponse(body, status_code=503 if services.draining else 200)
 
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/actuator/health", health, methods=["GET"])

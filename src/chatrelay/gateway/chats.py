@@ -10,13 +10,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import orjson
-
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import Forbidden, InvalidMessage, RateLimited
 from chatrelay.gateway.upstream import Dispatcher
-from chatrelay.protocol import CancelRequest, ChatAccepted, GenerationRequest, new_id
+from chatrelay.protocol import (
+    CancelRequest,
+    ChatAccepted,
+    GenerationRequest,
+    new_id,
+    partial_texts,
+)
 from chatrelay.store.conversations import ConversationStore
 
 
@@ -86,13 +90,8 @@ class Conversations:
         streaming = {m["id"]: m for m in messages if m["status"] == "streaming"}
         if streaming:
             log = await self._engine.history(session_id, 0)
-            parts: dict[str, list[str]] = {message_id: [] for message_id in streaming}
-            for event in log.events:
-                frame = orjson.loads(event.data)
-                if frame.get("type") == "chunk" and frame.get("message_id") in parts:
-                    parts[frame["message_id"]].append(frame["delta"])
-            for message_id, message in streaming.items():
-                message["content"] = "".join(parts[message_id])
+            for message_id, text in partial_texts(log.events, streaming).items():
+                streaming[message_id]["content"] = text
         return messages
 
     async def sessions(self, user_id: str) -> list[dict[str, Any]]:

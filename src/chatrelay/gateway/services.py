@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 # Heartbeats per TTL: a registration survives two missed beats.
 HEARTBEATS_PER_TTL = 3
+DRAIN_POLL_SECONDS = 0.05
 
 
 class HealthReporting(Protocol):
@@ -48,6 +50,10 @@ class GatewayServices:
     relay: Relay = field(init=False)
     conversations: Conversations = field(init=False)
     connections: dict[str, Connection] = field(default_factory=dict)
+    sockets: set[Any] = field(default_factory=set)  # the open ChatSockets
+    draining: bool = False
+    # Run after the sockets are drained (the all-in-one waits for its generations).
+    drain_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _heartbeat: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
@@ -61,6 +67,17 @@ class GatewayServices:
     def start(self) -> None:
         """Start the background jobs (registry heartbeats)."""
         self._heartbeat = asyncio.create_task(self._beat(), name="registry-heartbeat")
+
+    async def drain(self) -> None:
+        """Refuse new sockets, send ``reconnect`` to every open one, wait until they close."""
+        self.draining = True
+        logger.info("draining %d sockets", len(self.sockets), extra={"node": self.node_id})
+        for socket in list(self.sockets):
+            socket.send_reconnect("node draining")
+        while self.sockets:
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        for hook in self.drain_hooks:
+            await hook()
 
     async def aclose(self) -> None:
         if self._heartbeat is not None:

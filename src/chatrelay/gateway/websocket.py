@@ -35,6 +35,7 @@ from chatrelay.protocol import (
     error_frame,
     new_id,
     parse_client_frame,
+    reconnect_frame,
     reset_frame,
     valid_session_id,
     welcome_frame,
@@ -48,6 +49,7 @@ CLOSE_TOO_MANY = 4429
 CLOSE_BAD_SESSION = 4400
 CLOSE_TOO_SLOW = 4408
 CLOSE_OVERLOADED = 1013
+CLOSE_RESTARTING = 1012
 
 
 class _Closed(Exception):
@@ -71,6 +73,7 @@ class ChatSocket:
         self._last = 0  # newest offset queued
         self._sent = 0  # newest offset written to the socket
         self._overflow = asyncio.Event()
+        self._closing: tuple[int, str] | None = None
         self.session_id = ""
         self.user_id = ""
 
@@ -100,6 +103,12 @@ class ChatSocket:
     def _send_frame(self, frame: dict[str, Any]) -> None:
         self._enqueue(orjson.dumps(frame))
 
+    def send_reconnect(self, reason: str) -> None:
+        """Tell the client to come back (elsewhere) and resume; close once that is sent."""
+        self._send_frame(reconnect_frame(reason))
+        self._closing = (CLOSE_RESTARTING, reason)
+        self._enqueue(b"")  # the end: the writer stops after the frames before it
+
     def _hold(self) -> None:
         self._held = []
 
@@ -123,6 +132,7 @@ class ChatSocket:
         try:
             await services.engine.register(connection, services.settings.heartbeat_ttl)
             services.connections[connection.connection_id] = connection
+            services.sockets.add(self)
             self._hold()
             async with services.relay.attach(self.session_id, self):
                 epoch, latest = await services.engine.position(self.session_id)
@@ -136,6 +146,7 @@ class ChatSocket:
             code, reason = CLOSE_OVERLOADED, f"engine unavailable: {exc.detail}"[:120]
         finally:
             services.connections.pop(connection.connection_id, None)
+            services.sockets.discard(self)
             with contextlib.suppress(EngineError):
                 await services.engine.unregister(connection)
         logger.info("WebSocket disconnected", extra={**fields, "code": code})
@@ -145,6 +156,8 @@ class ChatSocket:
 
     async def _handshake(self) -> Connection:
         services = self._services
+        if services.draining:
+            raise _Closed(CLOSE_OVERLOADED, "this node is draining; connect again")
         query = self._ws.query_params
         try:
             self.user_id = services.auth.user_for(query, self._ws.headers)
@@ -177,12 +190,14 @@ class ChatSocket:
             await asyncio.gather(*tasks, return_exceptions=True)
         if overflow in done:
             return CLOSE_TOO_SLOW, f"too slow; reconnect and resume from offset {self._sent}"
-        return 1000, ""
+        return self._closing or (1000, "")
 
     async def _write(self) -> None:
         send = self._ws.send
         while True:
             offset, data = await self._queue.get()
+            if not data:
+                return  # the end marker of send_reconnect
             await send({"type": "websocket.send", "text": data.decode()})
             if offset:
                 self._sent = offset

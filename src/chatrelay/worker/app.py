@@ -31,6 +31,11 @@ class WorkerServices:
     internal_token: str
     draining: bool = False
 
+    async def drain(self) -> None:
+        """Take no new chats (``/health`` says 503); wait for the running answers to end."""
+        self.draining = True
+        await self.generations.wait_idle()
+
 
 WorkerFactory = Callable[[], AbstractAsyncContextManager[WorkerServices]]
 
@@ -59,6 +64,7 @@ def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with services_factory() as services:
             app.state.services = services
+            app.state.drain = services.drain
             yield
 
     app = FastAPI(title="chatrelay worker", version=__version__, lifespan=lifespan)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatrelay.engine.base import Engine, Lease
-from chatrelay.exceptions import Busy, EngineError, LeaseLost, ModelError, NotFound
+from chatrelay.exceptions import Busy, EngineError, LeaseLost, ModelError, NotFound, Unavailable
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
 from chatrelay.protocol import (
     CancelRequest,
@@ -96,6 +96,8 @@ class Generations:
         when another generation holds the session. A request repeated with the
         same ``message_id`` returns the first one's answer and starts nothing.
         """
+        if self._closing:
+            raise Unavailable("this worker is shutting down")
         accepted = ChatAccepted(
             message_id=request.message_id,
             session_id=request.session_id,
@@ -154,21 +156,13 @@ class Generations:
         if local is not None:
             local.cancelled.set()
 
-    async def interrupt_orphans(self) -> int:
-        """End messages a previous run of this process left streaming; return how many.
-
-        Only for a process that owns every generation of its store (the
-        all-in-one server with its memory engine): their log died with it.
-        """
-        orphans = await self._store.streaming_messages()
-        for message in orphans:
-            await self._store.finish_message(
-                message["id"],
-                status="interrupted",
-                content=message["content"],
-                error="the server restarted during this answer",
+    async def wait_idle(self) -> None:
+        """Return once no generation runs here (new ones may still be started)."""
+        while self._running:
+            await asyncio.gather(
+                *(running.task for running in list(self._running.values())),
+                return_exceptions=True,
             )
-        return len(orphans)
 
     async def aclose(self) -> None:
         """Interrupt every running generation and wait until each one is finalized."""

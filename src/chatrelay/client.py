@@ -1,0 +1,246 @@
+"""A Python client for chatrelay's WebSocket protocol, with resume.
+
+The client remembers the session's epoch and the last offset it saw. When
+the connection drops, it reconnects with exponential backoff and full jitter
+(0.5 s doubling up to 20 s, a random wait below that) and sends ``resume``,
+so the frames it hands out have no gap and no repeat: every ``message``,
+``chunk`` and ``complete`` exactly once, in offset order. When the server
+answers ``reset`` (the log from our position is gone), the ``reset`` frame is
+handed out and the caller reloads history over REST.
+
+Used by the tests, the benchmarks and ``chatrelay chat``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 20.0
+# Frames waiting for the caller; a caller that stops reading stops the reading.
+INBOX_SIZE = 10_000
+# Close codes after which reconnecting cannot help.
+FINAL_CLOSE_CODES = frozenset({4400, 4401, 4403})
+LOG_FRAMES = frozenset({"message", "chunk", "complete"})
+
+
+class ClientClosed(Exception):
+    """The server refused us for good (auth, ownership), or ``close()`` was called."""
+
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Full jitter: a random wait below ``min(cap, first * 2**attempt)``."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_FIRST_SECONDS * (2 ** min(attempt, 16)))
+    return (rng or random).uniform(0, ceiling)
+
+
+class ChatClient:
+    """One session's socket that survives reconnects. Use as an async context manager."""
+
+    def __init__(
+        self,
+        url: str,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        *,
+        token: str | None = None,
+        local_addr: tuple[str, int] | None = None,
+    ) -> None:
+        self.url = url
+        self.session_id = session_id
+        self.user_id = user_id
+        self.token = token
+        self.local_addr = local_addr
+        self.epoch: str | None = None
+        self.offset = 0
+        self.node: str | None = None
+        self.connects = 0
+        self.resets = 0
+        self._inbox: asyncio.Queue[dict[str, Any] | ClientClosed] = asyncio.Queue(INBOX_SIZE)
+        self._connection: ClientConnection | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def __aenter__(self) -> ChatClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self, timeout: float = 10.0) -> None:
+        """Connect (retrying with backoff) and wait for the first ``welcome``."""
+        self._task = asyncio.create_task(self._run(), name="chatrelay-client")
+        async with asyncio.timeout(timeout):
+            while not self._connected.is_set():
+                waiter = asyncio.ensure_future(self._connected.wait())
+                done, _ = await asyncio.wait({waiter, self._task}, return_when="FIRST_COMPLETED")
+                if self._task in done:
+                    waiter.cancel()
+                    self._task.result()
+                    raise ClientClosed("the client stopped before connecting")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._connection is not None:
+            await self._connection.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ClientClosed):
+                await self._task
+
+    # -- sending
+
+    async def send(self, frame: dict[str, Any], timeout: float = 30.0) -> None:
+        """Send a frame, waiting (up to ``timeout``) for a connection if there is none."""
+        async with asyncio.timeout(timeout):
+            while True:
+                await self._connected.wait()
+                connection = self._connection
+                if connection is None:
+                    continue
+                try:
+                    await connection.send(json.dumps(frame))
+                    return
+                except ConnectionClosed:
+                    self._connected.clear()
+
+    async def chat(self, content: str, client_id: str | None = None) -> str:
+        """Send a chat message; return its ``client_id`` (to match the echoed message)."""
+        client_id = client_id or uuid.uuid4().hex[:16]
+        await self.send({"type": "chat", "content": content, "client_id": client_id})
+        return client_id
+
+    async def cancel(self, message_id: str) -> None:
+        await self.send({"type": "cancel", "message_id": message_id})
+
+    # -- receiving
+
+    async def receive(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next frame (log frames exactly once, in order); raises ClientClosed at the end."""
+        async with asyncio.timeout(timeout):
+            item = await self._inbox.get()
+        if isinstance(item, ClientClosed):
+            self._inbox.put_nowait(item)  # every later call sees the end too
+            raise item
+        return item
+
+    async def frames(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            try:
+                yield await self.receive()
+            except ClientClosed:
+                return
+
+    async def history(self) -> list[dict[str, Any]]:
+        """The session's stored messages over REST (what to show after a ``reset``)."""
+        parts = urlsplit(self.url)
+        scheme = "https" if parts.scheme == "wss" else "http"
+        base = urlunsplit((scheme, parts.netloc, "", "", ""))
+        params = {"user_id": self.user_id} if self.user_id else {}
+        async with httpx.AsyncClient(base_url=base) as http:
+            response = await http.get(f"/api/history/{self.session_id}", params=params)
+            response.raise_for_status()
+            messages: list[dict[str, Any]] = response.json()["messages"]
+            return messages
+
+    # -- the connection loop
+
+    def _connect_url(self) -> str:
+        query = {
+            key: value
+            for key, value in (
+                ("session_id", self.session_id),
+                ("user_id", self.user_id),
+                ("token", self.token),
+            )
+            if value
+        }
+        return f"{self.url}?{urlencode(query)}" if query else self.url
+
+    async def _run(self) -> None:
+        attempt = 0
+        try:
+            while not self._closing:
+                try:
+                    connection = await websockets.connect(
+                        self._connect_url(), max_size=None, local_addr=self.local_addr,
+                        open_timeout=10,
+                    )
+                except (OSError, InvalidHandshake, TimeoutError) as exc:
+                    logger.info("connect failed (%s); retrying", exc)
+                else:
+                    try:
+                        if await self._serve(connection):
+                            attempt = 0
+                            continue  # asked to reconnect: no wait
+                        attempt = 0
+                    except ConnectionClosed as exc:
+                        code = exc.rcvd.code if exc.rcvd else None
+                        if code in FINAL_CLOSE_CODES:
+                            raise ClientClosed(
+                                f"refused: {exc.rcvd.reason if exc.rcvd else ''}", code
+                            ) from exc
+                    finally:
+                        self._connected.clear()
+                        self._connection = None
+                if self._closing:
+                    break
+                await asyncio.sleep(backoff_delay(attempt))
+                attempt += 1
+            self._inbox.put_nowait(ClientClosed("closed"))
+        except ClientClosed as exc:
+            self._inbox.put_nowait(exc)
+            raise
+
+    async def _serve(self, connection: ClientConnection) -> bool:
+        """Read one connection's frames; True if the server asked us to reconnect."""
+        welcome = json.loads(await connection.recv())
+        if welcome.get("type") != "welcome":
+            raise ClientClosed(f"expected welcome, got {welcome.get('type')}")
+        self.connects += 1
+        self.node = welcome["node"]
+        self.session_id = welcome["session_id"]
+        if self.epoch is None:
+            self.epoch, self.offset = welcome["epoch"], welcome["offset"]
+        else:
+            await connection.send(
+                json.dumps({"type": "resume", "epoch": self.epoch, "offset": self.offset})
+            )
+        self._connection = connection
+        self._connected.set()
+        async for raw in connection:
+            frame = json.loads(raw)
+            kind = frame.get("type")
+            if kind in LOG_FRAMES:
+                if frame["offset"] <= self.offset:
+                    continue  # already handed out
+                self.offset = frame["offset"]
+            elif kind == "reset":
+                self.resets += 1
+                self.epoch, self.offset = frame["epoch"], frame["offset"]
+            elif kind == "reconnect":
+                await connection.close()
+                return True
+            await self._inbox.put(frame)
+        return False

@@ -1,0 +1,66 @@
+"""Runs an ASGI app with uvicorn, draining it before exit on SIGTERM or Ctrl-C.
+
+The first signal starts the app's ``drain`` (``app.state.drain``, set by its
+lifespan): a gateway tells its sockets to reconnect elsewhere and closes them
+with 1012; a worker stops taking chats and lets running answers finish. After
+the drain, or the grace period, uvicorn shuts down as usual. A second signal
+exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from chatrelay.config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server whose first exit signal drains the app first."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, grace: float) -> None:
+        super().__init__(config)
+        self._app = app
+        self._grace = grace
+        self._drain_task: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        drain = getattr(self._app.state, "drain", None)
+        if self._drain_task is not None or drain is None or not self.started:
+            super().handle_exit(sig, frame)
+            return
+        loop = asyncio.get_event_loop()
+        self._drain_task = loop.create_task(self._drain_then_exit(sig, frame))
+
+    async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+        logger.info("draining (grace %.1f s)", self._grace)
+        try:
+            async with asyncio.timeout(self._grace):
+                await self._app.state.drain()
+        except TimeoutError:
+            logger.warning("drain did not finish within %.1f s; stopping anyway", self._grace)
+        except Exception:
+            logger.exception("drain failed; stopping anyway")
+        super().handle_exit(sig, frame)
+
+
+def run(app: FastAPI, settings: Settings) -> None:
+    """Serve ``app`` on the settings' host and port until a signal ends it."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=settings.ping_interval,
+        ws_ping_timeout=settings.ping_interval,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=max(1, int(settings.drain_grace_seconds)),
+    )
+    DrainingServer(config, app, settings.drain_grace_seconds).run()

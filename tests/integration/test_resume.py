@@ -1,0 +1,137 @@
+"""Resume after a dropped connection, reset on a foreign epoch, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from chatrelay.client import ChatClient
+from chatrelay.llm.simulated import LONG_ANSWER
+from tests.fixtures.processes import Server, start_server
+from tests.timing import seconds
+from tests.wsclient import WsClient
+
+
+def ids() -> tuple[str, str]:
+    return f"user-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:12]}"
+
+
+async def collect(client: ChatClient, until_complete: int = 1) -> list[dict[str, Any]]:
+    """Frames until ``until_complete`` complete frames arrived."""
+    frames: list[dict[str, Any]] = []
+    async with asyncio.timeout(seconds(30)):
+        while sum(f["type"] == "complete" for f in frames) < until_complete:
+            frames.append(await client.receive())
+    return frames
+
+
+def log_offsets(frames: list[dict[str, Any]]) -> list[int]:
+    return [f["offset"] for f in frames if f["type"] in ("message", "chunk", "complete")]
+
+
+async def test_a_dropped_connection_resumes_without_gap_or_repeat(server: Server) -> None:
+    user, session = ids()
+    async with ChatClient(server.ws, session, user) as client:
+        await client.chat("explain the journey of a chunk")
+        frames = [await client.receive() for _ in range(8)]
+        assert client._connection is not None
+        client._connection.transport.abort()  # the network drops under us
+        frames += await collect(client)
+        assert client.connects == 2
+    offsets = log_offsets(frames)
+    assert offsets == list(range(1, len(offsets) + 1))
+    text = "".join(f["delta"] for f in frames if f["type"] == "chunk")
+    complete = frames[-1]
+    assert complete["status"] == "completed"
+    assert text == complete["content"] == LONG_ANSWER
+
+
+async def test_resume_replays_exactly_what_was_missed(server: Server) -> None:
+    user, session = ids()
+    first = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    message_id = await first.chat("hello")
+    await first.follow(message_id)
+    epoch = first.welcome["epoch"]
+    await first.close()
+
+    late = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    assert late.welcome["epoch"] == epoch
+    assert late.welcome["offset"] == first.offsets()[-1]
+    await late.send({"type": "resume", "epoch": epoch, "offset": 2})
+    replay = [await late.recv() for _ in range(len(first.offsets()) - 2)]
+    assert [f["offset"] for f in replay] == first.offsets()[2:]
+    assert [f["type"] for f in replay] == [
+        f["type"] for f in first.frames if f["type"] in ("message", "chunk", "complete")
+    ][2:]
+    await late.close()
+
+
+async def test_a_foreign_epoch_gets_reset_and_history_has_the_answer(server: Server) -> None:
+    user, session = ids()
+    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    turn = await client.follow(await client.chat("hello"))
+    await client.send({"type": "resume", "epoch": "some-other-epoch", "offset": 3})
+    reset = await client.recv_type("reset")
+    assert reset["epoch"] == client.welcome["epoch"]
+    assert reset["offset"] == client.offsets()[-1]
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        stored = (await http.get(f"/api/history/{session}", params={"user_id": user})).json()
+    assert stored["messages"][-1]["content"] == turn.text
+    await client.close()
+
+
+async def test_history_shows_the_text_so_far_of_a_streaming_answer(server: Server) -> None:
+    user, session = ids()
+    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    message_id = await client.chat("explain slowly")
+    for _ in range(5):
+        await client.recv_type("chunk")
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        stored = (await http.get(f"/api/history/{session}", params={"user_id": user})).json()
+    streaming = stored["messages"][-1]
+    assert streaming["id"] == message_id and streaming["status"] == "streaming"
+    assert len(streaming["content"].split()) >= 5
+    assert LONG_ANSWER.startswith(streaming["content"])
+    await client.send({"type": "cancel", "message_id": message_id})
+    await client.follow(message_id)
+    await client.close()
+
+
+async def test_sigterm_drains_sockets_and_interrupts_honestly(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    tmp = tmp_path_factory.mktemp("drain")
+    draining = start_server(tmp, {"CHUNK_DELAY": "0.05", "CHATRELAY_DRAIN_GRACE_SECONDS": "1"})
+    user, session = ids()
+    try:
+        client = await WsClient.connect(draining.ws, session_id=session, user_id=user)
+        message_id = await client.chat("explain the drain")
+        await client.recv_type("chunk")
+        draining.process.signal(signal.SIGTERM)
+        reconnect = await client.recv_type("reconnect")
+        assert reconnect["reason"]
+        with pytest.raises(Exception) as closed:
+            await client.recv()
+        assert getattr(closed.value, "rcvd", None) is not None
+        assert closed.value.rcvd.code == 1012  # type: ignore[attr-defined]
+        # uvicorn re-raises the signal once it has shut down cleanly.
+        assert draining.process.popen.wait(seconds(15)) in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in draining.process.log()
+    finally:
+        draining.process.stop()
+    # The answer did not finish within the grace period: it is interrupted, not lost.
+    again = start_server(tmp, port=draining.port, db_url=draining.db_url)
+    try:
+        async with httpx.AsyncClient(base_url=again.http) as http:
+            stored = (await http.get(f"/api/history/{session}", params={"user_id": user})).json()
+        answer = stored["messages"][-1]
+        assert answer["id"] == message_id
+        assert answer["status"] == "interrupted"
+        assert answer["content"] and LONG_ANSWER.startswith(answer["content"])
+    finally:
+        again.process.stop()
