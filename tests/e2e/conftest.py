@@ -29,9 +29,6 @@ ARTIFACTS = REPO / "test-artifacts" / "e2e"
 CHUNK_DELAY = "0.05"
 USER_ID = "demo_user"
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-
 class ChatServer:
     """A ``chatrelay serve`` that a test can kill and start again on the same port and database."""
 
@@ -91,7 +88,8 @@ def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
 def browser() -> Iterator[Any]:
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)) and not shutil.which(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
-    with playwright_sync.sync_playwright() as playwright:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield chromium

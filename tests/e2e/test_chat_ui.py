@@ -197,3 +197,28 @@ def test_server_restart_mid_stream(chat_server: ChatServer, page: Any) -> None:
             f"server stored the interrupted answer with {len(stored['content'].split())} words; "
             "at least the 8 shown before the crash were produced"
         )
+
+
+def test_auto_scroll_follows_until_the_reader_scrolls_up(chat_server: ChatServer, page: Any) -> None:
+    page.set_viewport_size({"width": 900, "height": 420})
+    open_chat(page, chat_server)
+    send(page, LONG_PROMPT)
+    answer = assistant(page)
+    log = page.get_by_test_id("messages")
+    gap = "el => el.scrollHeight - el.scrollTop - el.clientHeight"
+    page.wait_for_function(
+        "el => el.scrollHeight > el.clientHeight + 200", arg=log.element_handle(), timeout=ms(20)
+    )
+    assert log.evaluate(gap) <= 48, "the list should follow the answer while at the bottom"
+
+    log.hover()
+    page.mouse.wheel(0, -400)
+    page.get_by_role("button", name="↓ Latest").wait_for(timeout=ms(5))
+    held = log.evaluate("el => el.scrollTop")
+    wait_words(answer, 120)
+    assert log.evaluate("el => el.scrollTop") == held, "scrolling up must stop the following"
+    assert log.evaluate(gap) > 48
+
+    page.get_by_role("button", name="↓ Latest").click()
+    wait_status(answer, "completed")
+    assert log.evaluate(gap) <= 48

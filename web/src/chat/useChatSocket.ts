@@ -53,7 +53,7 @@ export interface ChatConnectionOptions {
   newClientId?: () => string;
   /** Called once the server named a session this connection asked it to create. */
   onSessionCreated?: (sessionId: string) => void;
-  /** Called when a message was stored or finished (the conversation list may have changed). */
+  /** Called on welcome and when a message was stored or finished (the conversation list may have changed). */
   onActivity?: () => void;
 }
 
@@ -245,6 +245,7 @@ export class ChatConnection {
         this.attempt = 0;
         this.dispatch({ type: "opened" });
         this.startPing();
+        this.options.onActivity?.();
         if (askedForNewSession) this.options.onSessionCreated?.(frame.session_id);
         if (wasFresh) {
           // Replay what the log holds (rebuilds a running answer) and load the rest.
