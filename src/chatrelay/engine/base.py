@@ -26,6 +26,7 @@ Unknown sessions are not errors: they have an empty log at offset 0.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -80,7 +81,15 @@ class Connection:
 
 
 class Subscription(Protocol):
-    """Live events of one session, in offset order, until the context exits."""
+    """Live events of one session, in offset order, until the context exits.
+
+    ``reconnected`` is set when the engine re-established a lost live
+    connection: events published meanwhile were missed, and the log must be
+    read to fill the gap even if no later event reveals it. Whoever handles it
+    clears it.
+    """
+
+    reconnected: asyncio.Event
 
     def __aiter__(self) -> AsyncIterator[Event]: ...
 

@@ -49,6 +49,7 @@ class _LeaseState:
 class _QueueSubscription:
     def __init__(self, queue: asyncio.Queue[Event]) -> None:
         self._queue = queue
+        self.reconnected = asyncio.Event()  # one process: never disconnected
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         while True:

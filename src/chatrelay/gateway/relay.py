@@ -3,8 +3,10 @@
 One engine subscription per session that this process holds sockets for,
 shared by all of them, started with the first socket and stopped with the
 last. Events leave in offset order without gaps: live delivery is
-at-most-once, so when an offset jumps the relay fills the hole from the
-session's log before passing anything on.
+at-most-once, so when an offset jumps, or the engine's live connection was
+re-established, the relay fills the hole from the session's log before
+passing anything on. When the log cannot fill it (trimmed, or lost with a
+new epoch) the sinks are told to reset.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chatrelay.engine.base import Engine, Event
+from chatrelay.engine.base import Engine, Event, Subscription
 from chatrelay.exceptions import EngineError
 
 logger = logging.getLogger(__name__)
@@ -32,13 +34,20 @@ ATTACH_TIMEOUT_SECONDS = 5.0
 class Sink(Protocol):
     """Where the relay hands events: a socket's send queue. Must not block."""
 
-    def deliver(self, event: Event) -> None: ...
+    def deliver(self, event: Event) -> None:
+        """The next event of the session (offsets increase by one)."""
+        ...
+
+    def reset(self, epoch: str, latest: int) -> None:
+        """Events up to ``latest`` could not be delivered: the log lost them."""
+        ...
 
 
 @dataclass
 class _Channel:
     session_id: str
     sinks: set[Sink] = field(default_factory=set)
+    epoch: str = ""
     last: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -51,6 +60,7 @@ class Relay:
         self._engine = engine
         self._channels: dict[str, _Channel] = {}
         self.gaps_repaired = 0
+        self.resets = 0
 
     @property
     def session_count(self) -> int:
@@ -62,6 +72,7 @@ class Relay:
 
         When this returns, every event published from now on reaches the sink
         (events already in the log are the caller's to read from history).
+        Raises ``EngineError`` when the engine takes no subscription in time.
         """
         channel = self._channels.get(session_id)
         if channel is None:
@@ -87,53 +98,84 @@ class Relay:
     async def aclose(self) -> None:
         channels = list(self._channels.values())
         self._channels.clear()
-        for channel in channels:
-            if channel.task is not None:
-                channel.task.cancel()
-        await asyncio.gather(
-            *(c.task for c in channels if c.task is not None), return_exceptions=True
-        )
+        tasks = [channel.task for channel in channels if channel.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _pump(self, channel: _Channel) -> None:
         delay = RETRY_FIRST_SECONDS
         while True:
             try:
                 async with self._engine.subscribe(channel.session_id) as subscription:
-                    _, latest = await self._engine.position(channel.session_id)
+                    epoch, latest = await self._engine.position(channel.session_id)
                     if channel.ready.is_set():
-                        await self._catch_up(channel, latest)  # resubscribed after a failure
+                        await self._repair(channel, epoch, latest)  # after a failure
                     else:
-                        channel.last = latest
+                        channel.epoch, channel.last = epoch, latest
                         channel.ready.set()
                     delay = RETRY_FIRST_SECONDS
-                    async for event in subscription:
-                        await self._forward(channel, event)
+                    watcher = asyncio.create_task(self._watch(channel, subscription))
+                    try:
+                        async for event in subscription:
+                            await self._forward(channel, event)
+                    finally:
+                        watcher.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await watcher
             except EngineError as exc:
                 logger.warning("relay of %s lost its subscription: %s", channel.session_id, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_CAP_SECONDS)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_CAP_SECONDS)
+
+    async def _watch(self, channel: _Channel, subscription: Subscription) -> None:
+        """Fill the hole a re-established live connection leaves, even if nothing follows."""
+        while True:
+            await subscription.reconnected.wait()
+            subscription.reconnected.clear()
+            try:
+                epoch, latest = await self._engine.position(channel.session_id)
+                await self._repair(channel, epoch, latest)
+            except EngineError as exc:
+                logger.warning("relay of %s could not repair: %s", channel.session_id, exc)
 
     async def _forward(self, channel: _Channel, event: Event) -> None:
         if event.offset <= channel.last:
             return
         if event.offset > channel.last + 1:
             await self._catch_up(channel, event.offset - 1)
-        self._deliver(channel, event)
+        if event.offset > channel.last:  # the catch-up may have delivered it
+            self._deliver(channel, event)
+
+    async def _repair(self, channel: _Channel, epoch: str, latest: int) -> None:
+        if epoch != channel.epoch:
+            self._reset(channel, epoch, latest)
+        else:
+            await self._catch_up(channel, latest)
 
     async def _catch_up(self, channel: _Channel, until: int) -> None:
-        """Deliver events (channel.last, until] from the log."""
+        """Deliver events (channel.last, until] from the log, or reset if it lost them."""
         if until <= channel.last:
             return
         history = await self._engine.history(channel.session_id, channel.last)
         self.gaps_repaired += 1
+        if history.epoch != channel.epoch or not history.complete:
+            self._reset(channel, history.epoch, history.latest)
+            return
         for event in history.events:
             if channel.last < event.offset <= until:
                 self._deliver(channel, event)
-        if channel.last < until:
-            # The log lost them too (trimmed or flushed): sockets learn it from the jump.
-            channel.last = until
 
     def _deliver(self, channel: _Channel, event: Event) -> None:
         channel.last = event.offset
         for sink in tuple(channel.sinks):
             sink.deliver(event)
+
+    def _reset(self, channel: _Channel, epoch: str, latest: int) -> None:
+        logger.warning(
+            "session log lost events; sockets reset", extra={"session_id": channel.session_id}
+        )
+        self.resets += 1
+        channel.epoch, channel.last = epoch, latest
+        for sink in tuple(channel.sinks):
+            sink.reset(epoch, latest)

@@ -88,6 +88,12 @@ class ChatSocket:
             return
         self._push(event)
 
+    def reset(self, epoch: str, latest: int) -> None:
+        if self._held is not None:
+            self._held.clear()
+        self._send_frame(reset_frame(epoch, latest))
+        self._last = latest
+
     def _push(self, event: Event) -> None:
         if event.offset <= self._last:
             return
