@@ -22,6 +22,7 @@ function MessageViewImpl({ message }: { message: ChatMessage }) {
       data-status={message.status}
       data-message-id={message.id ?? ""}
       aria-busy={streaming}
+      title={message.status === "sending" ? "Sending…" : undefined}
     >
       <div className="message-author">{message.role === "user" ? "You" : "Assistant"}</div>
       <div className="message-body" data-testid="message-body">
@@ -42,7 +43,7 @@ function MessageViewImpl({ message }: { message: ChatMessage }) {
           <p className="plain">{message.content}</p>
         )}
       </div>
-      {(badge || message.status === "sending" || message.sendError) && (
+      {(badge || message.sendError) && (
         <div className="message-meta">
           {badge && (
             <span className={`badge badge-${message.status}`} title={badge.title} data-testid="status-badge">
@@ -50,7 +51,6 @@ function MessageViewImpl({ message }: { message: ChatMessage }) {
             </span>
           )}
           {message.error && <span className="message-error">{message.error}</span>}
-          {message.status === "sending" && <span className="muted">sending…</span>}
           {message.sendError && (
             <span className="message-error" data-testid="send-error" data-code={message.sendError.code}>
               Not sent. {describeError(message.sendError.code, message.sendError.detail)}
