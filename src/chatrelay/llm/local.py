@@ -181,7 +181,8 @@ class LocalModel:
                 yield item
         finally:
             run.cancelled.set()
-            # Shielded from a second cancel: the thread must be seen to let go.
+            # asyncio.wait never cancels ``done``: the thread runs on to its next
+            # token check even if this wait is itself cancelled.
             await asyncio.wait([done], timeout=_RELEASE_TIMEOUT)
 
     async def aclose(self) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llama_servers import LlamaServer, start_llama_server
+from tests.integration.llm.llama_servers import LlamaServer, start_llama_server
 
 
 @pytest.fixture(scope="module")

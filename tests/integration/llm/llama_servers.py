@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,18 +20,10 @@ import httpx
 
 from chatrelay.llm.local import bundled_model_path
 
-# Every wait in these tests is a multiple of this; CHATRELAY_TEST_TIMEOUT_SCALE stretches
-# them on a slow machine.
-TIMEOUT_SCALE = float(os.environ.get("CHATRELAY_TEST_TIMEOUT_SCALE", "1"))
-SERVER_START_TIMEOUT = 60.0 * TIMEOUT_SCALE
+from tests.fixtures.processes import free_port
+from tests.timing import seconds
+
 HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on (right now)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -56,7 +47,7 @@ class LlamaServer:
 
     def wait_until_idle(self, quiet: float = 0.5, timeout: float = 10.0) -> list[float]:
         """Wait until no token was sampled for ``quiet`` seconds; the sample times."""
-        deadline = time.monotonic() + timeout * TIMEOUT_SCALE
+        deadline = time.monotonic() + seconds(timeout)
         times = self.sampled_times()
         while time.monotonic() < deadline:
             time.sleep(quiet)
@@ -102,7 +93,7 @@ def start_llama_server(directory: Path) -> LlamaServer:
     with server_log.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     server = LlamaServer(process, port, token_log, server_log)
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    deadline = time.monotonic() + seconds(60)
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"llama_cpp.server exited at start:\n{server.log_tail()}")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llama_servers import TIMEOUT_SCALE
+from tests.timing import seconds
 
 from chatrelay.exceptions import ModelError
 from chatrelay.llm.base import GenerationParams, Turn
@@ -42,7 +42,7 @@ async def test_streams_an_answer(model: LocalModel) -> None:
     first_after: float | None = None
     deltas: list[str] = []
     params = GenerationParams(max_tokens=48, temperature=0.0)
-    async with asyncio.timeout(60 * TIMEOUT_SCALE):
+    async with asyncio.timeout(seconds(60)):
         async for delta in model.stream([SYSTEM, Turn("user", "What is the capital of France?")], params):
             if first_after is None:
                 first_after = time.monotonic() - started
@@ -82,7 +82,7 @@ async def test_cancelling_the_consumer_task_stops_generation(model: LocalModel) 
                 three.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(three.wait(), 60 * TIMEOUT_SCALE)
+    await asyncio.wait_for(three.wait(), seconds(60))
     at_cancel = model.tokens_generated
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -114,7 +114,7 @@ async def test_concurrent_streams_do_not_block_the_event_loop(model: LocalModel)
 
     pinger = asyncio.create_task(ping())
     started = time.monotonic()
-    async with asyncio.timeout(120 * TIMEOUT_SCALE):
+    async with asyncio.timeout(seconds(120)):
         answers = await asyncio.gather(
             answer("Name three colours."),
             answer("What is two plus two?"),

@@ -11,7 +11,9 @@ from chatrelay.exceptions import ModelError
 from chatrelay.llm.base import GenerationParams, Turn
 from chatrelay.llm.openai_compat import OpenAICompatModel
 
-from llama_servers import TIMEOUT_SCALE, LlamaServer, free_port
+from tests.fixtures.processes import free_port
+from tests.integration.llm.llama_servers import LlamaServer
+from tests.timing import seconds
 
 SYSTEM = Turn("system", "You are a helpful assistant.")
 LONG_QUESTION = Turn("user", "Write a long story about a dragon who learns to bake bread.")
@@ -30,7 +32,7 @@ async def test_streams_real_tokens(llama_server: LlamaServer) -> None:
     first_token_after: float | None = None
     deltas: list[str] = []
     params = GenerationParams(max_tokens=48, temperature=0.0)
-    async with asyncio.timeout(60 * TIMEOUT_SCALE):
+    async with asyncio.timeout(seconds(60)):
         async for delta in model.stream([SYSTEM, Turn("user", "What is the capital of France?")], params):
             if first_token_after is None:
                 first_token_after = time.monotonic() - started
@@ -81,7 +83,7 @@ async def test_cancelling_the_consumer_task_closes_the_upstream(llama_server: Ll
                 three.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(three.wait(), 60 * TIMEOUT_SCALE)
+    await asyncio.wait_for(three.wait(), seconds(60))
     cancelled_at = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -124,7 +126,7 @@ async def test_server_killed_mid_answer_is_a_model_error_after_partial_text(
     healthy_before = len(llama_server.sampled_times())
     partial: list[str] = []
     with pytest.raises(ModelError, match="broke off") as caught:
-        async with asyncio.timeout(60 * TIMEOUT_SCALE):
+        async with asyncio.timeout(seconds(60)):
             async for delta in model.stream([SYSTEM, LONG_QUESTION], GenerationParams(max_tokens=400)):
                 partial.append(delta)
                 if len(partial) == 5:
