@@ -3,25 +3,54 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from chatrelay.store.conversations import ConversationStore
+from tests.fixtures.postgres_server import PostgresNotInstalled, PostgresServer, running_postgres
+from tests.timing import seconds
 
-DATABASES = ["sqlite"]
+DATABASES = ["sqlite", "postgres"]
+# Processes opening one fresh database at once, like the nodes of a starting cluster.
+STARTING_NODES = 4
+OPEN_STORE = (
+    "import asyncio, sys\n"
+    "from chatrelay.store.conversations import ConversationStore\n"
+    "async def main() -> None:\n"
+    "    async with ConversationStore(sys.argv[1]):\n"
+    "        pass\n"
+    "asyncio.run(main())\n"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run; each test gets its own database."""
+    try:
+        with running_postgres() as server:
+            yield server
+    except PostgresNotInstalled as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(params=DATABASES)
-async def store(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[ConversationStore]:
-    """A fresh, migrated store on each database the suite runs on."""
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of a fresh, empty database (no schema yet) on each database the suite runs on."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('store')}/chatrelay.db"
-    else:  # pragma: no cover - guarded by params
-        raise AssertionError(request.param)
-    async with ConversationStore(url) as opened:
+        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('store')}/chatrelay.db"
+    if request.param == "postgres":
+        # Asked for lazily, so a run of the SQLite tests alone starts no server.
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        return server.create_database("store")
+    raise AssertionError(request.param)  # pragma: no cover - guarded by params
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[ConversationStore]:
+    """A fresh, migrated store on each database the suite runs on."""
+    async with ConversationStore(database_url) as opened:
         yield opened
 
 
@@ -121,3 +150,52 @@ async def test_unicode_and_long_text_survive(store: ConversationStore) -> None:
     text = "héllo — 你好 — 🚀 " * 1000
     await add(store, "m1", content=text)
     assert (await store.history("s1"))[0]["content"] == text
+
+
+async def test_nodes_starting_together_all_migrate_the_same_database(database_url: str) -> None:
+    # A cluster starts every gateway and worker at once on one database: their
+    # migrations race, and each must come up with the schema in place. Each
+    # node is its own process, as in a cluster (Alembic's state is per process).
+    nodes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", OPEN_STORE, database_url, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(STARTING_NODES)
+    ]
+    for node in nodes:
+        _, stderr = await asyncio.wait_for(node.communicate(), seconds(60))
+        assert node.returncode == 0, stderr.decode(errors="replace")
+    async with ConversationStore(database_url) as reopened:  # migrating again changes nothing
+        assert await reopened.claim_session("s1", "alice") == "alice"
+
+
+async def test_concurrent_adds_of_one_message_store_it_once(store: ConversationStore) -> None:
+    await store.claim_session("s1", "alice")
+    results = await asyncio.gather(*(
+        store.add_message(message_id="m1", session_id="s1", role="user", content=f"try {n}",
+                          status="complete")
+        for n in range(5)
+    ))
+    assert sorted(new for _, new in results) == [False, False, False, False, True]
+    assert len({message["content"] for message, _ in results}) == 1
+    assert len(await store.history("s1")) == 1
+
+
+async def test_concurrent_adds_in_one_session_are_all_stored(store: ConversationStore) -> None:
+    await store.claim_session("s1", "alice")
+    await asyncio.gather(*(add(store, f"m{n}", content=f"message {n}") for n in range(8)))
+    assert sorted(m["id"] for m in await store.history("s1")) == [f"m{n}" for n in range(8)]
+
+
+async def test_only_one_of_concurrent_finishes_wins(store: ConversationStore) -> None:
+    # The worker finishing an answer races the reaper marking it interrupted.
+    await store.claim_session("s1", "alice")
+    await add(store, "m1", role="assistant", content="", status="streaming")
+    statuses = ["completed", "interrupted", "cancelled", "failed"]
+    won = await asyncio.gather(*(
+        store.finish_message("m1", status=status, content=status) for status in statuses
+    ))
+    assert sorted(won) == [False, False, False, True]
+    message = await store.get_message("m1")
+    winner = statuses[won.index(True)]
+    assert message is not None and (message["status"], message["content"]) == (winner, winner)
