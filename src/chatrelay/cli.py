@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from chatrelay import logs
+from chatrelay.cluster.nginx import Balancing
 from chatrelay.config import Settings
 
 app = typer.Typer(help="chatrelay: a scalable, real-time AI chat service.", no_args_is_help=True)
@@ -98,6 +100,46 @@ def worker(host: HostOption = None, port: PortOption = None) -> None:
         settings.node_id, settings.host, settings.port, settings.model, os.getpid(),
     )
     _run(asgi, settings)
+
+
+cluster_app = typer.Typer(
+    help="A local cluster: redis-server, nginx, N gateways and M workers.", no_args_is_help=True
+)
+app.add_typer(cluster_app, name="cluster")
+RunDirOption = Annotated[
+    Path, typer.Option("--run-dir", help="Folder for cluster.json, logs, nginx.conf, SQLite.")
+]
+
+
+@cluster_app.command("up")
+def cluster_up(
+    gateways: Annotated[int, typer.Option(min=1, help="Gateway nodes.")] = 3,
+    workers: Annotated[int, typer.Option(min=1, help="Worker nodes.")] = 3,
+    port: Annotated[int, typer.Option(help="Port nginx listens on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address nginx listens on.")] = "127.0.0.1",
+    lb: Annotated[Balancing, typer.Option(help="Sticky by client address or by session.")] = (
+        Balancing.IP_HASH
+    ),
+    run_dir: RunDirOption = Path("run/cluster"),
+    grace: Annotated[float, typer.Option(help="Seconds each tier gets to stop.")] = 12.0,
+) -> None:
+    """Start the cluster, print its URL, stop it all on Ctrl-C or SIGTERM."""
+    logs.configure(os.environ.get("CHATRELAY_LOG_LEVEL", "info"), "cluster")
+    from chatrelay.cluster.launcher import ClusterSpec, run_cluster
+
+    spec = ClusterSpec(gateways=gateways, workers=workers, port=port, host=host,
+                       balancing=lb, run_dir=run_dir, grace=grace)
+    raise typer.Exit(run_cluster(spec))
+
+
+@cluster_app.command("status")
+def cluster_status(run_dir: RunDirOption = Path("run/cluster")) -> None:
+    """Print cluster.json as a table with each process alive or dead (exit 1 if any is dead)."""
+    from chatrelay.cluster.status import report
+
+    text, code = report(run_dir)
+    typer.echo(text)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -1,0 +1,66 @@
+"""``chatrelay cluster status``: the manifest as a table, each process alive or dead."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
+
+
+def process_state(record: ProcessRecord) -> str:
+    """``alive``, ``dead``, or ``external`` for a service the launcher did not start."""
+    if record.pid is None:
+        return "external"
+    return "alive" if pid_alive(record.pid) else "dead"
+
+
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+    """Plain aligned columns, as ``ps`` prints them."""
+    cells = [[str(h) for h in headers], *[[("-" if c is None else str(c)) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )
+
+
+def process_table(processes: Sequence[ProcessRecord], with_state: bool = False) -> str:
+    headers = ["ROLE", "NODE", "PID", "URL", "LOG"] + (["STATE"] if with_state else [])
+    rows = [
+        [p.role, p.node_id, p.pid, p.url, p.log] + ([process_state(p)] if with_state else [])
+        for p in processes
+    ]
+    return table(rows, headers)
+
+
+def _phase(manifest: Manifest) -> str:
+    if manifest.stopped_at is not None:
+        return "stopped"
+    return "ready" if manifest.ready else "starting"
+
+
+def report(run_dir: Path) -> tuple[str, int]:
+    """The status text for ``run_dir`` and the exit code.
+
+    0: the launcher and every process are alive; 1: something is dead;
+    2: no readable ``cluster.json`` there.
+    """
+    try:
+        manifest = Manifest.read(run_dir)
+    except FileNotFoundError:
+        return f"no cluster.json in {run_dir}: is a cluster running from there?", 2
+    except (ValueError, TypeError) as exc:
+        return f"unreadable cluster.json in {run_dir}: {exc}", 2
+    launcher = "alive" if pid_alive(manifest.launcher_pid) else "dead"
+    headline = (
+        f"cluster {manifest.url} (balancing {manifest.balancing}, {_phase(manifest)}), "
+        f"launcher pid {manifest.launcher_pid} {launcher}, run dir {manifest.run_dir}"
+    )
+    lines = [
+        headline,
+        process_table(manifest.processes, with_state=True),
+    ]
+    states = [process_state(p) for p in manifest.processes]
+    healthy = launcher == "alive" and "dead" not in states
+    return "\n".join(lines), 0 if healthy else 1
