@@ -95,7 +95,7 @@ def create_gateway_app(settings: Settings) -> FastAPI:
         balancer = HttpBalancer(settings.ai_service_urls, settings.internal_token)
         try:
             await store.open()
-            balancer.start()
+            balancer.start_probing()
             gateway = GatewayServices(
                 settings=settings,
                 engine=engine,

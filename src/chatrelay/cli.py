@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
-from fastapi import FastAPI
 
-from chatrelay import logs
+from chatrelay import logs, serving
 from chatrelay.cluster.nginx import Balancing
 from chatrelay.config import Settings
 
@@ -36,20 +34,6 @@ def _settings(host: str | None, port: int | None) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
-def _run(asgi: FastAPI, settings: Settings) -> None:
-    uvicorn.run(
-        asgi,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        ws_max_size=settings.max_frame_bytes,
-        ws_ping_interval=settings.ping_interval,
-        ws_ping_timeout=settings.ping_interval,
-        ws_per_message_deflate=False,
-        timeout_graceful_shutdown=10,
-    )
-
-
 @app.command()
 def serve(host: HostOption = None, port: PortOption = None) -> None:
     """Gateway and worker in one process: the laptop default (memory engine, SQLite)."""
@@ -68,7 +52,7 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
         settings.model,
         os.getpid(),
     )
-    _run(asgi, settings)
+    serving.run(asgi, settings)
 
 
 @app.command()
@@ -84,7 +68,7 @@ def gateway(host: HostOption = None, port: PortOption = None) -> None:
         settings.node_id, settings.host, settings.port,
         ",".join(settings.ai_service_urls), os.getpid(),
     )
-    _run(asgi, settings)
+    serving.run(asgi, settings)
 
 
 @app.command()
@@ -99,7 +83,7 @@ def worker(host: HostOption = None, port: PortOption = None) -> None:
         "chatrelay worker %s on http://%s:%s, model %s, pid %d",
         settings.node_id, settings.host, settings.port, settings.model, os.getpid(),
     )
-    _run(asgi, settings)
+    serving.run(asgi, settings)
 
 
 cluster_app = typer.Typer(
@@ -140,6 +124,20 @@ def cluster_status(run_dir: RunDirOption = Path("run/cluster")) -> None:
     text, code = report(run_dir)
     typer.echo(text)
     raise typer.Exit(code)
+
+
+@app.command()
+def chat(
+    url: Annotated[str, typer.Argument(help="The WebSocket URL, e.g. ws://127.0.0.1:8080/ws/chat")],
+    session: Annotated[str | None, typer.Option(help="Session id (a new one if omitted).")] = None,
+    user: Annotated[str | None, typer.Option(help="User id (dev auth mode).")] = None,
+) -> None:
+    """Chat in the terminal; answers stream, a dropped connection resumes."""
+    import asyncio
+
+    from chatrelay.terminal import chat as run_chat
+
+    asyncio.run(run_chat(url, session, user))
 
 
 def main() -> None:

@@ -123,7 +123,8 @@ class HttpBalancer:
         )
         self._prober: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
+    def start_probing(self) -> None:
+        """Probe cooled-down workers in the background until ``aclose``."""
         self._prober = asyncio.create_task(self._probe(), name="upstream-prober")
 
     async def aclose(self) -> None:

@@ -1,0 +1,81 @@
+"""``chatrelay chat URL``: a terminal chat on the Python client.
+
+Lines typed are sent as chats; answers print as they stream. ``/stop``
+cancels the running answer, ``/quit`` (or end of input) leaves. A dropped
+connection is resumed by the client without losing or repeating a word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, TextIO
+
+from chatrelay.client import ChatClient, ClientClosed
+
+
+class TerminalChat:
+    """Prints one session's frames and sends what the user types."""
+
+    def __init__(self, client: ChatClient, out: TextIO = sys.stdout) -> None:
+        self._client = client
+        self._out = out
+        self._running: str | None = None
+
+    def _print(self, text: str, end: str = "\n") -> None:
+        self._out.write(text + end)
+        self._out.flush()
+
+    def show(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "message":
+            message = frame["message"]
+            if message["role"] == "assistant":
+                self._running = message["id"]
+                self._print("assistant> ", end="")
+        elif kind == "chunk":
+            self._print(frame["delta"], end="")
+        elif kind == "complete":
+            self._running = None
+            suffix = "" if frame["status"] == "completed" else f"  [{frame['status']}]"
+            self._print(suffix)
+        elif kind == "error":
+            self._print(f"! {frame['code']}: {frame['detail']}")
+        elif kind == "reset":
+            self._print("! the stream was lost; the answer so far is in the history")
+
+    async def _printer(self) -> None:
+        async for frame in self._client.frames():
+            self.show(frame)
+
+    async def _typist(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line or line.strip() == "/quit":
+                return
+            text = line.rstrip("\n")
+            if text.strip() == "/stop":
+                if self._running:
+                    await self._client.cancel(self._running)
+            elif text.strip():
+                await self._client.chat(text)
+
+    async def run(self) -> None:
+        printer = asyncio.create_task(self._printer())
+        try:
+            await self._typist()
+        finally:
+            printer.cancel()
+            await asyncio.gather(printer, return_exceptions=True)
+
+
+async def chat(url: str, session_id: str | None, user_id: str | None) -> None:
+    """Run a terminal chat against ``url`` until the input ends."""
+    try:
+        async with ChatClient(url, session_id, user_id) as client:
+            print(f"connected to node {client.node}, session {client.session_id}"
+                  " (/stop cancels, /quit leaves)", flush=True)
+            await TerminalChat(client).run()
+    except ClientClosed as exc:
+        print(f"closed: {exc}", file=sys.stderr)
