@@ -139,7 +139,10 @@ class LocalModel:
 
     @property
     def tokens_generated(self) -> int:
-        """Tokens generated since start, across all streams (cancelled ones included)."""
+        """Pieces (about one token each) llama.cpp produced since start, across all streams.
+
+        Wasted ones count too: those computed after a cancel or never shown.
+        """
         return self._tokens_generated
 
     async def load(self) -> None:
@@ -251,13 +254,15 @@ class LocalModel:
                 )
                 try:
                     for chunk in chunks:  # type: ignore[union-attr]
+                        # Counted before the cancel check: a token computed after a
+                        # cancel is wasted work, and the tests bound it.
+                        self._tokens_generated += 1
                         if run.cancelled.is_set():
                             return
                         choice = chunk["choices"][0]
                         text = choice["delta"].get("content")  # type: ignore[union-attr]
                         if not text:
                             continue
-                        self._tokens_generated += 1
                         if not run.wait_for_slot():
                             return
                         run.send(text)

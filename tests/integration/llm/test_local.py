@@ -43,7 +43,7 @@ async def test_streams_an_answer(model: LocalModel) -> None:
     deltas: list[str] = []
     params = GenerationParams(max_tokens=48, temperature=0.0)
     async with asyncio.timeout(seconds(60)):
-        async for delta in model.stream([SYSTEM, Turn("user", "What is the capital of France?")], params):
+        async for delta in model.stream([SYSTEM, Turn("user", "What is the capital of France? Answer in one sentence.")], params):
             if first_after is None:
                 first_after = time.monotonic() - started
             deltas.append(delta)

@@ -33,7 +33,7 @@ async def test_streams_real_tokens(llama_server: LlamaServer) -> None:
     deltas: list[str] = []
     params = GenerationParams(max_tokens=48, temperature=0.0)
     async with asyncio.timeout(seconds(60)):
-        async for delta in model.stream([SYSTEM, Turn("user", "What is the capital of France?")], params):
+        async for delta in model.stream([SYSTEM, Turn("user", "What is the capital of France? Answer in one sentence.")], params):
             if first_token_after is None:
                 first_token_after = time.monotonic() - started
             deltas.append(delta)
