@@ -27,7 +27,7 @@ def local_model_available(settings: Settings | None = None) -> bool:
 
     Looks only (``find_spec``), imports nothing.
     """
-    needed = LOCAL_MODEL_MODULES
+    needed: tuple[str, ...] = LOCAL_MODEL_MODULES
     if settings is not None and settings.local_model_path:
         needed = ("llama_cpp",)
     return all(importlib.util.find_spec(module) is not None for module in needed)

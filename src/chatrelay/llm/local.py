@@ -26,11 +26,11 @@ import asyncio
 import importlib.util
 import os
 import threading
-from collections.abc import AsyncIterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chatrelay.exceptions import ModelError
 from chatrelay.llm.base import GenerationParams, Turn
@@ -246,28 +246,31 @@ class LocalModel:
                 return
             llama = self._loaded()
             with self._lock:
-                chunks = llama.create_chat_completion(
-                    messages=messages,  # type: ignore[arg-type]
-                    max_tokens=params.max_tokens,
-                    temperature=params.temperature,
-                    stream=True,
+                # stream=True makes it a generator of chunk dicts (typed as a union).
+                chunks = cast(
+                    "Generator[dict[str, Any], None, None]",
+                    llama.create_chat_completion(
+                        messages=cast(Any, messages),
+                        max_tokens=params.max_tokens,
+                        temperature=params.temperature,
+                        stream=True,
+                    ),
                 )
                 try:
-                    for chunk in chunks:  # type: ignore[union-attr]
+                    for chunk in chunks:
                         # Counted before the cancel check: a token computed after a
                         # cancel is wasted work, and the tests bound it.
                         self._tokens_generated += 1
                         if run.cancelled.is_set():
                             return
-                        choice = chunk["choices"][0]
-                        text = choice["delta"].get("content")  # type: ignore[union-attr]
-                        if not text:
+                        text = chunk["choices"][0]["delta"].get("content")
+                        if not isinstance(text, str) or not text:
                             continue
                         if not run.wait_for_slot():
                             return
                         run.send(text)
                 finally:
-                    chunks.close()  # type: ignore[union-attr]
+                    chunks.close()
             run.send(None)
         except Exception as exc:  # noqa: BLE001 - crosses to the loop, raised there
             run.send(exc)

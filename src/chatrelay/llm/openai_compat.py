@@ -102,9 +102,7 @@ class OpenAICompatModel:
 
     def _attempt_order(self) -> list[int]:
         now = time.monotonic()
-        cooling = {
-            index for index, at in self._failed_at.items() if now - at < self._cooldown
-        }
+        cooling = {index for index, at in self._failed_at.items() if now - at < self._cooldown}
         healthy = [i for i in range(len(self._clients)) if i not in cooling]
         return healthy + sorted(cooling, key=self._failed_at.__getitem__)
 

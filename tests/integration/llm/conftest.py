@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.integration.llm.llama_servers import LlamaServer, start_llama_server
 
 

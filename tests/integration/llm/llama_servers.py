@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 
 from chatrelay.llm.local import bundled_model_path
-
 from tests.fixtures.processes import free_port
 from tests.timing import seconds
 

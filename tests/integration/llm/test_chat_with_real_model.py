@@ -35,7 +35,9 @@ def chatrelay_env(*base_urls: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def chatrelay(llama_server: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def chatrelay(
+    llama_server: LlamaServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """``chatrelay serve`` whose first model endpoint is down, the second the real server."""
     down = f"http://127.0.0.1:{free_port()}/v1"
     server = start_server(
@@ -136,7 +138,9 @@ async def test_a_model_server_killed_mid_answer_fails_the_message_with_its_parti
         content = turn.complete["content"]
         assert content == "".join(shown) + turn.text
         assert content.strip()
-        print(f"\nmodel server killed: kept {len(content)} chars; error {turn.complete.get('error')!r}")
+        print(
+            f"\nmodel server killed: kept {len(content)} chars; error {turn.complete.get('error')!r}"
+        )
 
         async with httpx.AsyncClient(base_url=server.http) as http:
             response = await http.get(f"/api/history/{session}", params={"user_id": user})

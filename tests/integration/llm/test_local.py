@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.timing import seconds
 
 from chatrelay.exceptions import ModelError
 from chatrelay.llm.base import GenerationParams, Turn
 from chatrelay.llm.budget import token_counter_for
 from chatrelay.llm.local import LocalModel, bundled_model_path
+from tests.timing import seconds
 
 SYSTEM = Turn("system", "You are a helpful assistant.")
 LONG_QUESTION = Turn("user", "Write a long story about a dragon who learns to bake bread.")
@@ -43,7 +43,9 @@ async def test_streams_an_answer(model: LocalModel) -> None:
     deltas: list[str] = []
     params = GenerationParams(max_tokens=48, temperature=0.0)
     async with asyncio.timeout(seconds(60)):
-        async for delta in model.stream([SYSTEM, Turn("user", "What is the capital of France? Answer in one sentence.")], params):
+        async for delta in model.stream(
+            [SYSTEM, Turn("user", "What is the capital of France? Answer in one sentence.")], params
+        ):
             if first_after is None:
                 first_after = time.monotonic() - started
             deltas.append(delta)

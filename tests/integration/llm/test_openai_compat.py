@@ -10,7 +10,6 @@ import pytest
 from chatrelay.exceptions import ModelError
 from chatrelay.llm.base import GenerationParams, Turn
 from chatrelay.llm.openai_compat import OpenAICompatModel
-
 from tests.fixtures.processes import free_port
 from tests.integration.llm.llama_servers import LlamaServer
 from tests.timing import seconds
@@ -33,13 +32,17 @@ async def test_streams_real_tokens(llama_server: LlamaServer) -> None:
     deltas: list[str] = []
     params = GenerationParams(max_tokens=48, temperature=0.0)
     async with asyncio.timeout(seconds(60)):
-        async for delta in model.stream([SYSTEM, Turn("user", "What is the capital of France? Answer in one sentence.")], params):
+        async for delta in model.stream(
+            [SYSTEM, Turn("user", "What is the capital of France? Answer in one sentence.")], params
+        ):
             if first_token_after is None:
                 first_token_after = time.monotonic() - started
             deltas.append(delta)
     await model.aclose()
     answer = "".join(deltas)
-    print(f"\nopenai backend: {len(deltas)} deltas, first after {first_token_after:.3f}s: {answer!r}")
+    print(
+        f"\nopenai backend: {len(deltas)} deltas, first after {first_token_after:.3f}s: {answer!r}"
+    )
     assert len(deltas) >= 3
     assert all(deltas)
     assert "Paris" in answer
@@ -101,7 +104,9 @@ async def test_endpoint_that_is_down_is_skipped_before_the_first_token(
     down = f"http://127.0.0.1:{free_port()}/v1"
     model = backend(down, llama_server.base_url)
     started = time.monotonic()
-    deltas = [d async for d in model.stream([Turn("user", "Say hello.")], GenerationParams(max_tokens=8))]
+    deltas = [
+        d async for d in model.stream([Turn("user", "Say hello.")], GenerationParams(max_tokens=8))
+    ]
     elapsed = time.monotonic() - started
     print(f"\nopenai failover: answered in {elapsed:.3f}s past a down endpoint")
     assert deltas
@@ -127,7 +132,9 @@ async def test_server_killed_mid_answer_is_a_model_error_after_partial_text(
     partial: list[str] = []
     with pytest.raises(ModelError, match="broke off") as caught:
         async with asyncio.timeout(seconds(60)):
-            async for delta in model.stream([SYSTEM, LONG_QUESTION], GenerationParams(max_tokens=400)):
+            async for delta in model.stream(
+                [SYSTEM, LONG_QUESTION], GenerationParams(max_tokens=400)
+            ):
                 partial.append(delta)
                 if len(partial) == 5:
                     doomed_llama_server.kill()
