@@ -108,7 +108,8 @@ class LocalModel:
         threads: int | None = None,
         seed: int | None = None,
     ) -> None:
-        self._model_path = Path(model_path) if model_path else None
+        self._given_path = Path(model_path) if model_path else None
+        self._model_path = self._given_path  # the bundled file's, once looked up
         self._context_tokens = context_tokens
         self._threads = threads
         self._seed = seed
@@ -128,9 +129,9 @@ class LocalModel:
 
     @property
     def name(self) -> str:
-        if self._model_path is None:
+        if self._given_path is None:
             return BUNDLED_MODEL_NAME
-        return self._model_path.name.removesuffix(".gguf")
+        return self._given_path.name.removesuffix(".gguf")
 
     @property
     def description(self) -> str:

@@ -155,3 +155,9 @@ async def test_a_closed_model_refuses_new_streams(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         async for _ in local.stream([Turn("user", "Hi")], GenerationParams()):
             pass
+
+
+def test_names_the_bundled_model_by_its_name(model: LocalModel) -> None:
+    assert model.model_path == bundled_model_path()
+    assert model.name == "SmolLM2-135M-Instruct"
+    assert str(bundled_model_path()) in model.description

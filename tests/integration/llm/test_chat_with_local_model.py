@@ -1,0 +1,86 @@
+"""``chatrelay serve`` with ``model: auto``: the bundled local model answers in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures.processes import Server, start_server
+from tests.timing import seconds
+from tests.wsclient import WsClient
+
+# A ping must be answered this fast while the model generates (issue 6).
+MAX_PONG_SECONDS = 0.050
+
+
+@pytest.fixture(scope="module")
+def chatrelay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(
+        tmp_path_factory.mktemp("chatrelay-local"),
+        env={"CHATRELAY_MODEL": "auto", "CHATRELAY_MAX_TOKENS": "64"},
+    )
+    yield server
+    server.process.stop()
+
+
+def ids() -> tuple[str, str]:
+    return f"user-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:12]}"
+
+
+async def test_auto_answers_with_the_local_model(chatrelay: Server) -> None:
+    user, session = ids()
+    client = await WsClient.connect(chatrelay.ws, session_id=session, user_id=user)
+    message_id = await client.chat("What is the capital of France? Answer in one sentence.")
+    turn = await client.follow(message_id, timeout=seconds(60))
+    await client.close()
+    assert turn.complete is not None
+    assert turn.complete["status"] == "completed", turn.complete
+    assert turn.text.strip()
+    assert turn.text == turn.complete["content"]
+    usage = turn.complete.get("usage")
+    print(f"\nlocal model through chatrelay: usage {usage}: {turn.text!r}")
+    if usage is not None:
+        assert usage["model"] == "SmolLM2-135M-Instruct"
+
+
+async def test_pings_are_answered_while_several_sessions_generate(chatrelay: Server) -> None:
+    chatters = []
+    for question in ("Name three colours.", "Tell me about the sea.", "What is bread?"):
+        user, session = ids()
+        client = await WsClient.connect(chatrelay.ws, session_id=session, user_id=user)
+        chatters.append((client, question))
+    user, session = ids()
+    pinger = await WsClient.connect(chatrelay.ws, session_id=session, user_id=user)
+
+    async def chat(client: WsClient, question: str) -> str:
+        message_id = await client.chat(question)
+        turn = await client.follow(message_id, timeout=seconds(120))
+        assert turn.complete is not None and turn.complete["status"] == "completed"
+        return turn.text
+
+    answering = asyncio.gather(*(chat(client, question) for client, question in chatters))
+    round_trips: list[float] = []
+    while not answering.done():
+        sent = time.monotonic()
+        await pinger.send({"type": "ping"})
+        await pinger.recv_type("pong")
+        round_trips.append(time.monotonic() - sent)
+        await asyncio.sleep(0.02)
+    answers = await answering
+    for client, _ in chatters:
+        await client.close()
+    await pinger.close()
+
+    worst = max(round_trips)
+    print(
+        f"\nlocal model, 3 sessions at once: {len(round_trips)} pings, "
+        f"worst round trip {worst * 1000:.1f} ms, median "
+        f"{sorted(round_trips)[len(round_trips) // 2] * 1000:.1f} ms"
+    )
+    assert all(answer.strip() for answer in answers)
+    assert len(round_trips) >= 10
+    assert worst <= MAX_PONG_SECONDS
