@@ -137,14 +137,18 @@ class OpenAICompatModel:
                 if not finished:
                     raise ModelError("the stream ended without a finish reason")
             except (openai.OpenAIError, httpx2.HTTPError, ModelError, ValueError) as exc:
+                # Users read ``detail`` (complete.error): it names the endpoint by its
+                # place in the list, never by its URL; the log has the URL.
                 reason = _describe(exc)
+                where = f"model endpoint {index + 1}"
                 if yielded:
-                    raise ModelError(f"{url}: the answer broke off: {reason}") from exc
+                    logger.warning("model endpoint %s broke off an answer: %s", url, reason)
+                    raise ModelError(f"{where}: the answer broke off: {reason}") from exc
                 if not _worth_trying_elsewhere(exc):
-                    raise ModelError(f"{url}: {reason}") from exc
+                    raise ModelError(f"{where}: {reason}") from exc
                 logger.warning("model endpoint %s failed before the first token: %s", url, reason)
                 self._failed_at[index] = time.monotonic()
-                reasons.append(f"{url}: {reason}")
+                reasons.append(f"{where}: {reason}")
                 continue
             self._failed_at.pop(index, None)
             return

@@ -131,8 +131,9 @@ async def test_all_endpoints_down_names_each_reason() -> None:
     backend = model({"a": refuse, "b": lambda request: httpx.Response(500)}, seen)
     with pytest.raises(ModelError) as caught:
         await collect(backend.stream(TURNS, PARAMS))
-    assert "http://a/v1: connection error" in caught.value.detail
-    assert "http://b/v1: HTTP 500" in caught.value.detail
+    assert "model endpoint 1: connection error" in caught.value.detail
+    assert "model endpoint 2: HTTP 500" in caught.value.detail
+    assert "http://" not in caught.value.detail  # users see this; the URLs stay in the log
     await backend.aclose()
 
 
