@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -15,6 +16,14 @@ from chatrelay.llm.factory import (
 from chatrelay.llm.local import LocalModel
 from chatrelay.llm.openai_compat import OpenAICompatModel
 from chatrelay.llm.simulated import SimulatedModel
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read the environment: the caller's CHATRELAY_* must not leak in."""
+    for name in list(os.environ):
+        if name.startswith("CHATRELAY_") and name != "CHATRELAY_TEST_TIMEOUT_SCALE":
+            monkeypatch.delenv(name)
 
 
 def settings(**values: object) -> Settings:
