@@ -77,6 +77,8 @@ INDEX_GRACE = 3600.0
 # Fencing counters and unreaped orphan leases are kept this long after last use.
 FENCE_TTL = 7 * 24 * 3600.0
 ORPHAN_RETENTION = 7 * 24 * 3600.0
+# ``aclose`` waits this long for the reader task and the connections, then gives up loudly.
+CLOSE_TIMEOUT = 5.0
 # What publish.lua returns when the caller's lease is no longer current.
 LEASE_LOST = 0
 _OFFSET_START = len(b'{"offset":')
@@ -295,19 +297,16 @@ class RedisEngine:
             channel = self._channels.setdefault(name, _Channel())
             first = not channel.subscribers
             channel.subscribers.add(subscription)
-            conn = self._pubsub_conn
+            connected = self._pubsub_conn is not None and self._pubsub_conn.is_connected
             # Disconnected: only the next connection's resubscription confirms.
-            target = channel.sent + 1 if conn is None or first else channel.sent
-            if conn is not None and first:
-                channel.sent = target
-                try:
-                    await conn.send_command("SUBSCRIBE", name)
-                except (RedisError, OSError):
-                    logger.debug("SUBSCRIBE failed; the pub/sub reader reconnects")
+            target = channel.sent + 1 if first or not connected else channel.sent
             if channel.acked >= target:
                 confirmed.set_result(None)
             else:
                 channel.waiters.append((target, confirmed))
+            if first and connected:
+                channel.sent = target
+                await self._send_pubsub("SUBSCRIBE", name)
         try:
             await asyncio.wait_for(confirmed, SUBSCRIBE_TIMEOUT)
         except BaseException as exc:
@@ -327,13 +326,22 @@ class RedisEngine:
         async with self._pubsub_lock:
             if self._channels.get(name) is not channel or channel.subscribers:
                 return  # someone subscribed again meanwhile
-            if self._pubsub_conn is not None:
-                try:
-                    await self._pubsub_conn.send_command("UNSUBSCRIBE", name)
-                except (RedisError, OSError):
-                    logger.debug("UNSUBSCRIBE failed; the pub/sub reader reconnects")
+            await self._send_pubsub("UNSUBSCRIBE", name)
             if channel.acked >= channel.sent:
                 del self._channels[name]
+
+    async def _send_pubsub(self, command: str, name: bytes) -> None:
+        """Send on the pub/sub connection if it is up; if it is not, the reader reconnects."""
+        conn = self._pubsub_conn
+        # A dropped connection must not reconnect itself here (redis-py would,
+        # on send): only the reader resubscribes, with its bookkeeping.
+        if conn is None or not conn.is_connected:
+            return
+        try:
+            await conn.send_command(command, name)
+        # AttributeError: redis-py's writer vanishes if the reader drops it mid-send.
+        except (RedisError, OSError, AttributeError) as exc:
+            logger.debug("%s failed (%r); the pub/sub reader reconnects", command, exc)
 
     async def _run_pubsub(self) -> None:
         """The reader task: (re)connect, resubscribe, route messages, forever."""
@@ -633,17 +641,20 @@ class RedisEngine:
         task, self._pubsub_task = self._pubsub_task, None
         if task is not None:
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+            done, _ = await asyncio.wait([task], timeout=CLOSE_TIMEOUT)
+            if not done:
+                logger.error("Redis pub/sub reader did not stop within %.0fs", CLOSE_TIMEOUT)
+            elif not task.cancelled() and task.exception() is not None:
+                logger.error("Redis pub/sub reader failed", exc_info=task.exception())
         for channel in self._channels.values():
             for subscription in channel.subscribers:
                 subscription._close()
         self._channels.clear()
-        await self._redis.aclose()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self._redis.aclose()
+        except TimeoutError:
+            logger.error("Redis connections did not close within %.0fs", CLOSE_TIMEOUT)
 
 
 _SCRIPTS = (
