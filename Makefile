@@ -4,9 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
+GATEWAYS ?= 3
+WORKERS ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test system-deps web web-test lint clean
+.PHONY: run test cluster local-model local-model-test install install-test system-deps web web-test lint clean
 
 # -- environment ---------------------------------------------------------------
 
@@ -29,6 +31,14 @@ install-test: $(VENV)/.installed-test
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# The bundled local model (llama.cpp + SmolLM2): optional for `make run`
+# (falls back to the simulated model), required for `make test`.
+local-model: install
+	bash scripts/install-local-model.sh
+
+local-model-test: install-test
+	bash scripts/install-local-model.sh --required --server
+
 # -- web UI (built into the package when Node.js is present) ---------------------
 
 web:
@@ -41,10 +51,13 @@ web-test:
 
 # -- the two commands ------------------------------------------------------------
 
-run: install web
+run: install local-model web
 	$(BIN)/chatrelay serve --host $(HOST) --port $(PORT)
 
-test: system-deps install-test web-test
+cluster: install web
+	$(BIN)/chatrelay cluster up --gateways $(GATEWAYS) --workers $(WORKERS) --port $(PORT)
+
+test: system-deps install-test local-model-test web-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-test

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,20 +21,35 @@ from chatrelay.gateway.app import create_app
 from chatrelay.gateway.auth import create_authenticator
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.upstream import HttpBalancer, InProcessDispatcher
-from chatrelay.llm.factory import create_backend
+from chatrelay.llm.base import ModelBackend
+from chatrelay.llm.factory import create_backend, describe_backend
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.app import WorkerServices
 from chatrelay.worker.app import create_worker_app as _worker_app
 from chatrelay.worker.generation import GenerationConfig, Generations
 from chatrelay.worker.reaper import Reaper
 
+logger = logging.getLogger(__name__)
+
 
 def build_engine(settings: Settings) -> Engine:
-    return create_engine(
-        settings.resolved_engine_url,
-        max_events=settings.log_max_events,
-        log_ttl=settings.log_ttl_seconds,
-    )
+    options: dict[str, object] = {
+        "max_events": settings.log_max_events,
+        "log_ttl": settings.log_ttl_seconds,
+    }
+    if not settings.resolved_engine_url.startswith("memory:"):
+        options["node_id"] = settings.node_id  # names this node's connections in Redis
+    return create_engine(settings.resolved_engine_url, **options)
+
+
+async def open_model(settings: Settings) -> ModelBackend:
+    """The model backend, loaded before the first chat needs it."""
+    model = create_backend(settings)
+    load = getattr(model, "load", None)
+    if load is not None:
+        await load()
+    logger.info("model: %s", describe_backend(model))
+    return model
 
 
 def generation_config(settings: Settings) -> GenerationConfig:
@@ -54,7 +70,7 @@ def create_all_in_one_app(settings: Settings) -> FastAPI:
     async def services() -> AsyncIterator[GatewayServices]:
         engine = build_engine(settings)
         store = ConversationStore(settings.database_url)
-        model = create_backend(settings)
+        model = await open_model(settings)
         try:
             await store.open()
             generations = Generations(engine, store, model, generation_config(settings))
@@ -124,7 +140,7 @@ def create_worker_app(settings: Settings) -> FastAPI:
     async def services() -> AsyncIterator[WorkerServices]:
         engine = build_engine(settings)
         store = ConversationStore(settings.database_url)
-        model = create_backend(settings)
+        model = await open_model(settings)
         try:
             await store.open()
             generations = Generations(engine, store, model, generation_config(settings))

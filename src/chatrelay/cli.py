@@ -12,6 +12,7 @@ import typer
 from chatrelay import logs, serving
 from chatrelay.cluster.nginx import Balancing
 from chatrelay.config import Settings
+from chatrelay.llm.factory import resolve_model_kind
 
 app = typer.Typer(help="chatrelay: a scalable, real-time AI chat service.", no_args_is_help=True)
 logger = logging.getLogger("chatrelay")
@@ -38,7 +39,7 @@ def _settings(host: str | None, port: int | None) -> Settings:
 def serve(host: HostOption = None, port: PortOption = None) -> None:
     """Gateway and worker in one process: the laptop default (memory engine, SQLite)."""
     settings = _settings(host, port)
-    logs.configure(settings.log_level, settings.node_id)
+    logs.configure(settings.log_level, settings.node_id, settings.log_format)
     from chatrelay.app_factory import create_all_in_one_app
 
     asgi = create_all_in_one_app(settings)
@@ -49,7 +50,7 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
         settings.node_id,
         settings.resolved_engine_url.split("@")[-1],
         settings.database_url,
-        settings.model,
+        resolve_model_kind(settings),
         os.getpid(),
     )
     serving.run(asgi, settings)
@@ -59,7 +60,7 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
 def gateway(host: HostOption = None, port: PortOption = None) -> None:
     """A gateway node: WebSockets and REST; generations on the workers of AI_SERVICE_URLS."""
     settings = _settings(host, port)
-    logs.configure(settings.log_level, settings.node_id)
+    logs.configure(settings.log_level, settings.node_id, settings.log_format)
     from chatrelay.app_factory import create_gateway_app
 
     asgi = create_gateway_app(settings)
@@ -75,13 +76,13 @@ def gateway(host: HostOption = None, port: PortOption = None) -> None:
 def worker(host: HostOption = None, port: PortOption = None) -> None:
     """A worker node: POST /chat, /cancel; runs generations (default port 8000)."""
     settings = _settings(host, port if port is not None else int(os.environ.get("CHATRELAY_PORT", "8000")))
-    logs.configure(settings.log_level, settings.node_id)
+    logs.configure(settings.log_level, settings.node_id, settings.log_format)
     from chatrelay.app_factory import create_worker_app
 
     asgi = create_worker_app(settings)
     logger.info(
         "chatrelay worker %s on http://%s:%s, model %s, pid %d",
-        settings.node_id, settings.host, settings.port, settings.model, os.getpid(),
+        settings.node_id, settings.host, settings.port, resolve_model_kind(settings), os.getpid(),
     )
     serving.run(asgi, settings)
 

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
         validation_alias=_env("node_id", "NODE_ID"),
     )
     log_level: str = Field("info", validation_alias=_env("log_level"))
+    # console: key=value lines for a terminal; json: one object per line (clusters).
+    log_format: Literal["console", "json"] = Field("console", validation_alias=_env("log_format"))
 
     # -- shared state and storage
     engine_url: str = Field("memory://", validation_alias=_env("engine_url"))
@@ -46,8 +48,9 @@ class Settings(BaseSettings):
     log_ttl_seconds: float = Field(300.0, validation_alias=_env("log_ttl_seconds"))
 
     # -- the model
+    # auto: the bundled local model when it is installed, else the simulated one.
     model: Literal["auto", "simulated", "openai", "local"] = Field(
-        "simulated", validation_alias=_env("model")
+        "auto", validation_alias=_env("model")
     )
     chunk_delay: float = Field(0.05, validation_alias=_env("chunk_delay", "CHUNK_DELAY"))
     system_prompt: str = Field(

@@ -1,34 +1,63 @@
-"""Log set-up: one readable line per event, with the ids that matter appended.
+"""Log set-up: structured records, readable in a terminal or JSON for machines.
 
-Operators grep for lines such as ``WebSocket connected``; the node, session,
-user and message ids follow as ``key=value`` pairs.
+Code logs through the standard ``logging`` module with the ids that matter as
+``extra`` fields (``node``, ``session_id``, ``user_id``, ``message_id``, ...);
+structlog renders them as ``key=value`` pairs (``console``) or one JSON object
+per line (``json``, for clusters and log shippers). Operators grep for lines
+such as ``WebSocket connected``. Nothing is logged per chunk at info level.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-FIELDS = ("node", "session_id", "user_id", "message_id", "status", "tokens", "code", "url")
+import orjson
+import structlog
 
-
-class KeyValueFormatter(logging.Formatter):
-    """Appends the known ``extra`` fields of a record as ``key=value``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        pairs = [f"{key}={getattr(record, key)}" for key in FIELDS if hasattr(record, key)]
-        return f"{line} {' '.join(pairs)}" if pairs else line
+QUIET_LOGGERS = ("uvicorn.access", "alembic", "httpx", "httpx2", "aiosqlite", "sqlalchemy")
 
 
-def configure(level: str = "info", node_id: str | None = None) -> None:
-    """Send chatrelay's (and uvicorn's) logs to stderr in one format."""
-    handler = logging.StreamHandler()
-    prefix = f"[{node_id}] " if node_id else ""
-    handler.setFormatter(
-        KeyValueFormatter(f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
+def _json(value: Any, **_: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def configure(level: str = "info", node_id: str | None = None, fmt: str = "console") -> None:
+    """Send every log record (chatrelay's, uvicorn's) to stderr in one format."""
+
+    def add_node(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        if node_id:
+            event.setdefault("node", node_id)
+        return event
+
+    shared: list[Any] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        add_node,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=_json)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False, pad_event=0)
     )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info if fmt == "json" else _passthrough,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "alembic", "httpx", "aiosqlite", "sqlalchemy"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _passthrough(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    return event

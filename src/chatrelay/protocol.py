@@ -177,8 +177,9 @@ def message_frame(message: dict[str, Any]) -> dict[str, Any]:
     return {"type": "message", "message": message}
 
 
-def chunk_frame(message_id: str, seq: int, delta: str) -> dict[str, Any]:
-    return {"type": "chunk", "message_id": message_id, "seq": seq, "delta": delta}
+def chunk_frame(message_id: str, seq: int, delta: str, ts: float) -> dict[str, Any]:
+    """A chunk; ``ts`` (its publish time, Unix seconds) stays last: metrics find it there."""
+    return {"type": "chunk", "message_id": message_id, "seq": seq, "delta": delta, "ts": ts}
 
 
 def complete_frame(

@@ -8,7 +8,6 @@ import pytest
 
 from chatrelay.engine.base import Engine
 from chatrelay.engine.memory import MemoryEngine
-from tests.fixtures.redis_server import redis_server, redis_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -84,11 +84,12 @@ def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)) and not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (make test does)")
+    from playwright import sync_api  # the e2e tests only: pip install 'chatrelay[test]'
+
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

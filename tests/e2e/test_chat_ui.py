@@ -171,7 +171,8 @@ def test_server_restart_mid_stream(chat_server: ChatServer, page: Any) -> None:
     send(page, LONG_PROMPT)
     session_id = session_of(page)
     answer = assistant(page)
-    wait_words(answer, 8)
+    # Past the first one-second checkpoint of the answer's text (CHUNK_DELAY 0.05 s a word).
+    wait_words(answer, 30)
 
     chat_server.kill()
     connection = page.get_by_test_id("connection")
@@ -190,13 +191,10 @@ def test_server_restart_mid_stream(chat_server: ChatServer, page: Any) -> None:
     send(page, SHORT_PROMPT)
     wait_status(assistant(page), "completed")
     assert body_text(assistant(page)) == normalise(stored_assistant(chat_server, session_id)["content"])
-    if stored["status"] == "interrupted" and len(stored["content"].split()) < 8:
-        # DESIGN.md section 7 and PROTOCOL.md: an interrupted answer keeps the part produced.
-        # The all-in-one server stores no text until an answer ends, so a crash loses it.
-        pytest.xfail(
-            f"server stored the interrupted answer with {len(stored['content'].split())} words; "
-            "at least the 8 shown before the crash were produced"
-        )
+    if stored["status"] == "interrupted":
+        # The log died with the process; the store's checkpoint (every second) kept the text
+        # up to at most a second before the crash.
+        assert len(stored["content"].split()) >= 10
 
 
 def test_auto_scroll_follows_until_the_reader_scrolls_up(chat_server: ChatServer, page: Any) -> None:

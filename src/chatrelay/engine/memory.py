@@ -28,6 +28,8 @@ SUBSCRIBER_QUEUE_SIZE = 10_000
 
 def encode_event(offset: int, body: bytes) -> bytes:
     """Put ``offset`` first into a JSON object already encoded as ``body``."""
+    if body == b"{}":
+        return b'{"offset":%d}' % offset
     return b'{"offset":%d,%s' % (offset, body[1:])
 
 

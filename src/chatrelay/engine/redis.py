@@ -248,7 +248,7 @@ class RedisEngine:
         offset: int = await self._eval("publish", keys_, args)
         if offset == LEASE_LOST:
             raise LeaseLost(f"lease {lease.key if lease else ''} is no longer held")
-        data = encode_event(offset, body) if body != b"{}" else b'{"offset":%d}' % offset
+        data = encode_event(offset, body)
         return Event(offset, data)
 
     @asynccontextmanager

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from chatrelay import __version__
+from chatrelay import __version__, metrics
 from chatrelay.exceptions import ChatRelayError
 from chatrelay.gateway.auth import NotAuthenticated
 from chatrelay.gateway.services import GatewayServices
@@ -128,6 +128,11 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
             "version": __version__,
         }
         return JSONResponse(body, status_code=503 if services.draining else 200)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def get_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/actuator/health", health, methods=["GET"])

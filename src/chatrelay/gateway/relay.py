@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from chatrelay import metrics
 from chatrelay.engine.base import Engine, Event, Subscription
 from chatrelay.exceptions import EngineError
 
@@ -77,6 +78,7 @@ class Relay:
         channel = self._channels.get(session_id)
         if channel is None:
             channel = self._channels[session_id] = _Channel(session_id)
+            metrics.RELAYED_SESSIONS.inc()
             channel.task = asyncio.create_task(self._pump(channel), name=f"relay-{session_id}")
         channel.sinks.add(sink)
         try:
@@ -90,6 +92,7 @@ class Relay:
             channel.sinks.discard(sink)
             if not channel.sinks and self._channels.get(session_id) is channel:
                 del self._channels[session_id]
+                metrics.RELAYED_SESSIONS.dec()
                 assert channel.task is not None
                 channel.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -124,6 +127,7 @@ class Relay:
                         with contextlib.suppress(asyncio.CancelledError):
                             await watcher
             except EngineError as exc:
+                metrics.ENGINE_ERRORS.labels("relay").inc()
                 logger.warning("relay of %s lost its subscription: %s", channel.session_id, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP_SECONDS)
@@ -159,6 +163,7 @@ class Relay:
             return
         history = await self._engine.history(channel.session_id, channel.last)
         self.gaps_repaired += 1
+        metrics.GAP_REPAIRS.inc()
         if history.epoch != channel.epoch or not history.complete:
             self._reset(channel, history.epoch, history.latest)
             return

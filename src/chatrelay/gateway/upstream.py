@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from chatrelay import metrics
 from chatrelay.exceptions import (
     Busy,
     ChatRelayError,
@@ -168,6 +169,7 @@ class HttpBalancer:
                 errors.append(f"{node.url}: HTTP {response.status_code}")
                 continue
             node.failures, node.last_error = 0, None
+            metrics.UPSTREAM_CALLS.labels(node.url, str(response.status_code)).inc()
             if response.status_code in _CLIENT_ERRORS:
                 raise _CLIENT_ERRORS[response.status_code](_detail(response))
             if response.status_code >= 400:
@@ -180,6 +182,7 @@ class HttpBalancer:
         raise Unavailable("no worker could take the request (" + "; ".join(errors) + ")")
 
     def _failed(self, node: WorkerNode, reason: str) -> None:
+        metrics.UPSTREAM_CALLS.labels(node.url, "error").inc()
         node.failures += 1
         node.last_error = reason
         logger.warning("AI service request failed: %s", reason, extra={"url": node.url})

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from chatrelay import metrics
 from chatrelay.engine.base import Connection, Event
 from chatrelay.exceptions import ChatRelayError, EngineError, Forbidden
 from chatrelay.gateway.auth import NotAuthenticated
@@ -139,6 +140,7 @@ class ChatSocket:
             await services.engine.register(connection, services.settings.heartbeat_ttl)
             services.connections[connection.connection_id] = connection
             services.sockets.add(self)
+            metrics.OPEN_SOCKETS.inc()
             self._hold()
             async with services.relay.attach(self.session_id, self):
                 epoch, latest = await services.engine.position(self.session_id)
@@ -152,7 +154,9 @@ class ChatSocket:
             code, reason = CLOSE_OVERLOADED, f"engine unavailable: {exc.detail}"[:120]
         finally:
             services.connections.pop(connection.connection_id, None)
-            services.sockets.discard(self)
+            if self in services.sockets:
+                services.sockets.discard(self)
+                metrics.OPEN_SOCKETS.dec()
             with contextlib.suppress(EngineError):
                 await services.engine.unregister(connection)
         logger.info("WebSocket disconnected", extra={**fields, "code": code})
@@ -195,6 +199,7 @@ class ChatSocket:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if overflow in done:
+            metrics.SEND_QUEUE_DROPS.inc()
             return CLOSE_TOO_SLOW, f"too slow; reconnect and resume from offset {self._sent}"
         return self._closing or (1000, "")
 
@@ -207,6 +212,7 @@ class ChatSocket:
             await send({"type": "websocket.send", "text": data.decode()})
             if offset:
                 self._sent = offset
+                metrics.observe_send(metrics.chunk_timestamp(data))
 
     async def _read(self) -> None:
         limit = self._services.settings.max_message_chars
@@ -253,11 +259,16 @@ class ChatSocket:
         try:
             history = await self._services.engine.history(self.session_id, offset)
             if history.epoch != epoch or not history.complete or offset > history.latest:
+                metrics.RESUMES.labels("reset").inc()
                 self._send_frame(reset_frame(history.epoch, history.latest))
                 self._last = max(self._last, history.latest)
                 return
+            metrics.RESUMES.labels("replay").inc()
             self._last = offset
             for event in history.events:
-                self._push(event)
+                # A replay may be longer than the queue: wait for room, don't drop.
+                if event.offset > self._last:
+                    self._last = event.offset
+                    await self._queue.put((event.offset, event.data))
         finally:
             self._release()

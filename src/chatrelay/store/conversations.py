@@ -3,7 +3,9 @@
 A user message is stored when it is accepted. An assistant message is
 inserted once when its generation starts (``streaming``, empty) and updated
 once when it ends, with its final status and whole text: never once per
-chunk. The text of a message still streaming lives in the engine's log.
+chunk. While it streams, its text lives in the engine's log, and a
+checkpoint of it is saved every few seconds, so an answer whose process and
+log both died (the all-in-one server killed) still keeps most of its text.
 """
 
 from __future__ import annotations
@@ -180,6 +182,15 @@ class ConversationStore:
                 )
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def save_progress(self, message_id: str, content: str) -> None:
+        """Checkpoint the text of a message still streaming (kept if its worker dies)."""
+        async with self._sessions.begin() as db:
+            await db.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id, MessageRow.status == "streaming")
+                .values(content=content)
+            )
 
     async def get_message(self, message_id: str) -> dict[str, Any] | None:
         async with self._sessions() as db:

@@ -10,9 +10,9 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from chatrelay import __version__
+from chatrelay import __version__, metrics
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import ChatRelayError, Unavailable
 from chatrelay.protocol import INTERNAL_TOKEN_HEADER, CancelRequest, ChatAccepted, GenerationRequest
@@ -104,6 +104,11 @@ def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
     ) -> dict[str, Any]:
         messages = await _services(request).store.history(session_id, limit=limit)
         return {"session_id": session_id, "messages": messages}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def get_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

@@ -6,35 +6,25 @@ from collections.abc import Iterable
 from typing import Any
 
 from chatrelay.llm.base import Turn
-
-# Without a tokenizer at hand, about four characters make a token in English.
-CHARS_PER_TOKEN = 4
-
-
-def approximate_tokens(text: str) -> int:
-    return len(text) // CHARS_PER_TOKEN + 1
+from chatrelay.llm.budget import TokenCounter, approximate_tokens, trim_to_budget
 
 
 def build_turns(
-    messages: Iterable[dict[str, Any]], *, system_prompt: str, budget_tokens: int
+    messages: Iterable[dict[str, Any]],
+    *,
+    system_prompt: str,
+    budget_tokens: int,
+    count_tokens: TokenCounter = approximate_tokens,
 ) -> list[Turn]:
     """The system prompt plus the newest stored turns that fit in ``budget_tokens``.
 
-    Unfinished or empty assistant messages are left out; the last turn (the
-    user's new message) is always kept.
+    ``messages`` are the session's stored messages, oldest first, ending with the
+    user's new one. Unfinished or empty assistant messages are left out.
     """
-    turns = [
+    turns = [Turn("system", system_prompt)] if system_prompt else []
+    turns += [
         Turn(message["role"], message["content"])
         for message in messages
         if message["content"] and message["status"] != "streaming"
     ]
-    budget = budget_tokens - approximate_tokens(system_prompt)
-    kept: list[Turn] = []
-    for turn in reversed(turns):
-        cost = approximate_tokens(turn.content)
-        if kept and cost > budget:
-            break
-        kept.append(turn)
-        budget -= cost
-    head = [Turn("system", system_prompt)] if system_prompt else []
-    return head + kept[::-1]
+    return trim_to_budget(turns, budget_tokens, count_tokens)

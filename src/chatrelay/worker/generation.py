@@ -20,9 +20,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from chatrelay import metrics
 from chatrelay.engine.base import Engine, Lease
-from chatrelay.exceptions import Busy, EngineError, LeaseLost, ModelError, NotFound, Unavailable
+from chatrelay.exceptions import (
+    Busy,
+    EngineError,
+    Forbidden,
+    LeaseLost,
+    ModelError,
+    NotFound,
+    Unavailable,
+)
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
+from chatrelay.llm.budget import token_counter_for
 from chatrelay.protocol import (
     CancelRequest,
     ChatAccepted,
@@ -40,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 # Renew the lease this many times per TTL, so one slow renewal does not lose it.
 RENEWALS_PER_TTL = 3
+# The text of a running answer is checkpointed to the store this often, so a
+# crash that also loses the log (the all-in-one server) keeps most of it.
+CHECKPOINT_SECONDS = 1.0
 # Storing and publishing the end of a message must not hang a shutdown.
 FINALIZE_TIMEOUT_SECONDS = 10.0
 
@@ -109,6 +122,14 @@ class Generations:
             if await self._engine.lease_holder(key) == request.message_id:
                 return accepted
             raise Busy("a generation is already running in this session")
+        try:
+            owner = await self._store.claim_session(request.session_id, request.user_id)
+        except BaseException:
+            await self._engine.release(lease)
+            raise
+        if owner != request.user_id:
+            await self._engine.release(lease)
+            raise Forbidden("this session belongs to another user")
         if await self._store.get_message(request.message_id) is not None:
             await self._engine.release(lease)  # a retry of a generation that already ran
             return accepted
@@ -124,7 +145,8 @@ class Generations:
             turns = build_turns(
                 await self._store.history(request.session_id, limit=self._config.history_turns),
                 system_prompt=self._config.system_prompt,
-                budget_tokens=self._config.context_tokens,
+                budget_tokens=self._config.context_tokens - self._config.max_tokens,
+                count_tokens=token_counter_for(self._model),
             )
             await self._engine.publish(request.session_id, message_frame(user_message), lease=lease)
             assistant, _ = await self._store.add_message(
@@ -143,8 +165,13 @@ class Generations:
             self._run(request, lease, cancelled, turns), name=f"generation-{request.message_id}"
         )
         self._running[request.message_id] = _Running(request, lease, task, cancelled)
-        task.add_done_callback(lambda _: self._running.pop(request.message_id, None))
+        metrics.RUNNING_GENERATIONS.inc()
+        task.add_done_callback(lambda _: self._forget(request.message_id))
         return accepted
+
+    def _forget(self, message_id: str) -> None:
+        self._running.pop(message_id, None)
+        metrics.RUNNING_GENERATIONS.dec()
 
     async def cancel(self, request: CancelRequest) -> None:
         """Stop a generation running anywhere; raises ``NotFound`` if it is not running."""
@@ -195,7 +222,7 @@ class Generations:
         parts: list[str] = []
         status: FinalStatus = "completed"
         error: str | None = None
-        started = time.monotonic()
+        started = checkpointed = time.monotonic()
         first_token_at: float | None = None
         params = GenerationParams(max_tokens=self._config.max_tokens)
         stream = self._model.stream(turns, params)
@@ -210,12 +237,15 @@ class Generations:
                 parts.append(delta)
                 await self._engine.publish(
                     request.session_id,
-                    chunk_frame(request.message_id, seq, delta),
+                    chunk_frame(request.message_id, seq, delta, round(time.time(), 6)),
                     lease=lease,
                 )
                 if cancelled.is_set() or await self._engine.cancel_requested(request.message_id):
                     status = "cancelled"
                     break
+                if time.monotonic() - checkpointed >= CHECKPOINT_SECONDS:
+                    checkpointed = time.monotonic()
+                    await self._store.save_progress(request.message_id, "".join(parts))
         except asyncio.CancelledError:
             status, error = "interrupted", "the worker shut down"
         except LeaseLost:
@@ -234,6 +264,9 @@ class Generations:
                 await keeper
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
+        metrics.GENERATIONS.labels(status).inc()
+        if first_token_at is not None:
+            metrics.TIME_TO_FIRST_TOKEN.observe(first_token_at - started)
         usage = {
             "model": self._model.name,
             "tokens": len(parts),

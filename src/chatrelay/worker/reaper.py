@@ -5,8 +5,9 @@ is stored as ``streaming`` until after the message is stored with its final
 status. So a message that is still ``streaming`` in the store while nobody
 holds its lease (expired after a crash, or lost with a flushed Redis) is an
 orphan. One node at a time (the holder of the ``reaper`` lease) finalizes
-orphans as ``interrupted`` with the text the log still holds, publishes
-their ``complete`` and stores them.
+orphans as ``interrupted`` with the text the log still holds (or the
+store's last checkpoint of it, if longer), publishes their ``complete`` and
+stores them.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ class Reaper:
             if await self._engine.lease_holder(generation_lease_key(session_id)) == message_id:
                 continue  # its generation is alive
             log = await self._engine.history(session_id, 0)
-            content = partial_texts(log.events, [message_id])[message_id]
+            logged = partial_texts(log.events, [message_id])[message_id]
+            # Both are beginnings of one text: the log's is newer unless the log was lost.
+            content = max(logged, message["content"], key=len)
             if not await self._store.finish_message(
                 message_id, status="interrupted", content=content, error=INTERRUPTED_REASON
             ):

@@ -220,7 +220,7 @@ def balancer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_nginx_answers_health_itself(balancer: str) -> None:
     response = httpx.get(f"{balancer}/health", timeout=NGINX_TEST_TIMEOUT)
     assert response.status_code == 200
-    assert response.json() == {"status": "UP", "component": "nginx"}
+    assert response.json() == {"status": "ok", "role": "nginx"}
 
 
 @pytest.mark.parametrize("path", ["/api/health", "/ws/chat?session_id=s1", "/", "/docs"])

@@ -22,7 +22,6 @@ from chatrelay.engine import redis as redis_engine
 from chatrelay.engine.base import Connection
 from chatrelay.engine.redis import RedisEngine, RedisSubscription
 from chatrelay.exceptions import EngineError
-from tests.fixtures.redis_server import redis_server, redis_url  # noqa: F401  (fixtures)
 from tests.timing import seconds
 
 
