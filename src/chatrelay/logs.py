@@ -42,13 +42,12 @@ def configure(level: str = "info", node_id: str | None = None, fmt: str = "conso
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False, pad_event=0)
     )
+    # JSON carries tracebacks as a string field; the console renderer prints them itself.
+    final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if fmt == "json":
+        final.append(structlog.processors.format_exc_info)
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if fmt == "json" else _passthrough,
-            renderer,
-        ],
+        foreign_pre_chain=shared, processors=[*final, renderer]
     )
     handler = logging.StreamHandler()
     handler.setFormatter(formatter)
@@ -58,6 +57,3 @@ def configure(level: str = "info", node_id: str | None = None, fmt: str = "conso
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
-
-def _passthrough(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
-    return event
