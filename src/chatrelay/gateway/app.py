@@ -17,7 +17,7 @@ from chatrelay.exceptions import ChatRelayError
 from chatrelay.gateway.auth import NotAuthenticated
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import ChatSocket
-from chatrelay.protocol import CancelBody, ChatAccepted, ChatBody, SESSION_ID_PATTERN
+from chatrelay.protocol import SESSION_ID_PATTERN, CancelBody, ChatAccepted, ChatBody
 
 STATIC_DIR = Path(__file__).parent / "static"
 NOT_BUILT_PAGE = """<!doctype html><meta charset="utf-8"><title>chatrelay</title>

@@ -141,7 +141,7 @@ def _testable_copy(conf: str, folder: Path, gateway_ports: list[int], listen_por
         r"server\s+gateway-\d+:8080", lambda _: f"server 127.0.0.1:{next(ports)}", conf
     )
     assert replaced == len(GATEWAYS)
-    conf = re.sub(r"^pid\s+[^;]+;", f"pid {folder / 'nginx.pid'};", conf, flags=re.M)
+    conf = re.sub(r"^pid\s+[^;]+;", f"pid {folder / 'nginx.pid'};", conf, flags=re.MULTILINE)
     conf = re.sub(r"error_log\s+[^;]+;", f"error_log {folder / 'error.log'};", conf)
     conf = re.sub(r"access_log\s+/[^;]+;", f"access_log {folder / 'access.log'};", conf)
     conf = re.sub(r"listen\s+80;", f"listen 127.0.0.1:{listen_port};", conf)
@@ -176,7 +176,7 @@ def test_nginx_accepts_the_config(tmp_path: Path) -> None:
 class _EchoGateway(BaseHTTPRequestHandler):
     """Answers every GET with the path and headers it received, as JSON."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_GET(self) -> None:
         body = json.dumps({"path": self.path, "headers": dict(self.headers.items())}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -184,7 +184,7 @@ class _EchoGateway(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

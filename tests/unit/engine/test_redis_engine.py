@@ -26,7 +26,7 @@ from tests.timing import seconds
 
 
 @pytest.fixture
-async def engine(redis_url: str) -> AsyncIterator[RedisEngine]:  # noqa: F811
+async def engine(redis_url: str) -> AsyncIterator[RedisEngine]:
     created = RedisEngine(redis_url, max_events=50, log_ttl=300.0, node_id="test")
     try:
         yield created
@@ -35,7 +35,7 @@ async def engine(redis_url: str) -> AsyncIterator[RedisEngine]:  # noqa: F811
 
 
 @pytest.fixture
-async def admin(redis_url: str) -> AsyncIterator[Redis]:  # noqa: F811
+async def admin(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
     try:
         yield client
@@ -168,7 +168,7 @@ async def test_history_is_incomplete_when_the_stream_is_gone(
     assert (await engine.history("s1", since=3)).complete
 
 
-async def test_events_older_than_log_ttl_count_as_trimmed(redis_url: str) -> None:  # noqa: F811
+async def test_events_older_than_log_ttl_count_as_trimmed(redis_url: str) -> None:
     engine = RedisEngine(redis_url, log_ttl=0.2)
     try:
         await engine.publish("s1", frame(1))
@@ -250,7 +250,7 @@ async def test_subscribe_churn_leaves_exact_bookkeeping(engine: RedisEngine, adm
         assert await admin.pubsub_numsub("chat:stream:s1") == [(b"chat:stream:s1", 1)]
 
 
-async def test_full_subscriber_queue_drops_and_counts(redis_url: str) -> None:  # noqa: F811
+async def test_full_subscriber_queue_drops_and_counts(redis_url: str) -> None:
     engine = RedisEngine(redis_url, subscriber_queue_size=3)
     try:
         async with engine.subscribe("s1") as subscription:
@@ -267,7 +267,7 @@ async def test_full_subscriber_queue_drops_and_counts(redis_url: str) -> None:  
         await engine.aclose()
 
 
-async def test_aclose_ends_subscriptions_and_stops_the_reader(redis_url: str) -> None:  # noqa: F811
+async def test_aclose_ends_subscriptions_and_stops_the_reader(redis_url: str) -> None:
     engine = RedisEngine(redis_url)
     async with engine.subscribe("s1") as subscription:
         reader = engine._pubsub_task
