@@ -28,6 +28,8 @@ REAPER_LEASE_KEY = "reaper"
 SCAN_INTERVAL_SECONDS = 1.0
 # The reaper lease outlives a few scans, so a dead reaper is replaced quickly.
 REAPER_LEASE_TTL = 5.0
+# Expired socket registrations are swept every this many scans.
+SCANS_PER_REGISTRY_CLEANUP = 10
 INTERRUPTED_REASON = "the worker generating this answer stopped"
 
 
@@ -55,10 +57,15 @@ class Reaper:
                 await self._engine.release(self._lease)
 
     async def _loop(self) -> None:
+        scans = 0
         while True:
             try:
                 if await self._lead():
                     await self.reap_once()
+                    scans += 1
+                    if scans % SCANS_PER_REGISTRY_CLEANUP == 0:
+                        # The other leader-only chore: sockets of nodes that died unannounced.
+                        await self._engine.cleanup_stale()
             except EngineError as exc:
                 logger.warning("reaper skipped a scan: %s", exc)
             except Exception:
