@@ -40,7 +40,7 @@ def configure(level: str = "info", node_id: str | None = None, fmt: str = "conso
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_json)
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False, pad_event=0)
+        else structlog.dev.ConsoleRenderer(colors=False, pad_event=0, sort_keys=False)
     )
     # JSON carries tracebacks as a string field; the console renderer prints them itself.
     final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
