@@ -81,6 +81,9 @@ ORPHAN_RETENTION = 7 * 24 * 3600.0
 CLOSE_TIMEOUT = 5.0
 # What publish.lua returns when the caller's lease is no longer current.
 LEASE_LOST = 0
+# Holders whose last fenced publish told us whether they were cancelled: one per
+# generation running in this process, forgotten at release.
+STOPS_REMEMBERED = 10_000
 _OFFSET_START = len(b'{"offset":')
 
 
@@ -219,6 +222,7 @@ class RedisEngine:
         self.dropped_live_events = 0
         #: Times the pub/sub connection was re-established after being lost.
         self.pubsub_reconnects = 0
+        self._stops_seen: dict[str, bool] = {}
 
     async def _eval(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         try:
@@ -243,11 +247,13 @@ class RedisEngine:
             keys.SESSION_CHANNEL + session_id,
         ]
         if lease is not None:
-            keys_.append(keys.LEASE + lease.key)
+            keys_ += [keys.LEASE + lease.key, keys.CANCEL + lease.holder]
             args.append(_lease_value(lease))
-        offset: int = await self._eval("publish", keys_, args)
+        offset, stop = await self._eval("publish", keys_, args)
         if offset == LEASE_LOST:
             raise LeaseLost(f"lease {lease.key if lease else ''} is no longer held")
+        if lease is not None:
+            self._remember_stop(lease.holder, bool(stop))
         data = encode_event(offset, body)
         return Event(offset, data)
 
@@ -576,6 +582,7 @@ class RedisEngine:
         return bool(renewed)
 
     async def release(self, lease: Lease) -> bool:
+        self._stops_seen.pop(lease.holder, None)
         released = await self._eval(
             "release",
             [keys.LEASE + lease.key, keys.LEASES_GRANTED],
@@ -612,7 +619,21 @@ class RedisEngine:
         except (RedisError, OSError) as exc:
             raise EngineError(f"Redis SET failed: {exc}") from exc
 
+    def _remember_stop(self, holder: str, stop: bool) -> None:
+        if len(self._stops_seen) >= STOPS_REMEMBERED and holder not in self._stops_seen:
+            self._stops_seen.clear()  # only leaks from unreleased leases get here
+        self._stops_seen[holder] = stop
+
     async def cancel_requested(self, message_id: str) -> bool:
+        """Answered without a round trip for the holder of a lease that just published.
+
+        A fenced publish reports whether its holder was asked to stop (the
+        cancel key is checked inside ``publish.lua``), so a generation checking
+        between chunks costs no second round trip.
+        """
+        known = self._stops_seen.get(message_id)
+        if known is not None:
+            return known
         try:
             return bool(await self._redis.exists(keys.CANCEL + message_id))
         except (RedisError, OSError) as exc:

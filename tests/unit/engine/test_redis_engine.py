@@ -85,6 +85,33 @@ async def test_publish_is_one_round_trip_of_one_evalsha(
     assert stats["cmdstat_publish"]["calls"] == 1  # issued by the script, inside Redis
 
 
+async def test_a_fenced_publish_learns_of_a_cancel_in_the_same_round_trip(
+    engine: RedisEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lease = await engine.acquire("generation:s1", 10.0, "m1")
+    assert lease is not None
+    await engine.publish("s1", frame(0), lease=lease)  # loads the script once
+    sent: list[bytes] = []
+    original = AbstractConnection.send_packed_command
+
+    async def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        sent.append(bytes(command[0] if isinstance(command, list) else command))
+        await original(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    await engine.publish("s1", frame(1), lease=lease)
+    assert not await engine.cancel_requested("m1")
+    await engine.request_cancel("m1")  # from any node
+    assert not await engine.cancel_requested("m1")  # not seen until the next chunk
+    await engine.publish("s1", frame(2), lease=lease)
+    assert await engine.cancel_requested("m1")
+    monkeypatch.undo()
+    # publish, request_cancel, publish: the three cancel checks cost nothing.
+    assert [c.split(b"\r\n")[2] for c in sent] == [b"EVALSHA", b"SET", b"EVALSHA"]
+    await engine.release(lease)
+    assert await engine.cancel_requested("m1")  # after release: asked of Redis again
+
+
 async def test_empty_frame_gets_valid_json(engine: RedisEngine) -> None:
     event = await engine.publish("s1", {})
     assert orjson.loads(event.data) == {"offset": 1}

@@ -2,15 +2,22 @@
 --
 -- KEYS[1] session meta hash {epoch, latest}   KEYS[2] session stream
 -- KEYS[3] (optional) lease key whose value must still be ARGV[7]
+-- KEYS[4] (with KEYS[3]) the cancel key of the lease's holder
 -- ARGV[1] the frame as a JSON object (starts with "{")
 -- ARGV[2] an epoch to use if the session has none (its meta was lost)
 -- ARGV[3] max entries kept   ARGV[4] max age of entries, ms
 -- ARGV[5] meta TTL, ms       ARGV[6] pub/sub channel
 -- ARGV[7] (with KEYS[3]) the lease value "{token}:{holder}" of the caller
 --
--- Returns the event's offset, or 0 when the lease is no longer current.
-if #KEYS == 3 and redis.call('GET', KEYS[3]) ~= ARGV[7] then
-  return 0
+-- Returns {offset, stop}: the event's offset (0 when the lease is no longer
+-- current and nothing was appended), and 1 when the lease's holder was asked
+-- to stop, so a generation learns of a cancel without a round trip of its own.
+local stop = 0
+if #KEYS == 4 then
+  if redis.call('GET', KEYS[3]) ~= ARGV[7] then
+    return {0, 0}
+  end
+  stop = redis.call('EXISTS', KEYS[4])
 end
 
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[2]) == 1 then
@@ -36,4 +43,4 @@ redis.call('XTRIM', KEYS[2], 'MINID', '~', string.format('%d', now_ms - max_age)
 redis.call('PEXPIRE', KEYS[2], max_age)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PUBLISH', ARGV[6], data)
-return offset
+return {offset, stop}
