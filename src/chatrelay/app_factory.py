@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -63,40 +63,55 @@ def generation_config(settings: Settings) -> GenerationConfig:
     )
 
 
+async def _open_shared(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[Engine, ConversationStore]:
+    """The engine and the store every role runs on, closed by ``stack``."""
+    engine = build_engine(settings)
+    stack.push_async_callback(engine.aclose)
+    store = ConversationStore(settings.database_url)
+    stack.push_async_callback(store.aclose)
+    await store.open()
+    return engine, store
+
+
+async def _open_generations(
+    settings: Settings, stack: AsyncExitStack, engine: Engine, store: ConversationStore
+) -> Generations:
+    """A worker's model, generations and reaper, closed by ``stack`` (generations first)."""
+    model = await open_model(settings)
+    stack.push_async_callback(model.aclose)
+    reaper = Reaper(engine, store, settings.node_id)
+    await reaper.reap_once()  # what a previous run left streaming
+    reaper.start()
+    stack.push_async_callback(reaper.aclose)
+    generations = Generations(engine, store, model, generation_config(settings))
+    stack.push_async_callback(generations.aclose)  # interrupts what still runs
+    return generations
+
+
 def create_all_in_one_app(settings: Settings) -> FastAPI:
     """Gateway and worker in one process (``chatrelay serve``)."""
 
     @asynccontextmanager
     async def services() -> AsyncIterator[GatewayServices]:
-        engine = build_engine(settings)
-        store = ConversationStore(settings.database_url)
-        model = await open_model(settings)
-        try:
-            await store.open()
-            generations = Generations(engine, store, model, generation_config(settings))
-            reaper = Reaper(engine, store, settings.node_id)
-            await reaper.reap_once()  # what a previous run left streaming
-            reaper.start()
+        async with AsyncExitStack() as stack:
+            engine, store = await _open_shared(settings, stack)
+            generations = await _open_generations(settings, stack, engine, store)
             gateway = GatewayServices(
                 settings=settings,
                 engine=engine,
                 store=store,
-                dispatcher=InProcessDispatcher(generations, settings.node_id, model.name),
+                dispatcher=InProcessDispatcher(
+                    generations, settings.node_id, generations.model_name
+                ),
                 auth=create_authenticator(settings.auth_mode),
-                model=model.name,
+                model=generations.model_name,
             )
             gateway.drain_hooks.append(generations.wait_idle)
             gateway.start()
-            try:
-                yield gateway
-            finally:
-                await generations.aclose()
-                await reaper.aclose()
-                await gateway.aclose()
-        finally:
-            await model.aclose()
-            await store.aclose()
-            await engine.aclose()
+            stack.push_async_callback(gateway.aclose)
+            yield gateway
 
     return create_app(services)
 
@@ -106,11 +121,10 @@ def create_gateway_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def services() -> AsyncIterator[GatewayServices]:
-        engine = build_engine(settings)
-        store = ConversationStore(settings.database_url)
-        balancer = HttpBalancer(settings.ai_service_urls, settings.internal_token)
-        try:
-            await store.open()
+        async with AsyncExitStack() as stack:
+            engine, store = await _open_shared(settings, stack)
+            balancer = HttpBalancer(settings.ai_service_urls, settings.internal_token)
+            stack.push_async_callback(balancer.aclose)
             balancer.start_probing()
             gateway = GatewayServices(
                 settings=settings,
@@ -121,14 +135,8 @@ def create_gateway_app(settings: Settings) -> FastAPI:
                 model="remote",
             )
             gateway.start()
-            try:
-                yield gateway
-            finally:
-                await gateway.aclose()
-        finally:
-            await balancer.aclose()
-            await store.aclose()
-            await engine.aclose()
+            stack.push_async_callback(gateway.aclose)
+            yield gateway
 
     return create_app(services)
 
@@ -138,28 +146,15 @@ def create_worker_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def services() -> AsyncIterator[WorkerServices]:
-        engine = build_engine(settings)
-        store = ConversationStore(settings.database_url)
-        model = await open_model(settings)
-        try:
-            await store.open()
-            generations = Generations(engine, store, model, generation_config(settings))
-            reaper = Reaper(engine, store, settings.node_id)
-            reaper.start()
-            try:
-                yield WorkerServices(
-                    node_id=settings.node_id,
-                    engine=engine,
-                    store=store,
-                    generations=generations,
-                    internal_token=settings.internal_token,
-                )
-            finally:
-                await generations.aclose()
-                await reaper.aclose()
-        finally:
-            await model.aclose()
-            await store.aclose()
-            await engine.aclose()
+        async with AsyncExitStack() as stack:
+            engine, store = await _open_shared(settings, stack)
+            generations = await _open_generations(settings, stack, engine, store)
+            yield WorkerServices(
+                node_id=settings.node_id,
+                engine=engine,
+                store=store,
+                generations=generations,
+                internal_token=settings.internal_token,
+            )
 
     return _worker_app(services)

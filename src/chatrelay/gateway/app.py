@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request, WebSocket
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from chatrelay import __version__, metrics
-from chatrelay.exceptions import ChatRelayError
+from chatrelay import __version__
 from chatrelay.gateway.auth import NotAuthenticated
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import ChatSocket
 from chatrelay.protocol import SESSION_ID_PATTERN, CancelBody, ChatAccepted, ChatBody
+from chatrelay.service_app import create_service_app, error_response
 
 STATIC_DIR = Path(__file__).parent / "static"
 NOT_BUILT_PAGE = """<!doctype html><meta charset="utf-8"><title>chatrelay</title>
@@ -39,41 +38,13 @@ def _user(request: Request) -> str:
     return services.auth.user_for(request.query_params, request.headers)
 
 
-def _error(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"code": code, "detail": detail}, status_code=status, headers=headers)
-
-
 def create_app(services_factory: ServicesFactory) -> FastAPI:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with services_factory() as services:
-            app.state.services = services
-            app.state.drain = services.drain
-            yield
-
-    app = FastAPI(title="chatrelay", version=__version__, lifespan=lifespan)
-
-    @app.exception_handler(ChatRelayError)
-    async def chatrelay_error(request: Request, exc: ChatRelayError) -> JSONResponse:
-        headers = None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            headers = {"Retry-After": str(int(retry_after))}
-        return _error(exc.http_status, exc.code, exc.detail, headers)
+    app = create_service_app("chatrelay", services_factory)
 
     @app.exception_handler(NotAuthenticated)
     async def not_authenticated(request: Request, exc: NotAuthenticated) -> JSONResponse:
-        return _error(401, "not_authenticated", str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc'][1:]) or 'body'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        return _error(422, "invalid_message", problems or "invalid request")
+        return error_response(401, "not_authenticated", str(exc))
 
     @app.websocket("/ws/chat")
     async def chat_socket(websocket: WebSocket) -> None:
@@ -99,7 +70,7 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
         before: str | None = Query(None, max_length=128),
     ) -> dict[str, Any]:
         if not SESSION_ID_PATTERN.match(session_id):
-            return _error(422, "invalid_message", "invalid session id")  # type: ignore[return-value]
+            return error_response(422, "invalid_message", "invalid session id")  # type: ignore[return-value]
         messages = await _services(request).conversations.history(
             _user(request), session_id, limit=limit, before=before
         )
@@ -129,11 +100,6 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
         }
         return JSONResponse(body, status_code=503 if services.draining else 200)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def get_metrics() -> Response:
-        body, content_type = metrics.exposition()
-        return Response(body, media_type=content_type)
-
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/actuator/health", health, methods=["GET"])
     _mount_web_ui(app)
@@ -148,7 +114,7 @@ def _mount_web_ui(app: FastAPI) -> None:
     @app.get("/{path:path}", include_in_schema=False)
     async def web_ui(path: str) -> Response:
         if path.startswith(("api/", "ws/")):
-            return _error(404, "not_found", f"no route /{path}")
+            return error_response(404, "not_found", f"no route /{path}")
         candidate = (STATIC_DIR / path).resolve()
         if path and candidate.is_file() and STATIC_DIR.resolve() in candidate.parents:
             return FileResponse(candidate)

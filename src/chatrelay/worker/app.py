@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
-from chatrelay import __version__, metrics
+from chatrelay import __version__
 from chatrelay.engine.base import Engine
-from chatrelay.exceptions import ChatRelayError, Unavailable
+from chatrelay.exceptions import Unavailable
 from chatrelay.protocol import INTERNAL_TOKEN_HEADER, CancelRequest, ChatAccepted, GenerationRequest
+from chatrelay.service_app import create_service_app, error_response
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.generation import Generations
 
@@ -60,31 +60,14 @@ class _Unauthorized(Exception):
 def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
     """The worker app; ``services_factory`` opens and closes what it runs on."""
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with services_factory() as services:
-            app.state.services = services
-            app.state.drain = services.drain
-            yield
-
-    app = FastAPI(title="chatrelay worker", version=__version__, lifespan=lifespan)
+    app = create_service_app("chatrelay worker", services_factory)
     internal = [Depends(_check_token)]
-
-    @app.exception_handler(ChatRelayError)
-    async def chatrelay_error(request: Request, exc: ChatRelayError) -> JSONResponse:
-        return JSONResponse({"code": exc.code, "detail": exc.detail}, status_code=exc.http_status)
 
     @app.exception_handler(_Unauthorized)
     async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
-        return JSONResponse(
-            {"code": "not_authenticated", "detail": f"missing or wrong {INTERNAL_TOKEN_HEADER}"},
-            status_code=401,
+        return error_response(
+            401, "not_authenticated", f"missing or wrong {INTERNAL_TOKEN_HEADER}"
         )
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
-        return JSONResponse({"code": "invalid_message", "detail": detail}, status_code=422)
 
     @app.post("/chat", status_code=202, response_model=ChatAccepted, dependencies=internal)
     async def chat(body: GenerationRequest, request: Request) -> ChatAccepted:
@@ -104,11 +87,6 @@ def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
     ) -> dict[str, Any]:
         messages = await _services(request).store.history(session_id, limit=limit)
         return {"session_id": session_id, "messages": messages}
-
-    @app.get("/metrics", include_in_schema=False)
-    async def get_metrics() -> Response:
-        body, content_type = metrics.exposition()
-        return Response(body, media_type=content_type)
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

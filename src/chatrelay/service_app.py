@@ -1,0 +1,74 @@
+"""The FastAPI shell every chatrelay service shares: lifespan, error bodies, metrics.
+
+A gateway and a worker each build their routes on top of it; neither knows
+the other. The shell opens the service's parts for the app's lifetime
+(``app.state.services``), hands ``serving.py`` their ``drain``, turns
+chatrelay's errors and invalid bodies into ``{"code", "detail"}`` answers,
+and serves ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from chatrelay import __version__, metrics
+from chatrelay.exceptions import ChatRelayError, RateLimited
+
+
+class Drainable(Protocol):
+    async def drain(self) -> None:
+        """Stop taking work and let what runs finish (``serving.py`` calls it on SIGTERM)."""
+        ...
+
+
+ServicesT = TypeVar("ServicesT", bound=Drainable)
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The body every chatrelay error has on REST: ``{"code", "detail"}``."""
+    return JSONResponse({"code": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def create_service_app(
+    title: str, services_factory: Callable[[], AbstractAsyncContextManager[ServicesT]]
+) -> FastAPI:
+    """An app whose lifespan runs ``services_factory``, with the shared handlers and /metrics."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with services_factory() as services:
+            app.state.services = services
+            app.state.drain = services.drain
+            yield
+
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan)
+
+    @app.exception_handler(ChatRelayError)
+    async def chatrelay_error(request: Request, exc: ChatRelayError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(int(exc.retry_after))}
+        return error_response(exc.http_status, exc.code, exc.detail, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'][1:]) or 'body'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return error_response(422, "invalid_message", problems or "invalid request")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def get_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    return app
