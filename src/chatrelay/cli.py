@@ -35,56 +35,47 @@ def _settings(host: str | None, port: int | None) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
 
 
+def _run(role: str, settings: Settings, details: str) -> None:
+    """Configure logs, build the role's app, say what runs where, and serve until a signal."""
+    logs.configure(settings.log_level, settings.node_id, settings.log_format)
+    from chatrelay import app_factory
+
+    factories = {
+        "serve": app_factory.create_all_in_one_app,
+        "gateway": app_factory.create_gateway_app,
+        "worker": app_factory.create_worker_app,
+    }
+    asgi = factories[role](settings)
+    logger.info(
+        "chatrelay %s %s on http://%s:%s (%s, pid %d)",
+        role, settings.node_id, settings.host, settings.port, details, os.getpid(),
+    )
+    serving.run(asgi, settings)
+
+
 @app.command()
 def serve(host: HostOption = None, port: PortOption = None) -> None:
     """Gateway and worker in one process: the laptop default (memory engine, SQLite)."""
     settings = _settings(host, port)
-    logs.configure(settings.log_level, settings.node_id, settings.log_format)
-    from chatrelay.app_factory import create_all_in_one_app
-
-    asgi = create_all_in_one_app(settings)
-    logger.info(
-        "chatrelay serving on http://%s:%s (node %s, engine %s, database %s, model %s, pid %d)",
-        settings.host,
-        settings.port,
-        settings.node_id,
-        settings.resolved_engine_url.split("@")[-1],
-        settings.database_url,
-        resolve_model_kind(settings),
-        os.getpid(),
-    )
-    serving.run(asgi, settings)
+    engine = settings.resolved_engine_url.split("@")[-1]  # never log a password
+    details = f"engine {engine}, database {settings.database_url.split('@')[-1]}, " \
+        f"model {resolve_model_kind(settings)}"
+    _run("serve", settings, details)
 
 
 @app.command()
 def gateway(host: HostOption = None, port: PortOption = None) -> None:
     """A gateway node: WebSockets and REST; generations on the workers of AI_SERVICE_URLS."""
     settings = _settings(host, port)
-    logs.configure(settings.log_level, settings.node_id, settings.log_format)
-    from chatrelay.app_factory import create_gateway_app
-
-    asgi = create_gateway_app(settings)
-    logger.info(
-        "chatrelay gateway %s on http://%s:%s, workers %s, pid %d",
-        settings.node_id, settings.host, settings.port,
-        ",".join(settings.ai_service_urls), os.getpid(),
-    )
-    serving.run(asgi, settings)
+    _run("gateway", settings, f"workers {','.join(settings.ai_service_urls)}")
 
 
 @app.command()
 def worker(host: HostOption = None, port: PortOption = None) -> None:
     """A worker node: POST /chat, /cancel; runs generations (default port 8000)."""
-    settings = _settings(host, port if port is not None else int(os.environ.get("CHATRELAY_PORT", "8000")))
-    logs.configure(settings.log_level, settings.node_id, settings.log_format)
-    from chatrelay.app_factory import create_worker_app
-
-    asgi = create_worker_app(settings)
-    logger.info(
-        "chatrelay worker %s on http://%s:%s, model %s, pid %d",
-        settings.node_id, settings.host, settings.port, resolve_model_kind(settings), os.getpid(),
-    )
-    serving.run(asgi, settings)
+    default_port = int(os.environ.get("CHATRELAY_PORT", "8000"))
+    settings = _settings(host, port if port is not None else default_port)
+    _run("worker", settings, f"model {resolve_model_kind(settings)}")
 
 
 cluster_app = typer.Typer(

@@ -46,4 +46,5 @@ async def test_make_run_serves_a_streamed_answer(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(make.pid, signal.SIGKILL)
             make.wait()
-    assert "chatrelay serving on" in log.read_text(errors="replace")
+    assert "chatrelay serve" in log.read_text(errors="replace")
+    assert f"on http://127.0.0.1:{port}" in log.read_text(errors="replace")
