@@ -60,6 +60,7 @@ def generation_config(settings: Settings) -> GenerationConfig:
         history_turns=settings.history_turns,
         context_tokens=settings.context_tokens,
         max_tokens=settings.max_tokens,
+        checkpoint_seconds=settings.resolved_checkpoint_seconds,
     )
 
 

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     ping_interval: float = Field(20.0, validation_alias=_env("ping_interval"))
     heartbeat_ttl: float = Field(60.0, validation_alias=_env("heartbeat_ttl"))
     lease_ttl: float = Field(15.0, validation_alias=_env("lease_ttl"))
+    # How often a running answer's text is saved to the store. Unset: every second
+    # with the memory engine (whose log dies with the process), every 10 s with
+    # Redis (whose log outlives a worker, so the save only covers losing both).
+    checkpoint_seconds: float | None = Field(None, validation_alias=_env("checkpoint_seconds"))
     # On SIGTERM: how long sockets and running answers get before the process exits.
     drain_grace_seconds: float = Field(10.0, validation_alias=_env("drain_grace_seconds"))
     # Frames waiting for one slow socket; past this the socket is closed.
@@ -97,6 +101,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def resolved_checkpoint_seconds(self) -> float:
+        if self.checkpoint_seconds is not None:
+            return self.checkpoint_seconds
+        return 1.0 if self.resolved_engine_url.startswith("memory:") else 10.0
 
     @property
     def resolved_engine_url(self) -> str:

@@ -204,9 +204,12 @@ class ChatSocket:
         return self._closing or (1000, "")
 
     async def _write(self) -> None:
-        send = self._ws.send
+        # The ASGI send itself: Starlette's wrapper re-checks its state machine on every
+        # frame, which showed in profiles of the hot path (docs/benchmarks.md).
+        send = self._ws._send
+        queue = self._queue
         while True:
-            offset, data = await self._queue.get()
+            offset, data = queue.get_nowait() if queue.qsize() else await queue.get()
             if not data:
                 return  # the end marker of send_reconnect
             await send({"type": "websocket.send", "text": data.decode()})

@@ -50,9 +50,6 @@ logger = logging.getLogger(__name__)
 
 # Renew the lease this many times per TTL, so one slow renewal does not lose it.
 RENEWALS_PER_TTL = 3
-# The text of a running answer is checkpointed to the store this often, so a
-# crash that also loses the log (the all-in-one server) keeps most of it.
-CHECKPOINT_SECONDS = 1.0
 # Storing and publishing the end of a message must not hang a shutdown.
 FINALIZE_TIMEOUT_SECONDS = 10.0
 
@@ -67,6 +64,9 @@ class GenerationConfig:
     history_turns: int
     context_tokens: int
     max_tokens: int
+    # Save a running answer's text this often (0: never), so a crash that also
+    # loses the log (the all-in-one server) keeps most of it.
+    checkpoint_seconds: float = 1.0
 
 
 @dataclass
@@ -243,7 +243,8 @@ class Generations:
                 if cancelled.is_set() or await self._engine.cancel_requested(request.message_id):
                     status = "cancelled"
                     break
-                if time.monotonic() - checkpointed >= CHECKPOINT_SECONDS:
+                every = self._config.checkpoint_seconds
+                if every and time.monotonic() - checkpointed >= every:
                     checkpointed = time.monotonic()
                     await self._store.save_progress(request.message_id, "".join(parts))
         except asyncio.CancelledError:
