@@ -75,6 +75,13 @@ class ChatClient:
         self.node: str | None = None
         self.connects = 0
         self.resets = 0
+        #: Log frames received again after a resume, and not handed out a second time.
+        self.duplicates = 0
+        #: Log frames that arrived ahead of a missing one (dropped, and asked for again in order).
+        self.gaps = 0
+        #: ``reconnect`` frames received, and the close code of every connection that ended.
+        self.reconnect_frames = 0
+        self.close_codes: list[int | None] = []
         self._inbox: asyncio.Queue[dict[str, Any] | ClientClosed] = asyncio.Queue(INBOX_SIZE)
         self._connection: ClientConnection | None = None
         self._connected = asyncio.Event()
@@ -197,6 +204,7 @@ class ChatClient:
                         attempt = 0
                     except ConnectionClosed as exc:
                         code = exc.rcvd.code if exc.rcvd else None
+                        self.close_codes.append(code)
                         if code in FINAL_CLOSE_CODES:
                             raise ClientClosed(
                                 f"refused: {exc.rcvd.reason if exc.rcvd else ''}", code
@@ -213,6 +221,12 @@ class ChatClient:
             self._inbox.put_nowait(exc)
             raise
 
+    async def _ask_resume(self, connection: ClientConnection) -> int:
+        """Ask for every event after our offset; returns that offset."""
+        frame = {"type": "resume", "epoch": self.epoch, "offset": self.offset}
+        await connection.send(json.dumps(frame))
+        return self.offset
+
     async def _serve(self, connection: ClientConnection) -> bool:
         """Read one connection's frames; True if the server asked us to reconnect."""
         welcome = json.loads(await connection.recv())
@@ -221,26 +235,45 @@ class ChatClient:
         self.connects += 1
         self.node = welcome["node"]
         self.session_id = welcome["session_id"]
+        # The offset we last asked the server to resume after (None: never on this connection).
+        asked_after: int | None = None
+        # Another epoch: the answer to our resume is a reset, and log frames before it
+        # are numbered in the new epoch, not ours; none of them may be handed out.
+        stale = False
         if self.epoch is None:
             self.epoch, self.offset = welcome["epoch"], welcome["offset"]
         else:
-            await connection.send(
-                json.dumps({"type": "resume", "epoch": self.epoch, "offset": self.offset})
-            )
+            stale = welcome["epoch"] != self.epoch
+            asked_after = await self._ask_resume(connection)
         self._connection = connection
         self._connected.set()
         async for raw in connection:
             frame = json.loads(raw)
             kind = frame.get("type")
             if kind in LOG_FRAMES:
+                if stale:
+                    continue
                 if frame["offset"] <= self.offset:
+                    self.duplicates += 1
                     continue  # already handed out
+                if frame["offset"] > self.offset + 1:
+                    # A live event overtook the replay of what we missed (it was sent
+                    # between welcome and our resume). Handing it out would skip its
+                    # predecessors for good: drop it; the replay brings it in order.
+                    self.gaps += 1
+                    if asked_after != self.offset:
+                        asked_after = await self._ask_resume(connection)
+                    continue
                 self.offset = frame["offset"]
             elif kind == "reset":
+                stale = False
                 self.resets += 1
                 self.epoch, self.offset = frame["epoch"], frame["offset"]
             elif kind == "reconnect":
+                self.reconnect_frames += 1
                 await connection.close()
+                self.close_codes.append(connection.close_code)
                 return True
             await self._inbox.put(frame)
+        self.close_codes.append(connection.close_code)
         return False
