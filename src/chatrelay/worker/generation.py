@@ -234,12 +234,14 @@ class Generations:
                 if lease_lost.is_set():
                     raise LeaseLost("the generation lease was lost")
                 seq += 1
-                parts.append(delta)
                 await self._engine.publish(
                     request.session_id,
                     chunk_frame(request.message_id, seq, delta, round(time.time(), 6)),
                     lease=lease,
                 )
+                # Only text that reached the log is the answer's: a delta whose publish
+                # failed was never seen by anyone, so the stored end must not hold it.
+                parts.append(delta)
                 if cancelled.is_set() or await self._engine.cancel_requested(request.message_id):
                     status = "cancelled"
                     break
