@@ -228,7 +228,22 @@ class RedisEngine:
         try:
             return await self._scripts[name](keys_, args)
         except (RedisError, OSError) as exc:
+            await self._connection_failed(exc)
             raise EngineError(f"Redis script {name} failed: {exc}") from exc
+
+    async def _connection_failed(self, exc: BaseException) -> None:
+        """Close the pool's idle connections after a connection broke.
+
+        A Redis that restarted closed every connection of the pool, and redis-py
+        notices a closed one only when a command on it fails: without this, each
+        stale connection would fail one more command (a chunk, a chat) long
+        after Redis came back. Closed ones reconnect on their next use.
+        """
+        if isinstance(exc, (RedisConnectionError, OSError)):
+            try:
+                await self._pool.disconnect(inuse_connections=False)
+            except (RedisError, OSError) as again:
+                logger.debug("closing idle Redis connections failed: %r", again)
 
     # -- broker
 
@@ -378,6 +393,7 @@ class RedisEngine:
                 await self._read_pubsub(conn)
             except (RedisError, OSError) as exc:
                 logger.warning("Redis pub/sub connection lost: %s", exc)
+                await self._connection_failed(exc)
             except Exception:
                 logger.exception("Redis pub/sub reader failed; reconnecting")
             finally:
@@ -523,6 +539,7 @@ class RedisEngine:
         try:
             members = await self._redis.smembers(keys.USER_SESSIONS + user_id)
         except (RedisError, OSError) as exc:
+            await self._connection_failed(exc)
             raise EngineError(f"Redis SMEMBERS failed: {exc}") from exc
         return {_text(member) for member in members}
 
@@ -535,6 +552,7 @@ class RedisEngine:
                     keys.ACTIVE_SESSIONS, cursor, count=SCAN_BATCH
                 )
             except (RedisError, OSError) as exc:
+                await self._connection_failed(exc)
                 raise EngineError(f"Redis HSCAN failed: {exc}") from exc
             assert isinstance(batch, dict)
             pairs = [(_text(s), _text(u)) for s, u in batch.items() if s not in seen]
@@ -594,6 +612,7 @@ class RedisEngine:
         try:
             value = await self._redis.get(keys.LEASE + key)
         except (RedisError, OSError) as exc:
+            await self._connection_failed(exc)
             raise EngineError(f"Redis GET failed: {exc}") from exc
         return None if value is None else _text(value).partition(":")[2]
 
@@ -611,12 +630,14 @@ class RedisEngine:
         try:
             await self._redis.zrem(keys.LEASES_GRANTED, _grant_member(lease))
         except (RedisError, OSError) as exc:
+            await self._connection_failed(exc)
             raise EngineError(f"Redis ZREM failed: {exc}") from exc
 
     async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
         try:
             await self._redis.set(keys.CANCEL + message_id, b"1", px=_ms(ttl))
         except (RedisError, OSError) as exc:
+            await self._connection_failed(exc)
             raise EngineError(f"Redis SET failed: {exc}") from exc
 
     def _remember_stop(self, holder: str, stop: bool) -> None:
@@ -637,6 +658,7 @@ class RedisEngine:
         try:
             return bool(await self._redis.exists(keys.CANCEL + message_id))
         except (RedisError, OSError) as exc:
+            await self._connection_failed(exc)
             raise EngineError(f"Redis EXISTS failed: {exc}") from exc
 
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
