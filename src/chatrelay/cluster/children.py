@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatrelay.cluster.manifest import ProcessRecord
@@ -32,6 +32,11 @@ class Child:
     log_path: Path
     popen: subprocess.Popen[bytes]
     reported_exit: bool = False
+    # How it was started, so ``restart`` can start it again the same way.
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    restarts: int = 0
 
     @property
     def pid(self) -> int:
@@ -81,7 +86,19 @@ def spawn(
             preexec_fn=_die_with_parent(),  # noqa: PLW1509
         )
     logger.info("started %s %s pid %d: %s", role, node_id, popen.pid, " ".join(args))
-    return Child(role, node_id, url, health_url, log_path, popen)
+    return Child(role, node_id, url, health_url, log_path, popen,
+                 args=list(args), env=dict(env), cwd=cwd)
+
+
+def restart(child: Child) -> Child:
+    """Start a child that ended again: same command, environment, port and log (appended)."""
+    if child.exit_code() is None:
+        raise RuntimeError(f"{child.node_id} (pid {child.pid}) is still running")
+    assert child.cwd is not None
+    again = spawn(child.role, child.node_id, child.args, env=child.env, log_path=child.log_path,
+                  url=child.url, health_url=child.health_url, cwd=child.cwd)
+    again.restarts = child.restarts + 1
+    return again
 
 
 def _die_with_parent() -> Callable[[], None] | None:

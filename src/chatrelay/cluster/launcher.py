@@ -5,7 +5,8 @@ date, so no two processes migrate at once), every other node, then nginx.
 Each must answer (Redis ``PING``, ``GET /health``) before the cluster is
 declared ready. Stop order is the reverse, each tier by pid: SIGTERM, then
 SIGKILL after a grace period. A child that dies on its own is logged, not
-restarted.
+restarted unless asked: SIGUSR1 to the launcher starts every child that
+ended again, on its own port (fault tests and ``bench/chaos.py`` use it).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Launcher:
     children: list[Child] = field(default_factory=list)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _hurry: threading.Event = field(default_factory=threading.Event)
+    _restart: threading.Event = field(default_factory=threading.Event)
     _manifest: Manifest | None = None
 
     def run(self) -> int:
@@ -266,11 +268,25 @@ class Launcher:
                 if code is not None and not child.reported_exit:
                     child.reported_exit = True
                     logger.error(
-                        "%s %s (pid %d) exited unexpectedly with %s; not restarted. "
-                        "The end of %s:\n%s", child.role, child.node_id, child.pid, code,
-                        child.log_path, child.log_tail(),
+                        "%s %s (pid %d) exited unexpectedly with %s; not restarted "
+                        "(SIGUSR1 restarts it). The end of %s:\n%s", child.role, child.node_id,
+                        child.pid, code, child.log_path, child.log_tail(),
                     )
+            if self._restart.is_set():
+                self._restart.clear()
+                self._restart_dead()
             self._stopping.wait(SUPERVISE_INTERVAL_SECONDS)
+
+    def _restart_dead(self) -> None:
+        """Start again every child that ended, each on its old port (SIGUSR1)."""
+        for index, child in enumerate(self.children):
+            if child.exit_code() is None:
+                continue
+            again = children.restart(child)
+            self.children[index] = again
+            logger.warning("restarted %s %s: pid %d (was %d)",
+                           child.role, child.node_id, again.pid, child.pid)
+        self._write_manifest()
 
     # -- stopping
 
@@ -303,8 +319,12 @@ class Launcher:
                 logger.info("%s received: stopping", signal.Signals(signum).name)
             self._stopping.set()
 
+        def on_restart(signum: int, frame: FrameType | None) -> None:
+            self._restart.set()  # the supervisor acts on it within its next tick
+
         handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         previous = {signum: signal.signal(signum, on_signal) for signum in handled}
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_restart)
         try:
             yield
         finally:
