@@ -1,0 +1,213 @@
+"""Clients that record everything they are handed, and the invariants of issue 4.
+
+For every chat the fault tests check, per client:
+
+- the offsets of the log frames it was handed increase by exactly one within
+  an epoch (no gap, no repeat); a ``reset`` starts a new run;
+- every assistant message it saw start ends with a final status, its chunks
+  are numbered 1, 2, 3 ... and join to the text of its ``complete``;
+- the store (``GET /api/history``) holds that same text and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from chatrelay.client import ChatClient, ClientClosed
+from tests.timing import seconds
+
+FINAL = ("completed", "cancelled", "failed", "interrupted")
+LOG_FRAMES = ("message", "chunk", "complete")
+
+
+def new_user() -> str:
+    return f"user-{uuid.uuid4().hex[:8]}"
+
+
+def new_session() -> str:
+    return f"s-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Observed:
+    """A ``ChatClient`` whose frames are read in the background, with arrival times."""
+
+    client: ChatClient
+    source: str
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    welcome_offset: int = 0
+    _reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, ws_url: str, session_id: str, user_id: str,
+                   source: str = "127.0.0.1") -> Observed:
+        client = ChatClient(ws_url, session_id, user_id, local_addr=(source, 0))
+        await client.start(timeout=seconds(20))
+        observed = cls(client, source, welcome_offset=client.offset)
+        observed._reader = asyncio.create_task(observed._read())
+        return observed
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ClientClosed):
+            while True:
+                frame = await self.client.receive()
+                self.arrivals.append(time.monotonic())
+                self.frames.append(frame)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await self.client.close()
+
+    # -- waiting
+
+    async def wait_for(self, predicate: Any, timeout: float, what: str = "",
+                       start: int = 0) -> dict[str, Any]:
+        """The first frame from index ``start`` for which ``predicate`` holds (waits)."""
+        deadline = time.monotonic() + timeout
+        index = start
+        while True:
+            while index < len(self.frames):
+                frame = self.frames[index]
+                index += 1
+                if predicate(frame):
+                    return frame
+            if time.monotonic() > deadline:
+                kinds = [f["type"] for f in self.frames[-8:]]
+                raise AssertionError(f"no frame {what} within {timeout:.1f}s; last {kinds}")
+            await asyncio.sleep(0.01)
+
+    async def chat(self, content: str, timeout: float | None = None) -> str:
+        """Send a chat; the assistant message id once its ``message`` frame arrives."""
+        client_id = await self.client.chat(content)
+        start = len(self.frames)
+        await self.wait_for(
+            lambda f: f.get("type") == "message" and f["message"].get("client_id") == client_id
+            or (f.get("type") == "error" and f.get("client_id") == client_id),
+            timeout or seconds(20), f"user message {client_id}", start,
+        )
+        errors = [f for f in self.frames[start:]
+                  if f.get("type") == "error" and f.get("client_id") == client_id]
+        if errors:
+            raise ChatRefused(errors[0]["code"], errors[0])
+        frame = await self.wait_for(
+            lambda f: f.get("type") == "message" and f["message"]["role"] == "assistant",
+            timeout or seconds(20), "assistant message", start,
+        )
+        message_id: str = frame["message"]["id"]
+        return message_id
+
+    def chunks(self, message_id: str) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f["type"] == "chunk" and f["message_id"] == message_id]
+
+    def text(self, message_id: str) -> str:
+        return "".join(f["delta"] for f in self.chunks(message_id))
+
+    def complete(self, message_id: str) -> dict[str, Any] | None:
+        return next((f for f in self.frames
+                     if f["type"] == "complete" and f["message_id"] == message_id), None)
+
+    async def wait_chunks(self, message_id: str, count: int, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or seconds(20))
+        while len(self.chunks(message_id)) < count:
+            assert time.monotonic() < deadline, f"fewer than {count} chunks of {message_id}"
+            await asyncio.sleep(0.01)
+
+    async def wait_complete(self, message_id: str, timeout: float | None = None) -> dict[str, Any]:
+        return await self.wait_for(
+            lambda f: f["type"] == "complete" and f["message_id"] == message_id,
+            timeout or seconds(30), f"complete of {message_id}",
+        )
+
+    async def history(self) -> list[dict[str, Any]]:
+        """The session's stored messages, through nginx from this client's address."""
+        client = self.client
+        base = client.url.replace("ws://", "http://", 1).split("/ws/")[0]
+        transport = httpx.AsyncHTTPTransport(local_address=self.source)
+        async with httpx.AsyncClient(base_url=base, transport=transport,
+                                     timeout=seconds(10)) as http:
+            response = await http.get(f"/api/history/{client.session_id}",
+                                      params={"user_id": client.user_id})
+        response.raise_for_status()
+        messages: list[dict[str, Any]] = response.json()["messages"]
+        return messages
+
+
+class ChatRefused(Exception):
+    def __init__(self, code: str, frame: dict[str, Any]) -> None:
+        super().__init__(f"{code}: {frame}")
+        self.code = code
+
+
+def offset_problems(observed: Observed) -> list[str]:
+    """Gaps and repeats in the offsets this client was handed (each epoch on its own)."""
+    problems = []
+    expected = observed.welcome_offset + 1
+    for frame in observed.frames:
+        if frame["type"] == "reset":
+            expected = frame["offset"] + 1
+        elif frame["type"] in LOG_FRAMES:
+            if frame["offset"] != expected:
+                kind = "repeat" if frame["offset"] < expected else "gap"
+                problems.append(f"{kind}: offset {frame['offset']} where {expected} was due")
+            expected = frame["offset"] + 1
+    return problems
+
+
+def _whole_messages(observed: Observed) -> list[str]:
+    """Assistant messages this client saw start after its last ``reset`` (seen whole)."""
+    seen: list[str] = []
+    for frame in observed.frames:
+        if frame["type"] == "reset":
+            seen.clear()
+        elif frame["type"] == "message" and frame["message"]["role"] == "assistant":
+            seen.append(frame["message"]["id"])
+    return seen
+
+
+async def check_invariants(observed: Observed, *, expect_complete: bool = True) -> dict[str, Any]:
+    """Assert the invariants of issue 4 for one client; return what was checked."""
+    problems = offset_problems(observed)
+    stored = {m["id"]: m for m in await observed.history()}
+    checked = 0
+    for message_id in _whole_messages(observed):
+        chunks = observed.chunks(message_id)
+        seqs = [c["seq"] for c in chunks]
+        if seqs != list(range(1, len(seqs) + 1)):
+            problems.append(f"{message_id}: chunk seqs {seqs[:5]}... not 1, 2, 3 ...")
+        complete = observed.complete(message_id)
+        text = observed.text(message_id)
+        if complete is None:
+            if expect_complete:
+                problems.append(f"{message_id}: no complete")
+            continue
+        if complete["status"] not in FINAL:
+            problems.append(f"{message_id}: status {complete['status']}")
+        if complete["content"] != text:
+            problems.append(f"{message_id}: assembled {len(text)} chars != complete "
+                            f"{len(complete['content'])} chars")
+        message = stored.get(message_id)
+        if message is None:
+            problems.append(f"{message_id}: not stored")
+            continue
+        if (message["content"], message["status"]) != (text, complete["status"]):
+            problems.append(f"{message_id}: stored {message['status']} "
+                            f"{len(message['content'])} chars != seen {complete['status']} "
+                            f"{len(text)} chars")
+        checked += 1
+    streaming = [m["id"] for m in stored.values()
+                 if m["role"] == "assistant" and m["status"] not in FINAL]
+    if streaming and expect_complete:
+        problems.append(f"stored but not final: {streaming}")
+    assert not problems, "\n".join(problems)
+    return {"messages": checked, "frames": len(observed.frames)}
