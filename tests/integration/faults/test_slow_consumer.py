@@ -8,6 +8,7 @@ noisy, so the bound is a loose ratio, and the numbers are printed.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import statistics
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ RATIO = 3.0
 def _gaps(observed: Observed, message_id: str) -> list[float]:
     times = [t for t, f in zip(observed.arrivals, observed.frames, strict=True)
              if f["type"] == "chunk" and f["message_id"] == message_id]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def _p95(values: list[float]) -> float:
