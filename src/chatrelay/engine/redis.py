@@ -123,6 +123,23 @@ def _grant_member(lease: Lease) -> bytes:
     return b"%d:%s" % (lease.token, _grant_description(lease.key, lease.holder, lease.ttl))
 
 
+class _CheckedPool(BlockingConnectionPool):
+    """A pool that never hands out a connection the server has already closed.
+
+    redis-py's readiness check reads with a zero timeout, which gives up
+    before it can see the end of a stream: after a Redis restart, every idle
+    pooled connection would fail the next command sent on it (and the engine
+    never retries). The stream's EOF flag is set as soon as the server's FIN
+    arrives, so it is checked first.
+    """
+
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        reader = getattr(connection, "_reader", None)
+        if reader is not None and reader.at_eof():
+            await connection.disconnect()
+        await super().ensure_connection(connection)
+
+
 class RedisSubscription:
     """Live events of one session, fed by the engine's shared pub/sub connection.
 
@@ -196,7 +213,7 @@ class RedisEngine:
         client_name = "chatrelay:" + "".join(
             c if c.isalnum() or c in "-_.:" else "-" for c in node_id
         )
-        self._pool = BlockingConnectionPool.from_url(
+        self._pool = _CheckedPool.from_url(
             url,
             max_connections=max_connections,
             timeout=POOL_WAIT_TIMEOUT,

@@ -355,3 +355,14 @@ def test_every_script_ships_in_the_package() -> None:
     folder = resources.files("chatrelay.engine") / "redis_scripts"
     shipped = {entry.name for entry in folder.iterdir() if entry.name.endswith(".lua")}
     assert shipped == {f"{name}.lua" for name in redis_engine._SCRIPTS}
+
+
+async def test_connections_the_server_closed_are_not_used_again(
+    engine: RedisEngine, admin: Redis
+) -> None:
+    # A Redis restart closes every pooled connection; no command may fail on one afterwards.
+    await asyncio.gather(*(engine.position(f"stale-{i}") for i in range(5)))
+    assert await admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    await asyncio.sleep(0.2)  # the FINs arrive
+    for _ in range(10):
+        await engine.position("stale-1")
