@@ -50,7 +50,7 @@ def _run(role: str, settings: Settings, details: str) -> None:
         "chatrelay %s %s on http://%s:%s (%s, pid %d)",
         role, settings.node_id, settings.host, settings.port, details, os.getpid(),
     )
-    serving.run(asgi, settings)
+    serving.run(asgi, settings, stop_listening_on_drain=role != "worker")
 
 
 @app.command()

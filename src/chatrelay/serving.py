@@ -24,10 +24,13 @@ logger = logging.getLogger(__name__)
 class DrainingServer(uvicorn.Server):
     """A uvicorn server whose first exit signal drains the app first."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI, grace: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, grace: float, stop_listening: bool
+    ) -> None:
         super().__init__(config)
         self._app = app
         self._grace = grace
+        self._stop_listening = stop_listening
         self._drain_task: asyncio.Task[None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -40,6 +43,10 @@ class DrainingServer(uvicorn.Server):
 
     async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
         logger.info("draining (grace %.1f s)", self._grace)
+        if self._stop_listening:
+            # Reconnecting clients must land on another node, not on this one again.
+            for server in self.servers:
+                server.close()
         try:
             async with asyncio.timeout(self._grace):
                 await self._app.state.drain()
@@ -50,8 +57,12 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run(app: FastAPI, settings: Settings) -> None:
-    """Serve ``app`` on the settings' host and port until a signal ends it."""
+def run(app: FastAPI, settings: Settings, *, stop_listening_on_drain: bool = True) -> None:
+    """Serve ``app`` on the settings' host and port until a signal ends it.
+
+    ``stop_listening_on_drain``: close the listening socket when the drain
+    starts (gateways); a worker keeps listening so ``/health`` can say 503.
+    """
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -63,4 +74,4 @@ def run(app: FastAPI, settings: Settings) -> None:
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=max(1, int(settings.drain_grace_seconds)),
     )
-    DrainingServer(config, app, settings.drain_grace_seconds).run()
+    DrainingServer(config, app, settings.drain_grace_seconds, stop_listening_on_drain).run()

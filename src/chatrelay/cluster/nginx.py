@@ -45,8 +45,10 @@ def render(
     if not gateways:
         raise ValueError("nginx needs at least one gateway")
     servers = "\n".join(
-        # A failed gateway is skipped for a few seconds, then tried again.
-        f"        server {address} max_fails=1 fail_timeout=5s;"
+        # max_fails=0: never mark a gateway down. A dead one refuses the connection at
+        # once and nginx tries the next; marking it down instead made nginx answer
+        # "no live upstreams" for whole seconds after a gateway restart (chaos.py).
+        f"        server {address} max_fails=0;"
         for address in gateways
     )
     text = resources.files(__package__).joinpath(TEMPLATE).read_text()
