@@ -17,12 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -38,6 +35,7 @@ from redis.exceptions import RedisError
 from chatrelay.engine import keys
 from chatrelay.engine.base import Connection, Event, History, Lease
 from chatrelay.engine.memory import encode_event
+from chatrelay.engine.redis_pubsub import SUBSCRIBER_QUEUE_SIZE, PubSubRouter, RedisSubscription
 from chatrelay.exceptions import EngineError, LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -45,29 +43,12 @@ logger = logging.getLogger(__name__)
 # Clients keep offsets across reconnects and sleeping tabs; a counter that
 # went back to 0 would make them skip events, so it outlives the log by far.
 OFFSET_TTL = 7 * 24 * 3600.0
-# A subscriber that falls this far behind loses live events (at-most-once);
-# its relay repairs the gap from the log.
-SUBSCRIBER_QUEUE_SIZE = 10_000
 # Commands in flight per process; more wait up to POOL_WAIT_TIMEOUT for a connection.
 POOL_MAX_CONNECTIONS = 64
 POOL_WAIT_TIMEOUT = 5.0
 # Every command and connect has a deadline: a stuck Redis becomes an EngineError.
 COMMAND_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5.0
-# How long ``subscribe`` waits for Redis to confirm the SUBSCRIBE.
-SUBSCRIBE_TIMEOUT = 5.0
-# A silent pub/sub connection is PINGed this often; no answer by the next tick
-# means it is dead (a half-open TCP connection would otherwise hang forever).
-PUBSUB_PING_INTERVAL = 15.0
-# Reconnect backoff of the pub/sub connection (with jitter, so a restarted
-# Redis is not hit by every gateway at once); a connection that lived this
-# long resets the backoff.
-RECONNECT_MIN_DELAY = 0.05
-RECONNECT_MAX_DELAY = 2.0
-RECONNECT_STABLE_AFTER = 1.0
-# Channels per SUBSCRIBE when resubscribing, sessions per registry script:
-# keeps each command and each script's time inside Redis small.
-SUBSCRIBE_BATCH = 500
 SCAN_BATCH = 500
 # The seed's TTL of ``sessions:user:{userId}``.
 USER_SESSIONS_TTL = 1800
@@ -84,7 +65,6 @@ LEASE_LOST = 0
 # Holders whose last fenced publish told us whether they were cancelled: one per
 # generation running in this process, forgotten at release.
 STOPS_REMEMBERED = 10_000
-_OFFSET_START = len(b'{"offset":')
 
 
 def _ms(seconds: float) -> int:
@@ -94,11 +74,6 @@ def _ms(seconds: float) -> int:
 def _new_epoch() -> str:
     return os.urandom(8).hex()
 
-
-def _offset_of(data: bytes) -> int:
-    """The offset of an event's JSON, which publish.lua put first."""
-    end = data.find(b",", _OFFSET_START)
-    return int(data[_OFFSET_START : end if end > 0 else -1])
 
 
 def _script(name: str) -> str:
@@ -140,53 +115,6 @@ class _CheckedPool(BlockingConnectionPool):
         await super().ensure_connection(connection)
 
 
-class RedisSubscription:
-    """Live events of one session, fed by the engine's shared pub/sub connection.
-
-    Iterating yields events in offset order and ends when the engine closes.
-    Live delivery is at-most-once, and these counters say when it was not:
-
-    - ``dropped``: events lost because this subscriber's queue was full.
-    - ``reconnects``: how many times the pub/sub connection was re-established
-      while this subscription was open. Events published while it was down
-      were missed; ``reconnected`` is set when Redis confirms the
-      resubscription (clear it once handled), so a relay can repair the gap
-      from ``history`` even when no later event reveals it.
-    """
-
-    def __init__(self, session_id: str, queue_size: int) -> None:
-        self.session_id = session_id
-        self.dropped = 0
-        self.reconnects = 0
-        self.reconnected = asyncio.Event()
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(queue_size)
-        self._lost_connection = False
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while (event := await self._queue.get()) is not None:
-            yield event
-
-    def _close(self) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
-
-
-@dataclass
-class _Channel:
-    """One subscribed channel: its local subscribers and SUBSCRIBE bookkeeping.
-
-    ``sent`` counts SUBSCRIBE commands for it on the current connection and
-    ``acked`` their confirmations; a waiter is confirmed once ``acked``
-    reaches the ``sent`` it saw, so a stale confirmation never counts.
-    """
-
-    subscribers: set[RedisSubscription] = field(default_factory=set)
-    sent: int = 0
-    acked: int = 0
-    waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
-
-
 class RedisEngine:
     """Engine on a Redis server shared by every node (see ``engine/base.py``).
 
@@ -208,7 +136,6 @@ class RedisEngine:
         self._max_events = max_events
         self._log_ttl_ms = _ms(log_ttl)
         self._offset_ttl_ms = _ms(max(offset_ttl, 2 * log_ttl))
-        self._queue_size = subscriber_queue_size
         node_id = node_id or f"{socket.gethostname()}-{os.getpid()}"
         client_name = "chatrelay:" + "".join(
             c if c.isalnum() or c in "-_.:" else "-" for c in node_id
@@ -223,22 +150,16 @@ class RedisEngine:
             retry=Retry(NoBackoff(), 0),
             client_name=client_name,
         )
-        self._pubsub_kwargs = {
-            **self._pool.connection_kwargs,
-            "client_name": client_name + ":pubsub",
-        }
         self._redis = Redis.from_pool(self._pool)
         scripts = {name: self._redis.register_script(_script(name)) for name in _SCRIPTS}
         self._scripts: Mapping[str, AsyncScript] = scripts
-        self._channels: dict[bytes, _Channel] = {}
-        self._pubsub_lock = asyncio.Lock()
-        self._pubsub_conn: AbstractConnection | None = None
-        self._pubsub_task: asyncio.Task[None] | None = None
+        pubsub_kwargs = {**self._pool.connection_kwargs, "client_name": client_name + ":pubsub"}
+        self._pubsub = PubSubRouter(
+            lambda: self._pool.connection_class(**pubsub_kwargs),
+            self._connection_failed,
+            subscriber_queue_size,
+        )
         self._closed = False
-        #: Live events dropped because a subscriber's queue was full (all subscribers).
-        self.dropped_live_events = 0
-        #: Times the pub/sub connection was re-established after being lost.
-        self.pubsub_reconnects = 0
         self._stops_seen: dict[str, bool] = {}
 
     async def _eval(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
@@ -296,13 +217,15 @@ class RedisEngine:
         Raises ``EngineError`` if Redis does not confirm the subscription in
         time. Safe to cancel: a cancelled ``__aenter__`` leaves nothing behind.
         """
+        if self._closed:
+            raise EngineError("the engine is closed")
         name = (keys.SESSION_CHANNEL + session_id).encode()
-        subscription = RedisSubscription(session_id, self._queue_size)
-        await self._join(name, subscription)
+        subscription = self._pubsub.subscription(session_id)
+        await self._pubsub.join(name, subscription)
         try:
             yield subscription
         finally:
-            await self._leave(name, subscription)
+            await self._pubsub.leave(name, subscription)
 
     async def position(self, session_id: str) -> tuple[str, int]:
         epoch, latest = await self._eval(
@@ -322,178 +245,6 @@ class RedisEngine:
         events = [Event(int(reply[i]), reply[i + 1]) for i in range(2, len(reply), 2)]
         first_kept = events[0].offset if events else latest + 1
         return History(reply[0].decode(), latest, events, complete=first_kept <= since + 1)
-
-    # -- pub/sub multiplexing
-
-    async def _join(self, name: bytes, subscription: RedisSubscription) -> None:
-        if self._closed:
-            raise EngineError("the engine is closed")
-        if self._pubsub_task is None or self._pubsub_task.done():
-            self._pubsub_task = asyncio.create_task(self._run_pubsub(), name="redis-pubsub")
-        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        async with self._pubsub_lock:
-            channel = self._channels.setdefault(name, _Channel())
-            first = not channel.subscribers
-            channel.subscribers.add(subscription)
-            connected = self._pubsub_conn is not None and self._pubsub_conn.is_connected
-            # Disconnected: only the next connection's resubscription confirms.
-            target = channel.sent + 1 if first or not connected else channel.sent
-            if channel.acked >= target:
-                confirmed.set_result(None)
-            else:
-                channel.waiters.append((target, confirmed))
-            if first and connected:
-                channel.sent = target
-                await self._send_pubsub("SUBSCRIBE", name)
-        try:
-            await asyncio.wait_for(confirmed, SUBSCRIBE_TIMEOUT)
-        except BaseException as exc:
-            await self._leave(name, subscription)
-            if isinstance(exc, TimeoutError):
-                raise EngineError("Redis did not confirm a subscription in time") from exc
-            raise
-
-    async def _leave(self, name: bytes, subscription: RedisSubscription) -> None:
-        channel = self._channels.get(name)
-        if channel is None:
-            return
-        channel.subscribers.discard(subscription)  # at once, so a cancelled leave still leaves
-        channel.waiters = [(t, f) for t, f in channel.waiters if not f.done()]
-        if channel.subscribers:
-            return
-        async with self._pubsub_lock:
-            if self._channels.get(name) is not channel or channel.subscribers:
-                return  # someone subscribed again meanwhile
-            await self._send_pubsub("UNSUBSCRIBE", name)
-            if channel.acked >= channel.sent:
-                del self._channels[name]
-
-    async def _send_pubsub(self, command: str, name: bytes) -> None:
-        """Send on the pub/sub connection if it is up; if it is not, the reader reconnects."""
-        conn = self._pubsub_conn
-        # A dropped connection must not reconnect itself here (redis-py would,
-        # on send): only the reader resubscribes, with its bookkeeping.
-        if conn is None or not conn.is_connected:
-            return
-        try:
-            await conn.send_command(command, name)
-        # AttributeError: redis-py's writer vanishes if the reader drops it mid-send.
-        except (RedisError, OSError, AttributeError) as exc:
-            logger.debug("%s failed (%r); the pub/sub reader reconnects", command, exc)
-
-    async def _run_pubsub(self) -> None:
-        """The reader task: (re)connect, resubscribe, route messages, forever."""
-        failures = 0
-        connected_before = False
-        while True:
-            if failures:
-                delay = min(RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY * 2 ** (failures - 1))
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            try:
-                conn = await self._open_pubsub()
-            except (RedisError, OSError) as exc:
-                failures += 1
-                logger.warning("Redis pub/sub connect failed (attempt %d): %s", failures, exc)
-                continue
-            except Exception:
-                failures += 1
-                logger.exception("Redis pub/sub connect failed (attempt %d)", failures)
-                continue
-            if connected_before:
-                self.pubsub_reconnects += 1
-                logger.warning(
-                    "Redis pub/sub reconnected; resubscribed %d channels", len(self._channels)
-                )
-            connected_before = True
-            opened = time.monotonic()
-            try:
-                await self._read_pubsub(conn)
-            except (RedisError, OSError) as exc:
-                logger.warning("Redis pub/sub connection lost: %s", exc)
-                await self._connection_failed(exc)
-            except Exception:
-                logger.exception("Redis pub/sub reader failed; reconnecting")
-            finally:
-                await self._drop_pubsub(conn)
-            failures = 0 if time.monotonic() - opened >= RECONNECT_STABLE_AFTER else failures + 1
-
-    async def _open_pubsub(self) -> AbstractConnection:
-        conn = self._pool.connection_class(**self._pubsub_kwargs)
-        try:
-            await conn.connect()  # type: ignore[no-untyped-call]
-            async with self._pubsub_lock:
-                for name in [n for n, c in self._channels.items() if not c.subscribers]:
-                    del self._channels[name]
-                for channel in self._channels.values():
-                    channel.sent, channel.acked = 1, 0
-                    channel.waiters = [(1, future) for _, future in channel.waiters]
-                names = list(self._channels)
-                for start in range(0, len(names), SUBSCRIBE_BATCH):
-                    await conn.send_command("SUBSCRIBE", *names[start : start + SUBSCRIBE_BATCH])
-                self._pubsub_conn = conn
-        except BaseException:
-            await conn.disconnect(nowait=True)
-            raise
-        return conn
-
-    async def _drop_pubsub(self, conn: AbstractConnection) -> None:
-        async with self._pubsub_lock:
-            self._pubsub_conn = None
-            for channel in self._channels.values():
-                channel.sent = channel.acked = 0
-                for subscription in channel.subscribers:
-                    subscription._lost_connection = True
-        await conn.disconnect(nowait=True)
-
-    async def _read_pubsub(self, conn: AbstractConnection) -> None:
-        waiting_for_pong = False
-        while True:
-            reply = await conn.read_response(timeout=PUBSUB_PING_INTERVAL, push_request=True)
-            if reply is None:
-                if waiting_for_pong:
-                    raise RedisConnectionError("Redis did not answer a pub/sub PING")
-                async with self._pubsub_lock:
-                    await conn.send_command("PING")
-                waiting_for_pong = True
-                continue
-            waiting_for_pong = False
-            kind = reply[0]
-            if kind == b"message":
-                self._route(reply[1], reply[2])
-            elif kind == b"subscribe":
-                self._confirm(reply[1])
-
-    def _route(self, name: bytes, data: bytes) -> None:
-        channel = self._channels.get(name)
-        if channel is None or not channel.subscribers:
-            return
-        event = Event(_offset_of(data), data)
-        for subscription in channel.subscribers:
-            try:
-                subscription._queue.put_nowait(event)
-            except asyncio.QueueFull:
-                subscription.dropped += 1
-                self.dropped_live_events += 1
-
-    def _confirm(self, name: bytes) -> None:
-        channel = self._channels.get(name)
-        if channel is None:
-            return
-        channel.acked += 1
-        pending = []
-        for target, future in channel.waiters:
-            if channel.acked < target:
-                pending.append((target, future))
-            elif not future.done():
-                future.set_result(None)
-        channel.waiters = pending
-        for subscription in channel.subscribers:
-            if subscription._lost_connection:
-                subscription._lost_connection = False
-                subscription.reconnects += 1
-                subscription.reconnected.set()
-        if not channel.subscribers and channel.acked >= channel.sent:
-            del self._channels[name]
 
     # -- registry
 
@@ -686,6 +437,16 @@ class RedisEngine:
 
     # -- lifecycle
 
+    @property
+    def dropped_live_events(self) -> int:
+        """Live events dropped because a subscriber's queue was full (all subscribers)."""
+        return self._pubsub.dropped_live_events
+
+    @property
+    def pubsub_reconnects(self) -> int:
+        """Times the pub/sub connection was re-established after being lost."""
+        return self._pubsub.reconnects
+
     async def ping(self) -> bool:
         """True when Redis answers; False (not an error) when it cannot be reached."""
         try:
@@ -698,18 +459,7 @@ class RedisEngine:
         if self._closed:
             return
         self._closed = True
-        task, self._pubsub_task = self._pubsub_task, None
-        if task is not None:
-            task.cancel()
-            done, _ = await asyncio.wait([task], timeout=CLOSE_TIMEOUT)
-            if not done:
-                logger.error("Redis pub/sub reader did not stop within %.0fs", CLOSE_TIMEOUT)
-            elif not task.cancelled() and task.exception() is not None:
-                logger.error("Redis pub/sub reader failed", exc_info=task.exception())
-        for channel in self._channels.values():
-            for subscription in channel.subscribers:
-                subscription._close()
-        self._channels.clear()
+        await self._pubsub.aclose()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self._redis.aclose()

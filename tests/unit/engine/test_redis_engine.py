@@ -19,6 +19,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from chatrelay.engine import keys
 from chatrelay.engine import redis as redis_engine
+from chatrelay.engine import redis_pubsub
 from chatrelay.engine.base import Connection
 from chatrelay.engine.redis import RedisEngine, RedisSubscription
 from chatrelay.exceptions import EngineError
@@ -299,7 +300,7 @@ async def test_full_subscriber_queue_drops_and_counts(redis_url: str) -> None:
 async def test_aclose_ends_subscriptions_and_stops_the_reader(redis_url: str) -> None:
     engine = RedisEngine(redis_url)
     async with engine.subscribe("s1") as subscription:
-        reader = engine._pubsub_task
+        reader = engine._pubsub._task
         consumer = asyncio.create_task(anext(aiter(subscription), None))
         await asyncio.sleep(0)
         await engine.aclose()
@@ -336,13 +337,13 @@ async def test_unreachable_redis_raises_engine_error() -> None:
 async def test_subscribe_gives_up_in_time_when_redis_is_unreachable(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(redis_engine, "SUBSCRIBE_TIMEOUT", 0.3)
+    monkeypatch.setattr(redis_pubsub, "SUBSCRIBE_TIMEOUT", 0.3)
     engine = RedisEngine(f"redis://127.0.0.1:{closed_port()}/0")
     try:
         with pytest.raises(EngineError):
             async with engine.subscribe("s1"):
                 pass
-        assert engine._channels == {}
+        assert engine._pubsub._channels == {}
     finally:
         await engine.aclose()
     assert "pub/sub connect failed" in caplog.text

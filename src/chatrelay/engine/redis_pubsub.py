@@ -1,0 +1,320 @@
+"""Live events from Redis: one pub/sub connection per process, shared by every subscriber.
+
+The router subscribes a session's channel when its first local subscriber
+arrives and unsubscribes when the last one leaves; one reader task routes
+each message to the bounded queues of that channel's subscribers. When the
+connection drops, the reader reconnects with backoff, resubscribes every
+channel, and tells each subscription (``reconnected``) that it may have
+missed events, so its owner can fill the gap from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from chatrelay.engine.base import Event
+from chatrelay.exceptions import EngineError
+
+logger = logging.getLogger(__name__)
+
+# A subscriber that falls this far behind loses live events (at-most-once);
+# its relay repairs the gap from the log.
+SUBSCRIBER_QUEUE_SIZE = 10_000
+# How long ``subscribe`` waits for Redis to confirm the SUBSCRIBE.
+SUBSCRIBE_TIMEOUT = 5.0
+# A silent pub/sub connection is PINGed this often; no answer by the next tick
+# means it is dead (a half-open TCP connection would otherwise hang forever).
+PUBSUB_PING_INTERVAL = 15.0
+# Reconnect backoff of the pub/sub connection (with jitter, so a restarted
+# Redis is not hit by every gateway at once); a connection that lived this
+# long resets the backoff.
+RECONNECT_MIN_DELAY = 0.05
+RECONNECT_MAX_DELAY = 2.0
+RECONNECT_STABLE_AFTER = 1.0
+# Channels per SUBSCRIBE when resubscribing, sessions per registry script:
+# keeps each command and each script's time inside Redis small.
+SUBSCRIBE_BATCH = 500
+# aclose waits this long for the reader task.
+CLOSE_TIMEOUT = 5.0
+_OFFSET_START = len(b'{"offset":')
+
+
+def _offset_of(data: bytes) -> int:
+    """The offset of an event's JSON, which publish.lua put first."""
+    end = data.find(b",", _OFFSET_START)
+    return int(data[_OFFSET_START : end if end > 0 else -1])
+
+
+class RedisSubscription:
+    """Live events of one session, fed by the engine's shared pub/sub connection.
+
+    Iterating yields events in offset order and ends when the engine closes.
+    Live delivery is at-most-once, and these counters say when it was not:
+
+    - ``dropped``: events lost because this subscriber's queue was full.
+    - ``reconnects``: how many times the pub/sub connection was re-established
+      while this subscription was open. Events published while it was down
+      were missed; ``reconnected`` is set when Redis confirms the
+      resubscription (clear it once handled), so a relay can repair the gap
+      from ``history`` even when no later event reveals it.
+    """
+
+    def __init__(self, session_id: str, queue_size: int) -> None:
+        self.session_id = session_id
+        self.dropped = 0
+        self.reconnects = 0
+        self.reconnected = asyncio.Event()
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(queue_size)
+        self._lost_connection = False
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while (event := await self._queue.get()) is not None:
+            yield event
+
+    def _close(self) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+
+@dataclass
+class _Channel:
+    """One subscribed channel: its local subscribers and SUBSCRIBE bookkeeping.
+
+    ``sent`` counts SUBSCRIBE commands for it on the current connection and
+    ``acked`` their confirmations; a waiter is confirmed once ``acked``
+    reaches the ``sent`` it saw, so a stale confirmation never counts.
+    """
+
+    subscribers: set[RedisSubscription] = field(default_factory=set)
+    sent: int = 0
+    acked: int = 0
+    waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+
+class PubSubRouter:
+    """Multiplexes the session channels of one process over one pub/sub connection.
+
+    ``new_connection`` makes an unconnected redis-py connection; when the
+    connection breaks, ``on_connection_lost`` is told (the engine closes its
+    pool's idle connections then).
+    """
+
+    def __init__(
+        self,
+        new_connection: Callable[[], AbstractConnection],
+        on_connection_lost: Callable[[BaseException], Awaitable[None]],
+        queue_size: int = SUBSCRIBER_QUEUE_SIZE,
+    ) -> None:
+        self._new_connection = new_connection
+        self._on_connection_lost = on_connection_lost
+        self._queue_size = queue_size
+        self._channels: dict[bytes, _Channel] = {}
+        self._lock = asyncio.Lock()
+        self._conn: AbstractConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        #: Live events dropped because a subscriber's queue was full (all subscribers).
+        self.dropped_live_events = 0
+        #: Times the pub/sub connection was re-established after being lost.
+        self.reconnects = 0
+
+    def subscription(self, session_id: str) -> RedisSubscription:
+        return RedisSubscription(session_id, self._queue_size)
+
+
+    async def join(self, name: bytes, subscription: RedisSubscription) -> None:
+        if self._closed:
+            raise EngineError("the engine is closed")
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="redis-pubsub")
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        async with self._lock:
+            channel = self._channels.setdefault(name, _Channel())
+            first = not channel.subscribers
+            channel.subscribers.add(subscription)
+            connected = self._conn is not None and self._conn.is_connected
+            # Disconnected: only the next connection's resubscription confirms.
+            target = channel.sent + 1 if first or not connected else channel.sent
+            if channel.acked >= target:
+                confirmed.set_result(None)
+            else:
+                channel.waiters.append((target, confirmed))
+            if first and connected:
+                channel.sent = target
+                await self._send("SUBSCRIBE", name)
+        try:
+            await asyncio.wait_for(confirmed, SUBSCRIBE_TIMEOUT)
+        except BaseException as exc:
+            await self.leave(name, subscription)
+            if isinstance(exc, TimeoutError):
+                raise EngineError("Redis did not confirm a subscription in time") from exc
+            raise
+
+    async def leave(self, name: bytes, subscription: RedisSubscription) -> None:
+        channel = self._channels.get(name)
+        if channel is None:
+            return
+        channel.subscribers.discard(subscription)  # at once, so a cancelled leave still leaves
+        channel.waiters = [(t, f) for t, f in channel.waiters if not f.done()]
+        if channel.subscribers:
+            return
+        async with self._lock:
+            if self._channels.get(name) is not channel or channel.subscribers:
+                return  # someone subscribed again meanwhile
+            await self._send("UNSUBSCRIBE", name)
+            if channel.acked >= channel.sent:
+                del self._channels[name]
+
+    async def _send(self, command: str, name: bytes) -> None:
+        """Send on the pub/sub connection if it is up; if it is not, the reader reconnects."""
+        conn = self._conn
+        # A dropped connection must not reconnect itself here (redis-py would,
+        # on send): only the reader resubscribes, with its bookkeeping.
+        if conn is None or not conn.is_connected:
+            return
+        try:
+            await conn.send_command(command, name)
+        # AttributeError: redis-py's writer vanishes if the reader drops it mid-send.
+        except (RedisError, OSError, AttributeError) as exc:
+            logger.debug("%s failed (%r); the pub/sub reader reconnects", command, exc)
+
+    async def _run(self) -> None:
+        """The reader task: (re)connect, resubscribe, route messages, forever."""
+        failures = 0
+        connected_before = False
+        while True:
+            if failures:
+                delay = min(RECONNECT_MAX_DELAY, RECONNECT_MIN_DELAY * 2 ** (failures - 1))
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            try:
+                conn = await self._open()
+            except (RedisError, OSError) as exc:
+                failures += 1
+                logger.warning("Redis pub/sub connect failed (attempt %d): %s", failures, exc)
+                continue
+            except Exception:
+                failures += 1
+                logger.exception("Redis pub/sub connect failed (attempt %d)", failures)
+                continue
+            if connected_before:
+                self.reconnects += 1
+                logger.warning(
+                    "Redis pub/sub reconnected; resubscribed %d channels", len(self._channels)
+                )
+            connected_before = True
+            opened = time.monotonic()
+            try:
+                await self._read(conn)
+            except (RedisError, OSError) as exc:
+                logger.warning("Redis pub/sub connection lost: %s", exc)
+                await self._on_connection_lost(exc)
+            except Exception:
+                logger.exception("Redis pub/sub reader failed; reconnecting")
+            finally:
+                await self._drop(conn)
+            failures = 0 if time.monotonic() - opened >= RECONNECT_STABLE_AFTER else failures + 1
+
+    async def _open(self) -> AbstractConnection:
+        conn = self._new_connection()
+        try:
+            await conn.connect()  # type: ignore[no-untyped-call]
+            async with self._lock:
+                for name in [n for n, c in self._channels.items() if not c.subscribers]:
+                    del self._channels[name]
+                for channel in self._channels.values():
+                    channel.sent, channel.acked = 1, 0
+                    channel.waiters = [(1, future) for _, future in channel.waiters]
+                names = list(self._channels)
+                for start in range(0, len(names), SUBSCRIBE_BATCH):
+                    await conn.send_command("SUBSCRIBE", *names[start : start + SUBSCRIBE_BATCH])
+                self._conn = conn
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        return conn
+
+    async def _drop(self, conn: AbstractConnection) -> None:
+        async with self._lock:
+            self._conn = None
+            for channel in self._channels.values():
+                channel.sent = channel.acked = 0
+                for subscription in channel.subscribers:
+                    subscription._lost_connection = True
+        await conn.disconnect(nowait=True)
+
+    async def _read(self, conn: AbstractConnection) -> None:
+        waiting_for_pong = False
+        while True:
+            reply = await conn.read_response(timeout=PUBSUB_PING_INTERVAL, push_request=True)
+            if reply is None:
+                if waiting_for_pong:
+                    raise RedisConnectionError("Redis did not answer a pub/sub PING")
+                async with self._lock:
+                    await conn.send_command("PING")
+                waiting_for_pong = True
+                continue
+            waiting_for_pong = False
+            kind = reply[0]
+            if kind == b"message":
+                self._route(reply[1], reply[2])
+            elif kind == b"subscribe":
+                self._confirm(reply[1])
+
+    def _route(self, name: bytes, data: bytes) -> None:
+        channel = self._channels.get(name)
+        if channel is None or not channel.subscribers:
+            return
+        event = Event(_offset_of(data), data)
+        for subscription in channel.subscribers:
+            try:
+                subscription._queue.put_nowait(event)
+            except asyncio.QueueFull:
+                subscription.dropped += 1
+                self.dropped_live_events += 1
+
+    def _confirm(self, name: bytes) -> None:
+        channel = self._channels.get(name)
+        if channel is None:
+            return
+        channel.acked += 1
+        pending = []
+        for target, future in channel.waiters:
+            if channel.acked < target:
+                pending.append((target, future))
+            elif not future.done():
+                future.set_result(None)
+        channel.waiters = pending
+        for subscription in channel.subscribers:
+            if subscription._lost_connection:
+                subscription._lost_connection = False
+                subscription.reconnects += 1
+                subscription.reconnected.set()
+        if not channel.subscribers and channel.acked >= channel.sent:
+            del self._channels[name]
+
+    async def aclose(self) -> None:
+        """Stop the reader and end every subscription's iteration (bounded in time)."""
+        if self._closed:
+            return
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=CLOSE_TIMEOUT)
+            if not done:
+                logger.error("Redis pub/sub reader did not stop within %.0fs", CLOSE_TIMEOUT)
+            elif not task.cancelled() and task.exception() is not None:
+                logger.error("Redis pub/sub reader failed", exc_info=task.exception())
+        for channel in self._channels.values():
+            for subscription in channel.subscribers:
+                subscription._close()
+        self._channels.clear()
