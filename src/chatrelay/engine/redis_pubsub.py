@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from chatrelay.engine.base import Event
@@ -121,6 +120,7 @@ class PubSubRouter:
         self._lock = asyncio.Lock()
         self._conn: AbstractConnection | None = None
         self._task: asyncio.Task[None] | None = None
+        self._heard_at = 0.0  # when the current connection last said anything
         self._closed = False
         #: Live events dropped because a subscriber's queue was full (all subscribers).
         self.dropped_live_events = 0
@@ -252,22 +252,44 @@ class PubSubRouter:
         await conn.disconnect(nowait=True)
 
     async def _read(self, conn: AbstractConnection) -> None:
-        waiting_for_pong = False
+        # No timeout on each read (it cost a timer per message on the hot path,
+        # docs/benchmarks.md): a watchdog notices a silent connection instead.
+        self._heard_at = time.monotonic()
+        watchdog = asyncio.create_task(self._watch(conn), name="redis-pubsub-watchdog")
+        try:
+            while True:
+                reply = await conn.read_response(push_request=True)
+                self._heard_at = time.monotonic()
+                if reply is None:
+                    continue
+                kind = reply[0]
+                if kind == b"message":
+                    self._route(reply[1], reply[2])
+                elif kind == b"subscribe":
+                    self._confirm(reply[1])
+        finally:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+
+    async def _watch(self, conn: AbstractConnection) -> None:
+        """PING a connection silent for ``PUBSUB_PING_INTERVAL``; drop it if that goes unanswered.
+
+        A half-open TCP connection (a Redis host gone without a FIN) would
+        otherwise leave the reader waiting forever while events are missed.
+        """
+        pinged = False
         while True:
-            reply = await conn.read_response(timeout=PUBSUB_PING_INTERVAL, push_request=True)
-            if reply is None:
-                if waiting_for_pong:
-                    raise RedisConnectionError("Redis did not answer a pub/sub PING")
-                async with self._lock:
-                    await conn.send_command("PING")
-                waiting_for_pong = True
+            await asyncio.sleep(PUBSUB_PING_INTERVAL)
+            if time.monotonic() - self._heard_at < PUBSUB_PING_INTERVAL:
+                pinged = False
                 continue
-            waiting_for_pong = False
-            kind = reply[0]
-            if kind == b"message":
-                self._route(reply[1], reply[2])
-            elif kind == b"subscribe":
-                self._confirm(reply[1])
+            if pinged:
+                logger.warning("Redis did not answer a pub/sub PING; reconnecting")
+                await conn.disconnect(nowait=True)  # the reader's read fails and it reconnects
+                return
+            async with self._lock:
+                await conn.send_command("PING")
+            pinged = True
 
     def _route(self, name: bytes, data: bytes) -> None:
         channel = self._channels.get(name)

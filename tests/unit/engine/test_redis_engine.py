@@ -7,6 +7,7 @@ at Redis itself (commands, keys, connections) on a real ``redis-server``.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
@@ -367,3 +368,26 @@ async def test_connections_the_server_closed_are_not_used_again(
     await asyncio.sleep(0.2)  # the FINs arrive
     for _ in range(10):
         await engine.position("stale-1")
+
+
+async def test_a_silent_pubsub_connection_is_noticed_and_replaced(
+    redis_server: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A frozen Redis (SIGSTOP) keeps its TCP connections open but says nothing,
+    # like a host that vanished without closing them.
+    monkeypatch.setattr(redis_pubsub, "PUBSUB_PING_INTERVAL", 0.2)
+    engine = RedisEngine(redis_url)
+    try:
+        async with engine.subscribe("s1") as subscription:
+            redis_server.process.send_signal(signal.SIGSTOP)
+            try:
+                await asyncio.sleep(1.0)  # silent, PING unanswered: the connection is dropped
+            finally:
+                redis_server.process.send_signal(signal.SIGCONT)
+            async with asyncio.timeout(seconds(10)):
+                await subscription.reconnected.wait()
+            assert engine.pubsub_reconnects >= 1
+            await engine.publish("s1", frame(1))
+            assert await next_event_offset(subscription) == 1
+    finally:
+        await engine.aclose()
