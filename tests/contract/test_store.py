@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from chatrelay.store.conversations import ConversationStore
+from chatrelay.store.conversations import ConversationStore, TurnStart
 from tests.fixtures.postgres_server import PostgresNotInstalled, PostgresServer, running_postgres
 from tests.timing import seconds
 
@@ -199,3 +199,37 @@ async def test_only_one_of_concurrent_finishes_wins(store: ConversationStore) ->
     message = await store.get_message("m1")
     winner = statuses[won.index(True)]
     assert message is not None and (message["status"], message["content"]) == (winner, winner)
+
+
+async def begin(store: ConversationStore, user: str = "alice", answer: str = "a1",
+                content: str = "hello there") -> TurnStart:
+    return await store.begin_turn(
+        session_id="s1", user_id=user, user_message_id=f"u-{answer}", content=content,
+        client_id="c1", assistant_id=answer, history_limit=10,
+    )
+
+
+async def test_a_turn_begins_in_one_go(store: ConversationStore) -> None:
+    first = await begin(store)
+    assert first.started and first.owner == "alice"
+    assert first.user_message is not None and first.user_message["client_id"] == "c1"
+    assert first.assistant_message is not None
+    assert first.assistant_message["status"] == "streaming"
+    assert [(m["role"], m["status"]) for m in first.history] == [
+        ("user", "complete"), ("assistant", "streaming"),
+    ]
+    assert (await store.list_sessions("alice"))[0]["title"] == "hello there"
+    await store.finish_message("a1", status="completed", content="hi")
+    second = await begin(store, answer="a2", content="again")
+    assert [m["content"] for m in second.history] == ["hello there", "hi", "again", ""]
+
+
+async def test_a_turn_writes_nothing_for_another_owner_or_a_retry(
+    store: ConversationStore,
+) -> None:
+    await begin(store)
+    intruder = await begin(store, user="mallory", answer="a9")
+    assert (intruder.owner, intruder.started) == ("alice", False)
+    retry = await begin(store)
+    assert (retry.owner, retry.started) == ("alice", False)
+    assert [m["id"] for m in await store.history("s1")] == ["u-a1", "a1"]

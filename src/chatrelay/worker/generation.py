@@ -123,42 +123,37 @@ class Generations:
                 return accepted
             raise Busy("a generation is already running in this session")
         try:
-            owner = await self._store.claim_session(request.session_id, request.user_id)
-        except BaseException:
-            await self._engine.release(lease)
-            raise
-        if owner != request.user_id:
-            await self._engine.release(lease)
-            raise Forbidden("this session belongs to another user")
-        if await self._store.get_message(request.message_id) is not None:
-            await self._engine.release(lease)  # a retry of a generation that already ran
-            return accepted
-        try:
-            user_message, _ = await self._store.add_message(
-                message_id=request.user_message_id,
+            turn = await self._store.begin_turn(
                 session_id=request.session_id,
-                role="user",
+                user_id=request.user_id,
+                user_message_id=request.user_message_id,
                 content=request.message,
-                status="complete",
                 client_id=request.client_id,
+                assistant_id=request.message_id,
+                history_limit=self._config.history_turns,
             )
+            if turn.owner != request.user_id:
+                raise Forbidden("this session belongs to another user")
+            if not turn.started:
+                await self._engine.release(lease)  # a retry of a generation that already ran
+                return accepted
+            assert turn.user_message is not None and turn.assistant_message is not None
             turns = build_turns(
-                await self._store.history(request.session_id, limit=self._config.history_turns),
+                # The new assistant message is still empty: build_turns leaves it out.
+                turn.history,
                 system_prompt=self._config.system_prompt,
                 budget_tokens=self._config.context_tokens - self._config.max_tokens,
                 count_tokens=token_counter_for(self._model),
             )
-            await self._engine.publish(request.session_id, message_frame(user_message), lease=lease)
-            assistant, _ = await self._store.add_message(
-                message_id=request.message_id,
-                session_id=request.session_id,
-                role="assistant",
-                content="",
-                status="streaming",
+            await self._engine.publish(
+                request.session_id, message_frame(turn.user_message), lease=lease
             )
-            await self._engine.publish(request.session_id, message_frame(assistant), lease=lease)
+            await self._engine.publish(
+                request.session_id, message_frame(turn.assistant_message), lease=lease
+            )
         except BaseException:
-            await self._engine.release(lease)
+            with contextlib.suppress(EngineError):
+                await self._engine.release(lease)
             raise
         cancelled = asyncio.Event()
         task = asyncio.create_task(
@@ -222,6 +217,7 @@ class Generations:
         parts: list[str] = []
         status: FinalStatus = "completed"
         error: str | None = None
+        lost = False
         started = checkpointed = time.monotonic()
         first_token_at: float | None = None
         params = GenerationParams(max_tokens=self._config.max_tokens)
@@ -253,7 +249,7 @@ class Generations:
             status, error = "interrupted", "the worker shut down"
         except LeaseLost:
             logger.warning("generation %s lost its lease; someone else ends it", request.message_id)
-            return
+            lost = True
         except ModelError as exc:
             status, error = "failed", exc.detail
         except EngineError as exc:
@@ -262,11 +258,28 @@ class Generations:
             logger.exception("generation %s failed", request.message_id)
             status, error = "failed", f"the model failed: {type(exc).__name__}"
         finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+        # The lease is kept until the end is stored and published: a slow store
+        # must not let the reaper take a finished answer for an orphan.
+        try:
+            if not lost:
+                await self._end(request, lease, status, parts, error, started, first_token_at)
+        finally:
             keeper.cancel()
             with contextlib.suppress(BaseException):
                 await keeper
-            with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+
+    async def _end(
+        self,
+        request: GenerationRequest,
+        lease: Lease,
+        status: FinalStatus,
+        parts: list[str],
+        error: str | None,
+        started: float,
+        first_token_at: float | None,
+    ) -> None:
         metrics.GENERATIONS.labels(status).inc()
         if first_token_at is not None:
             metrics.TIME_TO_FIRST_TOKEN.observe(first_token_at - started)
