@@ -76,7 +76,7 @@ class ChatServer:
 @pytest.fixture
 def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
     if not STATIC_INDEX.is_file():
-        pytest.skip("the web UI is not built: run `make web` (cd web && npm ci && npm run build)")
+        pytest.fail("the web UI is not built: run `make web` (cd web && npm ci && npm run build)")
     server = ChatServer(tmp_path)
     try:
         yield server
