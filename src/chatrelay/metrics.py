@@ -29,6 +29,9 @@ CHUNK_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 RESUMES = Counter("chatrelay_resumes_total", "resume frames answered", ["outcome"])
+LOG_RESETS = Counter(
+    "chatrelay_log_resets_total", "Sessions whose sockets were told to reset (the log lost events)"
+)
 GAP_REPAIRS = Counter("chatrelay_gap_repairs_total", "Holes in live delivery filled from the log")
 SEND_QUEUE_DROPS = Counter(
     "chatrelay_send_queue_drops_total", "Sockets closed because their send queue filled"

@@ -296,3 +296,31 @@ async def test_connections_are_logged_with_node_session_and_user(server: Server)
     gone = [l for l in lines if "WebSocket disconnected" in l and f"session_id={session}" in l]
     assert connected and node in connected[0] and f"user_id={user}" in connected[0]
     assert gone and node in gone[0]
+
+
+def metric(text: str, name: str, missing: float | None = None) -> float:
+    """The value of one sample line ``name value`` in Prometheus text."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    if missing is not None:
+        return missing  # a labelled counter has no sample before its first count
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_metrics_count_what_happened(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        before = (await http.get("/metrics")).text
+        client = await WsClient.connect(server.ws, session_id=new_session(), user_id=new_user())
+        turn = await client.follow(await client.chat("hello metrics"))
+        during = (await http.get("/metrics")).text
+        await client.close()
+    relayed = metric(during, "chatrelay_chunks_relayed_total") - metric(
+        before, "chatrelay_chunks_relayed_total"
+    )
+    # Every log frame written to the socket: 2 messages, the chunks, the complete.
+    assert relayed >= len(turn.chunks) + 3
+    completed = 'chatrelay_generations_total{status="completed"}'
+    assert metric(during, completed) >= metric(before, completed, missing=0.0) + 1
+    assert metric(during, "chatrelay_chunk_latency_seconds_count") >= len(turn.chunks)
+    assert metric(during, "chatrelay_open_sockets") >= 1

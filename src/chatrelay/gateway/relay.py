@@ -181,6 +181,7 @@ class Relay:
             "session log lost events; sockets reset", extra={"session_id": channel.session_id}
         )
         self.resets += 1
+        metrics.LOG_RESETS.inc()
         channel.epoch, channel.last = epoch, latest
         for sink in tuple(channel.sinks):
             sink.reset(epoch, latest)
