@@ -71,10 +71,8 @@ class GenerationConfig:
 
 @dataclass
 class _Running:
-    request: GenerationRequest
-    lease: Lease
     task: asyncio.Task[None]
-    cancelled: asyncio.Event
+    cancelled: asyncio.Event  # set by a cancel that reached this worker directly
 
 
 class Generations:
@@ -159,7 +157,7 @@ class Generations:
         task = asyncio.create_task(
             self._run(request, lease, cancelled, turns), name=f"generation-{request.message_id}"
         )
-        self._running[request.message_id] = _Running(request, lease, task, cancelled)
+        self._running[request.message_id] = _Running(task, cancelled)
         metrics.RUNNING_GENERATIONS.inc()
         task.add_done_callback(lambda _: self._forget(request.message_id))
         return accepted
