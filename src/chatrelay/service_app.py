@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from chatrelay import __version__, metrics
+from chatrelay.engine.base import Engine
 from chatrelay.exceptions import ChatRelayError, RateLimited
 
 
@@ -35,6 +36,23 @@ def error_response(
 ) -> JSONResponse:
     """The body every chatrelay error has on REST: ``{"code", "detail"}``."""
     return JSONResponse({"code": code, "detail": detail}, status_code=status, headers=headers)
+
+
+async def health_response(
+    engine: Engine, *, node: str, role: str, model: str, draining: bool, **extra: object
+) -> JSONResponse:
+    """``/health`` of a node: ok, degraded (engine down) or draining (503)."""
+    engine_ok = await engine.ping()
+    body: dict[str, object] = {
+        "status": "draining" if draining else ("ok" if engine_ok else "degraded"),
+        "node": node,
+        "role": role,
+        "model": model,
+        "engine": "up" if engine_ok else "down",
+        **extra,
+        "version": __version__,
+    }
+    return JSONResponse(body, status_code=503 if draining else 200)
 
 
 def create_service_app(

@@ -33,9 +33,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from chatrelay.engine import keys
-from chatrelay.engine.base import Connection, Event, History, Lease
+from chatrelay.engine.base import Event, History, Lease
 from chatrelay.engine.memory import encode_event
 from chatrelay.engine.redis_pubsub import SUBSCRIBER_QUEUE_SIZE, PubSubRouter, RedisSubscription
+from chatrelay.engine.redis_registry import RedisRegistry
+from chatrelay.engine.redis_registry import as_text as _text
+from chatrelay.engine.redis_registry import milliseconds as _ms
 from chatrelay.exceptions import EngineError, LeaseLost
 
 logger = logging.getLogger(__name__)
@@ -49,12 +52,6 @@ POOL_WAIT_TIMEOUT = 5.0
 # Every command and connect has a deadline: a stuck Redis becomes an EngineError.
 COMMAND_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5.0
-SCAN_BATCH = 500
-# The seed's TTL of ``sessions:user:{userId}``.
-USER_SESSIONS_TTL = 1800
-# Registry indexes outlive their last socket this long, so ``cleanup_stale``
-# sees (and counts) what it drops; past it Redis drops them even if nobody cleans.
-INDEX_GRACE = 3600.0
 # Fencing counters and unreaped orphan leases are kept this long after last use.
 FENCE_TTL = 7 * 24 * 3600.0
 ORPHAN_RETENTION = 7 * 24 * 3600.0
@@ -67,23 +64,13 @@ LEASE_LOST = 0
 STOPS_REMEMBERED = 10_000
 
 
-def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
-
-
 def _new_epoch() -> str:
     return os.urandom(8).hex()
-
 
 
 def _script(name: str) -> str:
     path = resources.files("chatrelay.engine") / "redis_scripts" / f"{name}.lua"
     return path.read_text(encoding="utf-8")
-
-
-def _text(value: bytes | str) -> str:
-    # The client is made without decode_responses, so replies are bytes.
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _lease_value(lease: Lease) -> str:
@@ -115,7 +102,7 @@ class _CheckedPool(BlockingConnectionPool):
         await super().ensure_connection(connection)
 
 
-class RedisEngine:
+class RedisEngine(RedisRegistry):
     """Engine on a Redis server shared by every node (see ``engine/base.py``).
 
     ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://``,
@@ -245,109 +232,6 @@ class RedisEngine:
         events = [Event(int(reply[i]), reply[i + 1]) for i in range(2, len(reply), 2)]
         first_kept = events[0].offset if events else latest + 1
         return History(reply[0].decode(), latest, events, complete=first_kept <= since + 1)
-
-    # -- registry
-
-    async def register(self, connection: Connection, ttl: float) -> None:
-        c = connection
-        data = orjson.dumps(
-            {
-                "connection_id": c.connection_id,
-                "session_id": c.session_id,
-                "user_id": c.user_id,
-                "node_id": c.node_id,
-            }
-        )
-        await self._eval(
-            "register",
-            [
-                keys.CONNECTION + c.connection_id,
-                keys.SESSION_CONNECTIONS + c.session_id,
-                keys.USER_CONNECTIONS + c.user_id,
-                keys.ACTIVE_SESSIONS,
-                keys.USER_SESSIONS + c.user_id,
-            ],
-            [
-                c.connection_id,
-                data,
-                _ms(ttl),
-                c.session_id,
-                c.user_id,
-                _ms(INDEX_GRACE),
-                USER_SESSIONS_TTL,
-            ],
-        )
-
-    async def heartbeat(self, connection: Connection, ttl: float) -> None:
-        await self.register(connection, ttl)
-
-    async def unregister(self, connection: Connection) -> None:
-        c = connection
-        await self._eval(
-            "unregister",
-            [
-                keys.CONNECTION + c.connection_id,
-                keys.SESSION_CONNECTIONS + c.session_id,
-                keys.USER_CONNECTIONS + c.user_id,
-                keys.ACTIVE_SESSIONS,
-            ],
-            [c.connection_id, c.session_id],
-        )
-
-    async def session_connections(self, session_id: str) -> list[Connection]:
-        found = await self._eval(
-            "session_connections", [keys.SESSION_CONNECTIONS + session_id], [keys.CONNECTION]
-        )
-        return [Connection(**orjson.loads(data)) for data in found]
-
-    async def user_connection_count(self, user_id: str) -> int:
-        return int(await self._eval("count_live", [keys.USER_CONNECTIONS + user_id], []))
-
-    async def user_sessions(self, user_id: str) -> set[str]:
-        try:
-            members = await self._redis.smembers(keys.USER_SESSIONS + user_id)
-        except (RedisError, OSError) as exc:
-            await self._connection_failed(exc)
-            raise EngineError(f"Redis SMEMBERS failed: {exc}") from exc
-        return {_text(member) for member in members}
-
-    async def _active_batches(self) -> AsyncIterator[list[tuple[str, str]]]:
-        """``sessions:active`` in batches (HSCAN), so no script walks it all at once."""
-        cursor, seen = 0, set[bytes | str]()
-        while True:
-            try:
-                cursor, batch = await self._redis.hscan(
-                    keys.ACTIVE_SESSIONS, cursor, count=SCAN_BATCH
-                )
-            except (RedisError, OSError) as exc:
-                await self._connection_failed(exc)
-                raise EngineError(f"Redis HSCAN failed: {exc}") from exc
-            assert isinstance(batch, dict)
-            pairs = [(_text(s), _text(u)) for s, u in batch.items() if s not in seen]
-            seen.update(batch)
-            if pairs:
-                yield pairs
-            if cursor == 0:
-                return
-
-    async def active_sessions(self) -> dict[str, str]:
-        active: dict[str, str] = {}
-        async for pairs in self._active_batches():
-            live = await self._eval(
-                "live_sessions", [], [keys.SESSION_CONNECTIONS, *(s for s, _ in pairs)]
-            )
-            active.update(pair for pair, flag in zip(pairs, live, strict=True) if flag)
-        return active
-
-    async def cleanup_stale(self) -> int:
-        dropped = 0
-        async for pairs in self._active_batches():
-            dropped += await self._eval(
-                "cleanup",
-                [keys.ACTIVE_SESSIONS],
-                [keys.SESSION_CONNECTIONS, keys.USER_CONNECTIONS, *(x for p in pairs for x in p)],
-            )
-        return dropped
 
     # -- coordinator
 

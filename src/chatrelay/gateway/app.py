@@ -11,12 +11,11 @@ from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from chatrelay import __version__
 from chatrelay.gateway.auth import NotAuthenticated
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import ChatSocket
 from chatrelay.protocol import SESSION_ID_PATTERN, CancelBody, ChatAccepted, ChatBody
-from chatrelay.service_app import create_service_app, error_response
+from chatrelay.service_app import create_service_app, error_response, health_response
 
 STATIC_DIR = Path(__file__).parent / "static"
 NOT_BUILT_PAGE = """<!doctype html><meta charset="utf-8"><title>chatrelay</title>
@@ -87,18 +86,10 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
 
     async def health(request: Request) -> JSONResponse:
         services = _services(request)
-        engine_ok = await services.engine.ping()
-        status = "draining" if services.draining else ("ok" if engine_ok else "degraded")
-        body = {
-            "status": status,
-            "node": services.node_id,
-            "role": "gateway",
-            "model": services.model,
-            "engine": "up" if engine_ok else "down",
-            "connections": len(services.connections),
-            "version": __version__,
-        }
-        return JSONResponse(body, status_code=503 if services.draining else 200)
+        return await health_response(
+            services.engine, node=services.node_id, role="gateway", model=services.model,
+            draining=services.draining, connections=len(services.connections),
+        )
 
     app.add_api_route("/health", health, methods=["GET"])
     app.add_api_route("/actuator/health", health, methods=["GET"])

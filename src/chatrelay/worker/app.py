@@ -11,11 +11,10 @@ from typing import Any
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from chatrelay import __version__
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import Unavailable
 from chatrelay.protocol import INTERNAL_TOKEN_HEADER, CancelRequest, ChatAccepted, GenerationRequest
-from chatrelay.service_app import create_service_app, error_response
+from chatrelay.service_app import create_service_app, error_response, health_response
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.generation import Generations
 
@@ -91,17 +90,10 @@ def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
         services = _services(request)
-        engine_ok = await services.engine.ping()
-        status = "draining" if services.draining else ("ok" if engine_ok else "degraded")
-        body = {
-            "status": status,
-            "node": services.node_id,
-            "role": "worker",
-            "model": services.generations.model_name,
-            "engine": "up" if engine_ok else "down",
-            "running": services.generations.running_count,
-            "version": __version__,
-        }
-        return JSONResponse(body, status_code=503 if services.draining else 200)
+        return await health_response(
+            services.engine, node=services.node_id, role="worker",
+            model=services.generations.model_name, draining=services.draining,
+            running=services.generations.running_count,
+        )
 
     return app
