@@ -33,13 +33,13 @@ logger = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
-    options: dict[str, object] = {
-        "max_events": settings.log_max_events,
-        "log_ttl": settings.log_ttl_seconds,
-    }
-    if not settings.resolved_engine_url.startswith("memory:"):
-        options["node_id"] = settings.node_id  # names this node's connections in Redis
-    return create_engine(settings.resolved_engine_url, **options)
+    return create_engine(
+        settings.resolved_engine_url,
+        max_events=settings.log_max_events,
+        log_ttl=settings.log_ttl_seconds,
+        node_id=settings.node_id,  # names this node's connections in Redis
+        prefix=settings.redis_prefix,
+    )
 
 
 async def open_model(settings: Settings) -> ModelBackend:

@@ -21,6 +21,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from chatrelay.engine.base import Event
+from chatrelay.engine.events import offset_of
 from chatrelay.exceptions import EngineError
 
 logger = logging.getLogger(__name__)
@@ -39,18 +40,10 @@ PUBSUB_PING_INTERVAL = 15.0
 RECONNECT_MIN_DELAY = 0.05
 RECONNECT_MAX_DELAY = 2.0
 RECONNECT_STABLE_AFTER = 1.0
-# Channels per SUBSCRIBE when resubscribing, sessions per registry script:
-# keeps each command and each script's time inside Redis small.
+# Channels per SUBSCRIBE when resubscribing: keeps each command small.
 SUBSCRIBE_BATCH = 500
 # aclose waits this long for the reader task.
 CLOSE_TIMEOUT = 5.0
-_OFFSET_START = len(b'{"offset":')
-
-
-def _offset_of(data: bytes) -> int:
-    """The offset of an event's JSON, which publish.lua put first."""
-    end = data.find(b",", _OFFSET_START)
-    return int(data[_OFFSET_START : end if end > 0 else -1])
 
 
 class RedisSubscription:
@@ -99,6 +92,7 @@ class _Channel:
     acked: int = 0
     waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
 
+
 class PubSubRouter:
     """Multiplexes the session channels of one process over one pub/sub connection.
 
@@ -129,7 +123,6 @@ class PubSubRouter:
 
     def subscription(self, session_id: str) -> RedisSubscription:
         return RedisSubscription(session_id, self._queue_size)
-
 
     async def join(self, name: bytes, subscription: RedisSubscription) -> None:
         if self._closed:
@@ -295,7 +288,7 @@ class PubSubRouter:
         channel = self._channels.get(name)
         if channel is None or not channel.subscribers:
             return
-        event = Event(_offset_of(data), data)
+        event = Event(offset_of(data), data)
         for subscription in channel.subscribers:
             try:
                 subscription._queue.put_nowait(event)

@@ -1,53 +1,34 @@
-"""The registry facet of the Redis engine: which sockets are open where.
+"""The registry on Redis: which sockets are open where, seen by every node.
 
 Keys keep the seed's names (``sessions:active``, ``sessions:user:{userId}``)
 plus a heartbeat key per connection and per-session and per-user indexes
 scored by expiry (``engine/keys.py``; docs/engine.md draws the layout). Each
-change is one Lua script; ``RedisEngine`` supplies the script runner.
+change is one Lua script.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator
 
 import orjson
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from chatrelay.engine import keys
 from chatrelay.engine.base import Connection
-from chatrelay.exceptions import EngineError
+from chatrelay.engine.redis_client import RedisClient, as_text, milliseconds
 
 SCAN_BATCH = 500
-# The seed's TTL of ``sessions:user:{userId}``.
+# The seed's TTL of ``sessions:user:{userId}``, in seconds.
 USER_SESSIONS_TTL = 1800
 # Registry indexes outlive their last socket this long, so ``cleanup_stale``
 # sees (and counts) what it drops; past it Redis drops them even if nobody cleans.
 INDEX_GRACE = 3600.0
 
 
-def milliseconds(seconds: float) -> int:
-    """A TTL in whole milliseconds (at least 1: Redis refuses 0)."""
-    return max(1, round(seconds * 1000))
-
-
-def as_text(value: bytes | str) -> str:
-    """A reply as ``str`` (the client is made without decode_responses: replies are bytes)."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
 class RedisRegistry:
-    """``Registry`` of ``engine/base.py`` on Redis; mixed into ``RedisEngine``."""
+    """``Registry`` of ``engine/base.py`` on the Redis of ``client``."""
 
-    _redis: Redis
-
-    async def _eval(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        raise NotImplementedError  # RedisEngine runs its registered scripts
-
-    async def _connection_failed(self, exc: BaseException) -> None:
-        raise NotImplementedError
-
+    def __init__(self, client: RedisClient) -> None:
+        self._client = client
+        self._keys = client.keys
 
     async def register(self, connection: Connection, ttl: float) -> None:
         c = connection
@@ -59,14 +40,14 @@ class RedisRegistry:
                 "node_id": c.node_id,
             }
         )
-        await self._eval(
+        await self._client.run(
             "register",
             [
-                keys.CONNECTION + c.connection_id,
-                keys.SESSION_CONNECTIONS + c.session_id,
-                keys.USER_CONNECTIONS + c.user_id,
-                keys.ACTIVE_SESSIONS,
-                keys.USER_SESSIONS + c.user_id,
+                self._keys.connection(c.connection_id),
+                self._keys.session_connections(c.session_id),
+                self._keys.user_connections(c.user_id),
+                self._keys.active_sessions(),
+                self._keys.user_sessions(c.user_id),
             ],
             [
                 c.connection_id,
@@ -84,45 +65,43 @@ class RedisRegistry:
 
     async def unregister(self, connection: Connection) -> None:
         c = connection
-        await self._eval(
+        await self._client.run(
             "unregister",
             [
-                keys.CONNECTION + c.connection_id,
-                keys.SESSION_CONNECTIONS + c.session_id,
-                keys.USER_CONNECTIONS + c.user_id,
-                keys.ACTIVE_SESSIONS,
+                self._keys.connection(c.connection_id),
+                self._keys.session_connections(c.session_id),
+                self._keys.user_connections(c.user_id),
+                self._keys.active_sessions(),
             ],
             [c.connection_id, c.session_id],
         )
 
     async def session_connections(self, session_id: str) -> list[Connection]:
-        found = await self._eval(
-            "session_connections", [keys.SESSION_CONNECTIONS + session_id], [keys.CONNECTION]
+        # The connection keys depend on the zset's members, so the script gets
+        # their prefix and appends the ids (one Redis, not Cluster: docs/engine.md).
+        found = await self._client.run(
+            "session_connections",
+            [self._keys.session_connections(session_id)],
+            [self._keys.connection()],
         )
         return [Connection(**orjson.loads(data)) for data in found]
 
     async def user_connection_count(self, user_id: str) -> int:
-        return int(await self._eval("count_live", [keys.USER_CONNECTIONS + user_id], []))
+        return int(await self._client.run("count_live", [self._keys.user_connections(user_id)], []))
 
     async def user_sessions(self, user_id: str) -> set[str]:
-        try:
-            members = await self._redis.smembers(keys.USER_SESSIONS + user_id)
-        except (RedisError, OSError) as exc:
-            await self._connection_failed(exc)
-            raise EngineError(f"Redis SMEMBERS failed: {exc}") from exc
+        async with self._client.errors("SMEMBERS"):
+            members = await self._client.redis.smembers(self._keys.user_sessions(user_id))
         return {as_text(member) for member in members}
 
     async def _active_batches(self) -> AsyncIterator[list[tuple[str, str]]]:
         """``sessions:active`` in batches (HSCAN), so no script walks it all at once."""
         cursor, seen = 0, set[bytes | str]()
         while True:
-            try:
-                cursor, batch = await self._redis.hscan(
-                    keys.ACTIVE_SESSIONS, cursor, count=SCAN_BATCH
+            async with self._client.errors("HSCAN"):
+                cursor, batch = await self._client.redis.hscan(
+                    self._keys.active_sessions(), cursor, count=SCAN_BATCH
                 )
-            except (RedisError, OSError) as exc:
-                await self._connection_failed(exc)
-                raise EngineError(f"Redis HSCAN failed: {exc}") from exc
             assert isinstance(batch, dict)
             pairs = [(as_text(s), as_text(u)) for s, u in batch.items() if s not in seen]
             seen.update(batch)
@@ -134,8 +113,8 @@ class RedisRegistry:
     async def active_sessions(self) -> dict[str, str]:
         active: dict[str, str] = {}
         async for pairs in self._active_batches():
-            live = await self._eval(
-                "live_sessions", [], [keys.SESSION_CONNECTIONS, *(s for s, _ in pairs)]
+            live = await self._client.run(
+                "live_sessions", [self._keys.session_connections(s) for s, _ in pairs], []
             )
             active.update(pair for pair, flag in zip(pairs, live, strict=True) if flag)
         return active
@@ -143,9 +122,11 @@ class RedisRegistry:
     async def cleanup_stale(self) -> int:
         dropped = 0
         async for pairs in self._active_batches():
-            dropped += await self._eval(
-                "cleanup",
-                [keys.ACTIVE_SESSIONS],
-                [keys.SESSION_CONNECTIONS, keys.USER_CONNECTIONS, *(x for p in pairs for x in p)],
-            )
+            keys = [self._keys.active_sessions()]
+            for session_id, user_id in pairs:
+                keys += [
+                    self._keys.session_connections(session_id),
+                    self._keys.user_connections(user_id),
+                ]
+            dropped += await self._client.run("cleanup", keys, [s for s, _ in pairs])
         return dropped
