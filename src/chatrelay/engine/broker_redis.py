@@ -105,7 +105,7 @@ class RedisBroker:
         if self._closed:
             raise EngineError("the engine is closed")
         name = self._keys.session_channel(session_id).encode()
-        subscription = self._pubsub.subscription(session_id)
+        subscription = self._pubsub.subscription()
         await self._pubsub.join(name, subscription)
         try:
             yield subscription
