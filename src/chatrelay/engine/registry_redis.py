@@ -30,6 +30,15 @@ class RedisRegistry:
         self._client = client
         self._keys = client.keys
 
+    def _socket_keys(self, c: Connection) -> list[str]:
+        """The keys a socket is recorded in: its heartbeat key and the three indexes."""
+        return [
+            self._keys.connection(c.connection_id),
+            self._keys.session_connections(c.session_id),
+            self._keys.user_connections(c.user_id),
+            self._keys.active_sessions(),
+        ]
+
     async def register(self, connection: Connection, ttl: float) -> None:
         c = connection
         data = orjson.dumps(
@@ -42,13 +51,7 @@ class RedisRegistry:
         )
         await self._client.run(
             "register",
-            [
-                self._keys.connection(c.connection_id),
-                self._keys.session_connections(c.session_id),
-                self._keys.user_connections(c.user_id),
-                self._keys.active_sessions(),
-                self._keys.user_sessions(c.user_id),
-            ],
+            [*self._socket_keys(c), self._keys.user_sessions(c.user_id)],
             [
                 c.connection_id,
                 data,
@@ -65,16 +68,7 @@ class RedisRegistry:
 
     async def unregister(self, connection: Connection) -> None:
         c = connection
-        await self._client.run(
-            "unregister",
-            [
-                self._keys.connection(c.connection_id),
-                self._keys.session_connections(c.session_id),
-                self._keys.user_connections(c.user_id),
-                self._keys.active_sessions(),
-            ],
-            [c.connection_id, c.session_id],
-        )
+        await self._client.run("unregister", self._socket_keys(c), [c.connection_id, c.session_id])
 
     async def session_connections(self, session_id: str) -> list[Connection]:
         # The connection keys depend on the zset's members, so the script gets
