@@ -44,22 +44,8 @@ CONNECT_TIMEOUT = 5.0
 # ``aclose`` waits this long for the connections, then gives up loudly.
 CLOSE_TIMEOUT = 5.0
 
-#: Every script in ``redis_scripts/``, loaded once per client.
-SCRIPTS = (
-    "publish",
-    "position",
-    "history",
-    "register",
-    "unregister",
-    "session_connections",
-    "count_live",
-    "live_sessions",
-    "cleanup",
-    "acquire",
-    "renew",
-    "release",
-    "take_token",
-)
+#: The Lua scripts, shipped as package data: ``run(name)`` runs ``{name}.lua``.
+SCRIPT_FOLDER = resources.files("chatrelay.engine") / "redis_scripts"
 
 
 def milliseconds(seconds: float) -> int:
@@ -70,11 +56,6 @@ def milliseconds(seconds: float) -> int:
 def as_text(value: bytes | str) -> str:
     """A reply as ``str`` (the client is made without decode_responses: replies are bytes)."""
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _script(name: str) -> str:
-    path = resources.files("chatrelay.engine") / "redis_scripts" / f"{name}.lua"
-    return path.read_text(encoding="utf-8")
 
 
 class _CheckedPool(BlockingConnectionPool):
@@ -129,8 +110,12 @@ class RedisClient:
         )
         #: The client for single commands; wrap each call in ``errors``.
         self.redis = Redis.from_pool(self._pool)
-        scripts = {name: self.redis.register_script(_script(name)) for name in SCRIPTS}
-        self._scripts: Mapping[str, AsyncScript] = scripts
+        #: Every script by name (``redis_scripts/{name}.lua``); loaded by its first EVALSHA.
+        self.scripts: Mapping[str, AsyncScript] = {
+            entry.name.removesuffix(".lua"): self.redis.register_script(entry.read_text("utf-8"))
+            for entry in SCRIPT_FOLDER.iterdir()
+            if entry.name.endswith(".lua")
+        }
 
     @asynccontextmanager
     async def errors(self, what: str) -> AsyncIterator[None]:
@@ -159,7 +144,7 @@ class RedisClient:
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run the script ``redis_scripts/{name}.lua`` (one ``EVALSHA``)."""
         async with self.errors(f"script {name}"):
-            return await self._scripts[name](keys, args)
+            return await self.scripts[name](keys, args)
 
     def new_connection(self, name_suffix: str) -> AbstractConnection:
         """An unconnected connection outside the pool, named ``client_name + name_suffix``."""
