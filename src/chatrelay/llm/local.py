@@ -273,5 +273,5 @@ class LocalModel:
                 finally:
                     chunks.close()
             run.send(None)
-        except Exception as exc:  # noqa: BLE001 - crosses to the loop, raised there
+        except Exception as exc:
             run.send(exc)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from chatrelay.cluster import binaries, nginx
+from chatrelay.cluster import nginx
 from chatrelay.cluster.nginx import Balancing
-from tests.fixtures.processes import free_port
+from chatrelay.exceptions import MissingBinary
+from chatrelay.harness.processes import find_program, free_port
 from tests.timing import seconds
 
 
@@ -35,8 +36,8 @@ def test_a_missing_redis_server_names_the_debian_package(tmp_path: Path) -> None
 
 
 def test_a_missing_program_names_its_package() -> None:
-    with pytest.raises(binaries.MissingBinary) as missing:
-        binaries.find("nginx-that-is-not-there", "nginx", also_in=())
+    with pytest.raises(MissingBinary) as missing:
+        find_program("nginx-that-is-not-there", "nginx", also_in=())
     assert missing.value.package == "nginx"
     assert "apt-get install -y nginx" in str(missing.value)
 
@@ -59,4 +60,4 @@ def test_the_generated_nginx_config_passes_nginx_t(tmp_path: Path, balancing: Ba
                    "location = /health", "$upstream_addr", "proxy_set_header Upgrade",
                    f"pid {tmp_path}/nginx.pid;", f"error_log {tmp_path}/nginx-error.log"):
         assert needle in text, needle
-    assert nginx.check(binaries.nginx(), tmp_path, config) is None
+    assert nginx.check(find_program("nginx", "nginx"), tmp_path, config) is None

@@ -379,11 +379,11 @@ async def test_a_silent_pubsub_connection_is_noticed_and_replaced(
     engine = RedisEngine(redis_url)
     try:
         async with engine.subscribe("s1") as subscription:
-            redis_server.process.send_signal(signal.SIGSTOP)
+            redis_server.process.signal(signal.SIGSTOP)
             try:
                 await asyncio.sleep(1.0)  # silent, PING unanswered: the connection is dropped
             finally:
-                redis_server.process.send_signal(signal.SIGCONT)
+                redis_server.process.signal(signal.SIGCONT)
             async with asyncio.timeout(seconds(10)):
                 await subscription.reconnected.wait()
             assert engine.pubsub_reconnects >= 1
