@@ -25,8 +25,7 @@ async def test_make_run_serves_a_streamed_answer(tmp_path: Path) -> None:
     # Its own process group: make, and the server it starts, stop together.
     make = start(["make", "run", f"PORT={port}"], log, cwd=REPO, env=env, signal_group=True)
     try:
-        wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), [make], "GET /health",
-                   seconds(240))
+        wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), [make], "GET /health", seconds(240))
         client = await WsClient.connect(f"ws://127.0.0.1:{port}/ws/chat", user_id="newcomer")
         message_id = await client.chat("Hello! What can you do?")
         turn = await client.follow(message_id, timeout=seconds(60))

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -23,17 +21,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlsplit, urlunsplit
 
 from chatrelay.cluster import nginx
 from chatrelay.cluster.children import Child
+from chatrelay.cluster.layout import Layout, node_command, without_password
 from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
 from chatrelay.cluster.nginx import Balancing
 from chatrelay.cluster.status import process_table
 from chatrelay.exceptions import ClusterError, MissingBinary, ProcessError
 from chatrelay.harness.processes import (
     LOOPBACK,
-    PortPicker,
     find_program,
     port_free,
     start,
@@ -51,13 +48,6 @@ EXIT_MISSING_PROGRAM = 3
 PROBE_INTERVAL_SECONDS = 0.1
 # How often the supervisor looks for children that died.
 SUPERVISE_INTERVAL_SECONDS = 0.5
-# Seed-style names a node reads first would override what the launcher sets.
-_SHADOWING_VARIABLES = (
-    "CHATRELAY_NODE_ID",
-    "CHATRELAY_AI_SERVICE_URLS",
-    "CHATRELAY_HOST",
-    "CHATRELAY_PORT",
-)
 
 
 @dataclass(frozen=True)
@@ -118,7 +108,7 @@ class Launcher:
         spec = self.spec
         if spec.gateways < 1 or spec.workers < 1:
             raise ClusterError("a cluster needs at least one gateway and one worker")
-        external_redis = self.environ.get("REDIS_URL")
+        external_redis = bool(self.environ.get("REDIS_URL"))
         redis_binary = None if external_redis else find_program("redis-server", "redis-server")
         nginx_binary = find_program("nginx", "nginx")
 
@@ -128,22 +118,14 @@ class Launcher:
         if not port_free(spec.host, spec.port):
             raise ClusterError(f"port {spec.port} on {spec.host} is in use: choose another --port")
 
-        ports = PortPicker()
-        redis_port = None if external_redis else ports.take()
-        worker_ports = [ports.take() for _ in range(spec.workers)]
-        gateway_ports = [ports.take() for _ in range(spec.gateways)]
-        redis_url = external_redis or f"redis://{LOOPBACK}:{redis_port}/0"
-        database_url = self.environ.get(
-            "CHATRELAY_DATABASE_URL", f"sqlite+aiosqlite:///{run_dir / 'chatrelay.db'}"
-        )
-        token = self.environ.get("CHATRELAY_INTERNAL_TOKEN") or secrets.token_urlsafe(24)
+        layout = Layout.plan(run_dir, spec.workers, spec.gateways, self.environ)
 
         config_path = run_dir / "nginx.conf"
         config_path.write_text(
             nginx.render(
                 run_dir,
                 f"{spec.host}:{spec.port}",
-                [f"{LOOPBACK}:{port}" for port in gateway_ports],
+                layout.gateway_addresses,
                 spec.balancing,
             )
         )
@@ -158,59 +140,27 @@ class Launcher:
             launcher_pid=os.getpid(),
             started_at=time.time(),
         )
-        if redis_binary is not None and redis_port is not None:
-            redis = self._spawn(
-                "redis",
-                "redis",
-                redis_command(redis_binary, redis_port, run_dir),
-                url=redis_url,
-                health_url=None,
-                env=self.environ,
-            )
-            self._wait_until(redis_pong(redis_port), [redis], "redis PING")
+        if redis_binary is not None and layout.redis_port is not None:
+            command = redis_command(redis_binary, layout.redis_port, run_dir)
+            redis = self._spawn("redis", "redis", command, layout.redis_url, None, self.environ)
+            self._wait_until(redis_pong(layout.redis_port), [redis], "redis PING")
         else:
-            logger.info("using the Redis of REDIS_URL: %s", _without_password(redis_url))
-
-        def node_env(node_id: str, **extra: str) -> dict[str, str]:
-            env = {k: v for k, v in self.environ.items() if k not in _SHADOWING_VARIABLES}
-            env.update(
-                NODE_ID=node_id,
-                REDIS_URL=redis_url,
-                CHATRELAY_DATABASE_URL=database_url,
-                CHATRELAY_INTERNAL_TOKEN=token,
-                PYTHONUNBUFFERED="1",
-                **extra,
-            )
-            return env
+            logger.info("using the Redis of REDIS_URL: %s", without_password(layout.redis_url))
 
         def start_node(role: str, index: int, port: int, **extra: str) -> Child:
-            node_id = f"{role}-{index}"
-            url = f"http://{LOOPBACK}:{port}"
-            return self._spawn(
-                role,
-                node_id,
-                [
-                    sys.executable,
-                    "-m",
-                    "chatrelay",
-                    role,
-                    "--host",
-                    LOOPBACK,
-                    "--port",
-                    str(port),
-                ],
-                url=url,
-                health_url=f"{url}/health",
-                env=node_env(node_id, **extra),
-            )
+            node_id, url = f"{role}-{index}", f"http://{LOOPBACK}:{port}"
+            env = layout.node_env(node_id, **extra)
+            return self._spawn(role, node_id, node_command(role, port), url, f"{url}/health", env)
 
-        worker_urls = [f"http://{LOOPBACK}:{port}" for port in worker_ports]
-        first = start_node("worker", 1, worker_ports[0])
+        first = start_node("worker", 1, layout.worker_ports[0])
         self._wait_healthy([first])  # it migrated the schema; the others find it done
-        rest = [start_node("worker", i, port) for i, port in enumerate(worker_ports[1:], start=2)]
+        rest = [
+            start_node("worker", i, port) for i, port in enumerate(layout.worker_ports[1:], start=2)
+        ]
+        workers = ",".join(layout.worker_urls)
         rest += [
-            start_node("gateway", i, port, AI_SERVICE_URLS=",".join(worker_urls))
-            for i, port in enumerate(gateway_ports, start=1)
+            start_node("gateway", i, port, AI_SERVICE_URLS=workers)
+            for i, port in enumerate(layout.gateway_ports, start=1)
         ]
         self._wait_healthy(rest)
 
@@ -219,9 +169,9 @@ class Launcher:
             "nginx",
             "nginx",
             nginx.command(nginx_binary, run_dir, config_path),
-            url=self._manifest.url,
-            health_url=f"http://{probe_host}:{spec.port}/health",
-            env=self.environ,
+            self._manifest.url,
+            f"http://{probe_host}:{spec.port}/health",
+            self.environ,
             log_name="nginx-error.log",
         )
         self._wait_healthy([balancer])
@@ -244,10 +194,10 @@ class Launcher:
         role: str,
         node_id: str,
         args: list[str],
-        *,
         url: str,
         health_url: str | None,
         env: Mapping[str, str],
+        *,
         log_name: str | None = None,
     ) -> Child:
         self._check_stop()
@@ -384,19 +334,10 @@ class Launcher:
         if self.environ.get("REDIS_URL"):
             records.insert(
                 0,
-                ProcessRecord("redis", "redis", None, _without_password(self.environ["REDIS_URL"])),
+                ProcessRecord("redis", "redis", None, without_password(self.environ["REDIS_URL"])),
             )
         self._manifest.processes = records
         self._manifest.write(Path(self._manifest.run_dir))
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def run_cluster(spec: ClusterSpec) -> int:

@@ -85,9 +85,7 @@ def test_a_group_stop_reaches_the_grandchildren(tmp_path: Path) -> None:
 
 
 def test_stop_all_hurried_skips_the_grace(tmp_path: Path) -> None:
-    stubborn = [
-        start([PYTHON, "-c", STUBBORN], tmp_path / f"stubborn-{i}.log") for i in range(2)
-    ]
+    stubborn = [start([PYTHON, "-c", STUBBORN], tmp_path / f"stubborn-{i}.log") for i in range(2)]
     for process in stubborn:
         wait_ready(lambda p=process: "ignoring" in p.log(), [process], "handler", seconds(15))
     stop_all(stubborn, grace=seconds(600), hurry=lambda: True)
