@@ -28,7 +28,6 @@ import json
 import os
 import random
 import signal
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,7 +38,8 @@ import httpx
 import results
 
 from chatrelay.client import ChatClient
-from chatrelay.cluster.manifest import pid_alive
+from chatrelay.cluster.layout import cluster_up_command
+from chatrelay.cluster.manifest import cluster_ready, pid_alive
 from chatrelay.exceptions import ClientClosed, ProcessError
 from chatrelay.harness.processes import Process, free_port, start
 from chatrelay.harness.readiness import wait_ready
@@ -86,24 +86,18 @@ class Cluster:
     def stop(self) -> None:
         self.launcher.stop(STOP_GRACE_SECONDS)
 
-    def ready(self) -> bool:
-        with contextlib.suppress(OSError, ValueError):
-            return bool(self.manifest().get("ready"))
-        return False
-
 
 def start_cluster(gateways: int, workers: int, chunk_delay: float, run_dir: Path) -> Cluster:
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("REDIS_", "CHATRELAY_", "AI_SERVICE")) and k != "NODE_ID"}
     env.update(CLUSTER_ENV, CHUNK_DELAY=str(chunk_delay))
-    launcher = start(
-        [sys.executable, "-m", "chatrelay", "cluster", "up", "--gateways", str(gateways),
-         "--workers", str(workers), "--port", str(port), "--run-dir", str(run_dir),
-         "--grace", "5"], run_dir.parent / "launcher.log", name="cluster up", env=env)
+    command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "5")
+    launcher = start(command, run_dir.parent / "launcher.log", name="cluster up", env=env)
     cluster = Cluster(launcher, run_dir)
     try:
-        wait_ready(cluster.ready, [launcher], "cluster.json ready", START_TIMEOUT_SECONDS)
+        wait_ready(lambda: cluster_ready(run_dir), [launcher], "cluster.json ready",
+                   START_TIMEOUT_SECONDS)
     except ProcessError as exc:
         cluster.stop()
         raise SystemExit(f"cluster did not start: {exc}") from exc

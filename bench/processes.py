@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatrelay.cluster.layout import cluster_up_command
+from chatrelay.cluster.manifest import cluster_ready
 from chatrelay.exceptions import ProcessError
 from chatrelay.harness.processes import Process, start
 from chatrelay.harness.readiness import HealthCheck, http_ok, wait_ready
@@ -172,37 +174,15 @@ class Servers:
         """``chatrelay cluster up``: nginx in front of gateways and workers, with Redis."""
         run_dir = self.run_dir / "cluster"
         environment = {**LOAD_ENVIRONMENT, "CHATRELAY_LOG_FORMAT": "json", **env}
-        server = self.spawn(
-            "cluster",
-            [
-                sys.executable,
-                "-m",
-                "chatrelay",
-                "cluster",
-                "up",
-                "--gateways",
-                str(gateways),
-                "--workers",
-                str(workers),
-                "--port",
-                str(port),
-                "--run-dir",
-                str(run_dir),
-                "--grace",
-                "4",
-            ],
-            f"http://127.0.0.1:{port}",
-            environment,
+        command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "4")
+        server = self.spawn("cluster", command, f"http://127.0.0.1:{port}", environment)
+        self.wait(
+            server,
+            lambda: cluster_ready(run_dir),
+            "cluster.json ready",
+            timeout=CLUSTER_START_TIMEOUT_SECONDS,
         )
         manifest = run_dir / "cluster.json"
-
-        def ready() -> bool:
-            try:
-                return bool(json.loads(manifest.read_text()).get("ready"))
-            except (OSError, ValueError):
-                return False
-
-        self.wait(server, ready, "cluster.json ready", timeout=CLUSTER_START_TIMEOUT_SECONDS)
         for record in json.loads(manifest.read_text())["processes"]:
             if record.get("pid"):
                 server.pids[record["node_id"]] = record["pid"]

@@ -95,3 +95,12 @@ def without_password(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def cluster_up_command(
+    run_dir: Path, port: int, gateways: int, workers: int, *options: str
+) -> list[str]:
+    """The command line of ``chatrelay cluster up`` (tests and bench start clusters with it)."""
+    counts = ["--gateways", str(gateways), "--workers", str(workers)]
+    where = ["--port", str(port), "--run-dir", str(run_dir)]
+    return [sys.executable, "-m", "chatrelay", "cluster", "up", *counts, *where, *options]

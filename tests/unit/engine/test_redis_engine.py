@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -24,6 +23,7 @@ from chatrelay.engine import redis_pubsub
 from chatrelay.engine.base import Connection
 from chatrelay.engine.redis import RedisEngine, RedisSubscription
 from chatrelay.exceptions import EngineError
+from chatrelay.harness.processes import free_port
 from tests.timing import seconds
 
 
@@ -316,15 +316,8 @@ async def test_aclose_ends_subscriptions_and_stops_the_reader(redis_url: str) ->
 # -- errors
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def test_unreachable_redis_raises_engine_error() -> None:
-    engine = RedisEngine(f"redis://127.0.0.1:{closed_port()}/0")
+    engine = RedisEngine(f"redis://127.0.0.1:{free_port()}/0")
     try:
         assert not await engine.ping()
         with pytest.raises(EngineError):
@@ -339,7 +332,7 @@ async def test_subscribe_gives_up_in_time_when_redis_is_unreachable(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(redis_pubsub, "SUBSCRIBE_TIMEOUT", 0.3)
-    engine = RedisEngine(f"redis://127.0.0.1:{closed_port()}/0")
+    engine = RedisEngine(f"redis://127.0.0.1:{free_port()}/0")
     try:
         with pytest.raises(EngineError):
             async with engine.subscribe("s1"):
