@@ -54,8 +54,9 @@ def wait_ready(
         if check():
             return
         if time.monotonic() > deadline:
-            names = ", ".join(process.name for process in watched) or "nothing"
-            raise ProcessNotReady(f"no answer to {what} from {names} within {timeout:.0f}s")
+            names = ", ".join(process.name for process in watched)
+            source = f" from {names}" if names else ""
+            raise ProcessNotReady(f"no answer to {what}{source} within {timeout:.0f}s")
         time.sleep(interval)
 
 
