@@ -11,13 +11,14 @@ import pytest
 from chatrelay.exceptions import MissingBinary, ProcessExited, ProcessNotReady
 from chatrelay.harness.processes import (
     PortPicker,
+    Process,
     find_program,
     free_port,
     port_free,
     start,
     stop_all,
 )
-from chatrelay.harness.readiness import all_of, http_ok, tcp_accepts, wait_ready
+from chatrelay.harness.readiness import HealthCheck, all_of, http_ok, tcp_accepts, wait_ready
 from chatrelay.harness.redis import redis_reply, start_redis
 from tests.timing import seconds
 
@@ -32,6 +33,10 @@ STUBBORN = (
 def _http_server(tmp_path: Path, port: int) -> list[str]:
     return [PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1",
             "--directory", str(tmp_path)]  # fmt: skip
+
+
+def _logged(process: Process, text: str) -> HealthCheck:
+    return lambda: text in process.log()
 
 
 def test_a_started_http_server_is_healthy_then_stopped_by_pid(tmp_path: Path) -> None:
@@ -70,7 +75,7 @@ def test_a_check_that_never_passes_times_out(tmp_path: Path) -> None:
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
     process = start([PYTHON, "-c", STUBBORN], tmp_path / "stubborn.log", name="stubborn")
-    wait_ready(lambda: "ignoring SIGTERM" in process.log(), [process], "its handler", seconds(15))
+    wait_ready(_logged(process, "ignoring SIGTERM"), [process], "its handler", seconds(15))
     assert process.stop(grace=0.2) == -signal.SIGKILL
 
 
@@ -87,7 +92,7 @@ def test_a_group_stop_reaches_the_grandchildren(tmp_path: Path) -> None:
 def test_stop_all_hurried_skips_the_grace(tmp_path: Path) -> None:
     stubborn = [start([PYTHON, "-c", STUBBORN], tmp_path / f"stubborn-{i}.log") for i in range(2)]
     for process in stubborn:
-        wait_ready(lambda p=process: "ignoring" in p.log(), [process], "handler", seconds(15))
+        wait_ready(_logged(process, "ignoring SIGTERM"), [process], "handler", seconds(15))
     stop_all(stubborn, grace=seconds(600), hurry=lambda: True)
     assert [process.exit_code() for process in stubborn] == [-signal.SIGKILL] * 2
 
