@@ -22,7 +22,7 @@ from chatrelay.gateway.auth import create_authenticator
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.upstream import HttpBalancer, InProcessDispatcher
 from chatrelay.llm.base import ModelBackend
-from chatrelay.llm.factory import create_backend, describe_backend
+from chatrelay.llm.factory import create_backend
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.app import WorkerServices
 from chatrelay.worker.app import create_worker_app as _worker_app
@@ -45,10 +45,8 @@ def build_engine(settings: Settings) -> Engine:
 async def open_model(settings: Settings) -> ModelBackend:
     """The model backend, loaded before the first chat needs it."""
     model = create_backend(settings)
-    load = getattr(model, "load", None)
-    if load is not None:
-        await load()
-    logger.info("model: %s", describe_backend(model))
+    await model.load()
+    logger.info("model: %s", model.description)
     return model
 
 

@@ -32,7 +32,6 @@ from chatrelay.exceptions import (
     Unavailable,
 )
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
-from chatrelay.llm.budget import token_counter_for
 from chatrelay.protocol import (
     CancelRequest,
     ChatAccepted,
@@ -142,7 +141,7 @@ class Generations:
                 turn.history,
                 system_prompt=self._config.system_prompt,
                 budget_tokens=self._config.context_tokens - self._config.max_tokens,
-                count_tokens=token_counter_for(self._model),
+                count_tokens=self._model.count_tokens,
             )
             await self._engine.broker.publish(
                 request.session_id, message_frame(turn.user_message), lease=lease
@@ -260,7 +259,7 @@ class Generations:
             status, error = "failed", f"the model failed: {type(exc).__name__}"
         finally:
             with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
         # The lease is kept until the end is stored and published: a slow store
         # must not let the reaper take a finished answer for an orphan.
         try:

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from chatrelay.client import ChatClient, ClientClosed
+from chatrelay.client import ChatClient
+from chatrelay.exceptions import ClientClosed
 from tests.timing import seconds
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -13,6 +12,7 @@ from chatrelay.engine import create_engine
 from chatrelay.engine.base import Engine
 from chatrelay.engine.broker_redis import RedisBroker
 from chatrelay.engine.redis_pubsub import RedisSubscription
+from chatrelay.harness.processes import free_port
 from tests.timing import seconds
 
 
@@ -28,10 +28,7 @@ async def engine(redis_url: str) -> AsyncIterator[Engine]:
 @pytest.fixture
 def closed_redis_url() -> str:
     """A Redis URL on a loopback port where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+    return f"redis://127.0.0.1:{free_port()}/0"
 
 
 @pytest.fixture

@@ -147,11 +147,11 @@ async def test_a_silent_pubsub_connection_is_noticed_and_replaced(
     broker = redis_broker(engine)
     try:
         async with broker.subscribe("s1") as subscription:
-            redis_server.process.send_signal(signal.SIGSTOP)
+            redis_server.process.signal(signal.SIGSTOP)
             try:
                 await asyncio.sleep(1.0)  # silent, PING unanswered: the connection is dropped
             finally:
-                redis_server.process.send_signal(signal.SIGCONT)
+                redis_server.process.signal(signal.SIGCONT)
             async with asyncio.timeout(seconds(10)):
                 await subscription.reconnected.wait()
             assert broker.pubsub_reconnects >= 1

@@ -9,7 +9,6 @@ from chatrelay.config import Settings
 from chatrelay.llm import factory
 from chatrelay.llm.factory import (
     create_backend,
-    describe_backend,
     local_model_available,
     resolve_model_kind,
 )
@@ -55,7 +54,7 @@ def test_auto_falls_back_to_simulated_without_llama_cpp(
     assert not local_model_available()
     backend = create_backend(settings(model="auto"))
     assert isinstance(backend, SimulatedModel)
-    assert describe_backend(backend) == "simulated"
+    assert backend.description == "simulated"
 
 
 def test_explicit_local_without_llama_cpp_says_what_to_install(
@@ -71,7 +70,7 @@ def test_local_model_path_overrides_the_bundled_file(tmp_path: object) -> None:
     assert isinstance(backend, LocalModel)
     assert backend.name == "my-model"
     assert str(backend.model_path) == "/models/my-model.gguf"
-    assert "my-model" in describe_backend(backend)
+    assert "my-model" in backend.description
 
 
 def test_simulated() -> None:
@@ -92,7 +91,7 @@ async def test_openai_takes_urls_model_and_key_from_settings() -> None:
         assert isinstance(backend, OpenAICompatModel)
         assert backend.name == "my-model"
         assert backend.base_urls == ["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"]
-        assert describe_backend(backend) == (
+        assert backend.description == (
             "openai-compatible my-model at http://127.0.0.1:1/v1, http://127.0.0.1:2/v1"
         )
     finally:
