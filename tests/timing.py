@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 SCALE = float(os.environ.get("CHATRELAY_TEST_TIMEOUT_SCALE", "1"))
 UNIT = 1.0 * SCALE  # seconds
@@ -22,11 +22,18 @@ def seconds(multiple: float) -> float:
     return multiple * UNIT
 
 
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float | None = None) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` (10 units)."""
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, timeout: float | None = None
+) -> None:
+    """Poll ``condition`` (plain or async) until it holds; fail naming ``what`` after
+    ``timeout`` (10 units by default). For what has no event to await: a log line, a
+    stored status, a count kept by another task."""
     limit = timeout or seconds(10)
     deadline = time.monotonic() + limit
-    while not condition():
+    while True:
+        held = condition()
+        if held if isinstance(held, bool) else await held:
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {limit:.1f}s")
         await asyncio.sleep(POLL_SECONDS)
