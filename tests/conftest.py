@@ -30,7 +30,6 @@ EXTERNAL_FIXTURES = frozenset({
 })
 # Parameter values that select a real server in the contract suites.
 EXTERNAL_PARAMS = frozenset({"redis", "postgres"})
-RUNNING_ITEM = pytest.StashKey[pytest.Item]()
 
 
 def _needs_binaries(item: pytest.Item) -> bool:
@@ -50,18 +49,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.external)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    item.config.stash[RUNNING_ITEM] = item
+class FastTierGuard:
+    """Fails a fast test that sets up a fixture which starts a binary.
+
+    A plugin, not conftest hooks: a session-scoped fixture is set up through
+    the session's hooks, which do not include a conftest's.
+    """
+
+    def __init__(self) -> None:
+        self.running: pytest.Item | None = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.running = item
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[object]) -> None:
+        item = self.running
+        if fixturedef.argname not in EXTERNAL_FIXTURES or item is None:
+            return
+        if item.get_closest_marker("external") is None:
+            pytest.fail(
+                f"{item.nodeid} is in the fast tier but sets up {fixturedef.argname!r}, which "
+                "starts a binary: add the fixture to EXTERNAL_FIXTURES or mark the test external",
+                pytrace=False,
+            )
 
 
-def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest) -> None:
-    if fixturedef.argname not in EXTERNAL_FIXTURES:
-        return
-    item = request.config.stash.get(RUNNING_ITEM, None)
-    if item is not None and item.get_closest_marker("external") is None:
-        pytest.fail(
-            f"{item.nodeid} is in the fast tier but sets up {fixturedef.argname!r}, which "
-            "starts a binary: add the fixture to EXTERNAL_FIXTURES or mark the test external",
-            pytrace=False,
-        )
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(FastTierGuard(), "chatrelay-fast-tier-guard")
