@@ -82,7 +82,7 @@ async def test_redis_restarted_empty_resets_clients_and_chat_works_again(
             except ChatRefused as refused:
                 assert refused.code == "unavailable", refused
                 assert time.monotonic() - back_at < seconds(BACK_WITHIN_SECONDS), refused
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # a user's retry pause, not a wait for an event
         assert accepted_after < seconds(BACK_WITHIN_SECONDS)
         done = await observed.wait_complete(answer, seconds(20))
         assert done["status"] == "completed", done
