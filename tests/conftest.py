@@ -3,13 +3,16 @@
 - fast (``make test-fast``, ``pytest -m "not external"``): in process, no
   binary; the all-in-one app runs in the test's event loop (``tests/app``).
 - ``external``: starts a real redis-server, PostgreSQL, nginx, llama.cpp,
-  Chromium or ``chatrelay`` process (``make test`` runs both tiers).
+  Chromium or ``chatrelay`` process, or needs the local model, which only
+  ``make test`` installs (``make test`` runs both tiers).
 
 Tests are marked here, not by hand: a test is ``external`` when it lives in
 ``tests/integration`` or ``tests/e2e``, uses a fixture that starts a binary, or
 is the ``redis``/``postgres`` case of a contract suite. So a new test lands in
-its tier by itself; and a fast test that sets up such a fixture anyway (via
-``request.getfixturevalue``) fails, so the fast tier stays binary-free.
+its tier by itself (what no fixture names, such as the local model or
+``nginx -t``, is marked by hand); and a fast test that sets up such a fixture
+anyway (via ``request.getfixturevalue``) fails, so the fast tier stays
+binary-free.
 """
 
 from __future__ import annotations

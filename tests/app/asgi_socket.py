@@ -72,6 +72,8 @@ class AsgiSocket:
             await asyncio.wait({accepted, self._task}, return_when=asyncio.FIRST_COMPLETED)
         accepted.cancel()
         if not self._accepted.is_set():
+            if self._task.done():
+                self._task.result()  # the app failed: its error, not a refusal
             raise HandshakeRefused(f"closed before accept: {self.close_code} {self.close_reason}")
 
     async def _run_app(self) -> None:
