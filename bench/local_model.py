@@ -37,8 +37,12 @@ PING_EVERY_SECONDS = 0.02
 TARGET_LOOP_GAP_MS = 50.0
 TARGET_PONG_P95_MS = 50.0
 TARGET_PONG_WORST_MS = 250.0
-QUESTIONS = ("Name three colours.", "Tell me about the sea.", "What is bread?",
-             "Say something about dragons.")
+QUESTIONS = (
+    "Name three colours.",
+    "Tell me about the sea.",
+    "What is bread?",
+    "Say something about dragons.",
+)
 ANSWER_TIMEOUT_SECONDS = 300.0
 
 
@@ -109,11 +113,17 @@ def _summary(seconds: list[float]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["loop", "pings"], help="run one measurement")
-    parser.add_argument("--streams", type=int, default=3, choices=range(1, len(QUESTIONS) + 1),
-                        help="answers generated at once")
+    parser.add_argument(
+        "--streams",
+        type=int,
+        default=3,
+        choices=range(1, len(QUESTIONS) + 1),
+        help="answers generated at once",
+    )
     parser.add_argument("--max-tokens", type=int, default=40, help="tokens per answer")
     args = parser.parse_args(argv)
     payload: dict[str, object] = {"streams": args.streams, "max_tokens": args.max_tokens}
@@ -121,19 +131,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "loop"):
         gaps = _summary(asyncio.run(loop_gaps(args.streams, args.max_tokens)))
         payload["loop_gap_ms"] = gaps
-        rows.append(("loop gap, in process", gaps["p50"], gaps["p95"], gaps["max"],
-                     f"max <= {TARGET_LOOP_GAP_MS:.0f}"))
+        rows.append(
+            (
+                "loop gap, in process",
+                gaps["p50"],
+                gaps["p95"],
+                gaps["max"],
+                f"max <= {TARGET_LOOP_GAP_MS:.0f}",
+            )
+        )
     if args.only in (None, "pings"):
-        with tempfile.TemporaryDirectory(prefix="chatrelay-local-") as tmp, \
-                Servers(Path(tmp)) as servers:
+        with (
+            tempfile.TemporaryDirectory(prefix="chatrelay-local-") as tmp,
+            Servers(Path(tmp)) as servers,
+        ):
             port = free_port()
-            servers.chatrelay("serve", port, {"CHATRELAY_MODEL": "auto",
-                                              "CHATRELAY_MAX_TOKENS": str(args.max_tokens)})
+            servers.chatrelay(
+                "serve",
+                port,
+                {"CHATRELAY_MODEL": "auto", "CHATRELAY_MAX_TOKENS": str(args.max_tokens)},
+            )
             trips = asyncio.run(pong_round_trips(f"ws://127.0.0.1:{port}/ws/chat", args.streams))
         pongs = _summary(trips)
         payload["pong_round_trip_ms"] = pongs
-        rows.append(("ping round trip, serve", pongs["p50"], pongs["p95"], pongs["max"],
-                     f"p95 <= {TARGET_PONG_P95_MS:.0f}, max <= {TARGET_PONG_WORST_MS:.0f}"))
+        rows.append(
+            (
+                "ping round trip, serve",
+                pongs["p50"],
+                pongs["p95"],
+                pongs["max"],
+                f"p95 <= {TARGET_PONG_P95_MS:.0f}, max <= {TARGET_PONG_WORST_MS:.0f}",
+            )
+        )
     print(results.table(["measure (ms)", "p50", "p95", "max", "target"], rows))
     print(f"wrote {results.write('local_model', payload)}", file=sys.stderr)
     return 0

@@ -26,11 +26,22 @@ pytest_plugins = ["tests.fixtures.redis_server"]
 TESTS = Path(__file__).parent
 EXTERNAL_DIRS = (TESTS / "integration", TESTS / "e2e")
 # Fixtures that start a binary or a chatrelay process (or stand on one that does).
-EXTERNAL_FIXTURES = frozenset({
-    "redis_server", "redis_url", "postgres_server", "server", "cluster", "fault_cluster",
-    "gateway_sources", "llama_server", "doomed_llama_server", "chat_server", "browser",
-    "balancer",
-})
+EXTERNAL_FIXTURES = frozenset(
+    {
+        "redis_server",
+        "redis_url",
+        "postgres_server",
+        "server",
+        "cluster",
+        "fault_cluster",
+        "gateway_sources",
+        "llama_server",
+        "doomed_llama_server",
+        "chat_server",
+        "browser",
+        "balancer",
+    }
+)
 # Parameter values that select a real server in the contract suites.
 EXTERNAL_PARAMS = frozenset({"redis", "postgres"})
 

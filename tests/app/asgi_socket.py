@@ -38,8 +38,14 @@ class HandshakeRefused(Exception):
 class AsgiSocket:
     """One client connection to ``app``; the app runs in a task this object owns."""
 
-    def __init__(self, app: ASGIApp, path: str, query: dict[str, str],
-                 headers: dict[str, str] | None = None, max_queue: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str] | None = None,
+        max_queue: int | None = None,
+    ) -> None:
         self._scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"version": "3.0", "spec_version": "2.3"},

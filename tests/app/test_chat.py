@@ -147,7 +147,8 @@ async def test_rest_chat_streams_to_the_socket(chat_app: InProcessApp) -> None:
     user, session = new_user(), new_session()
     client = await chat_app.connect(session_id=session, user_id=user)
     response = await chat_app.http.post(
-        "/api/chat", json={"message": "hello rest", "session_id": session},
+        "/api/chat",
+        json={"message": "hello rest", "session_id": session},
         headers={"X-User-Id": user},
     )
     assert response.status_code == 202, response.text
@@ -163,16 +164,21 @@ async def test_rest_errors_have_codes(chat_app: InProcessApp) -> None:
     params = {"user_id": new_user()}
     post = chat_app.http.post
     empty = await post("/api/chat", json={"message": "", "session_id": session}, params=params)
-    bad_session = await post("/api/chat", json={"message": "hi", "session_id": "a b"},
-                             params=params)
-    missing = await post("/api/cancel", json={"session_id": session, "message_id": "m"},
-                         params=params)
-    first = await post("/api/chat", json={"message": "explain", "session_id": session},
-                       params=params)
-    busy = await post("/api/chat", json={"message": "again", "session_id": session},
-                      params=params)
-    await post("/api/cancel", json={"session_id": session,
-                                    "message_id": first.json()["message_id"]}, params=params)
+    bad_session = await post(
+        "/api/chat", json={"message": "hi", "session_id": "a b"}, params=params
+    )
+    missing = await post(
+        "/api/cancel", json={"session_id": session, "message_id": "m"}, params=params
+    )
+    first = await post(
+        "/api/chat", json={"message": "explain", "session_id": session}, params=params
+    )
+    busy = await post("/api/chat", json={"message": "again", "session_id": session}, params=params)
+    await post(
+        "/api/cancel",
+        json={"session_id": session, "message_id": first.json()["message_id"]},
+        params=params,
+    )
     assert (empty.status_code, empty.json()["code"]) == (422, "invalid_message")
     assert (bad_session.status_code, bad_session.json()["code"]) == (422, "invalid_message")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
@@ -220,8 +226,9 @@ async def test_health_and_its_seed_alias(chat_app: InProcessApp) -> None:
 
 
 async def test_too_many_chats_are_rate_limited(tmp_path: Path) -> None:
-    async with running_app(tmp_path / "limited.db", chat_rate_burst=2,
-                           chat_rate_per_second=0.01) as limited:
+    async with running_app(
+        tmp_path / "limited.db", chat_rate_burst=2, chat_rate_per_second=0.01
+    ) as limited:
         client = await limited.connect(session_id=new_session(), user_id=new_user())
         for text in ("hello one", "hello two"):
             await client.follow(await client.chat(text))

@@ -86,4 +86,7 @@ async def test_a_drain_tells_sockets_to_reconnect_and_lets_the_answer_finish(
         await drain
     answer = (await chat_app.history(session, user))[-1]
     assert (answer["id"], answer["status"], answer["content"]) == (
-        message_id, "completed", LONG_ANSWER)
+        message_id,
+        "completed",
+        LONG_ANSWER,
+    )

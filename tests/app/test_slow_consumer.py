@@ -18,8 +18,9 @@ CHUNK_DELAY = 0.001
 
 async def test_a_stalled_socket_is_dropped_and_can_resume(tmp_path: Path) -> None:
     # The long answer is ~190 frames, far more than the send queue holds.
-    async with running_app(tmp_path / "slow.db", chunk_delay=CHUNK_DELAY,
-                           send_queue_size=SEND_QUEUE_SIZE) as app:
+    async with running_app(
+        tmp_path / "slow.db", chunk_delay=CHUNK_DELAY, send_queue_size=SEND_QUEUE_SIZE
+    ) as app:
         user, session = new_user(), new_session()
         reader = await app.connect(session_id=session, user_id=user)
         # max_queue=1: once one frame waits unread, the app's send to this socket blocks.
@@ -44,4 +45,5 @@ async def test_a_stalled_socket_is_dropped_and_can_resume(tmp_path: Path) -> Non
         await back.send({"type": "resume", "epoch": epoch, "offset": resume_from})
         missed = [await back.recv() for _ in range(reader.offsets()[-1] - resume_from)]
         assert [f["offset"] for f in missed] == list(
-            range(resume_from + 1, reader.offsets()[-1] + 1))
+            range(resume_from + 1, reader.offsets()[-1] + 1)
+        )

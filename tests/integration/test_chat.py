@@ -44,7 +44,9 @@ async def test_serve_streams_a_chat_and_stores_it(server: Server) -> None:
         response = await http.get(f"/api/history/{session}", params={"user_id": user})
     assert response.status_code == 200, response.text
     assert [(m["role"], m["content"]) for m in response.json()["messages"]] == [
-        ("user", "hello there"), ("assistant", turn.text)]
+        ("user", "hello there"),
+        ("assistant", turn.text),
+    ]
     await client.close()
 
 
@@ -62,8 +64,11 @@ async def test_connections_are_logged_with_node_session_and_user(server: Server)
     await client.close()
 
     def lines_of(event: str) -> list[str]:
-        return [line for line in server.process.log().splitlines()
-                if event in line and f"session_id={session}" in line]
+        return [
+            line
+            for line in server.process.log().splitlines()
+            if event in line and f"session_id={session}" in line
+        ]
 
     await wait_until(lambda: bool(lines_of("WebSocket disconnected")), "the disconnect logged")
     node = f"node=test-{server.port}"
