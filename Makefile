@@ -8,7 +8,7 @@ GATEWAYS ?= 3
 WORKERS ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: run test cluster local-model local-model-test install install-test system-deps web web-test lint clean
+.PHONY: run test test-fast cluster local-model local-model-test install install-test system-deps web web-test lint clean
 
 # -- environment ---------------------------------------------------------------
 
@@ -60,6 +60,10 @@ cluster: install web
 # Lint first: CI runs `make test`, so a format, lint or type error fails it.
 test: lint system-deps install-test local-model-test web-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The in-process tier: no redis-server, PostgreSQL, nginx, model or browser needed.
+test-fast: install-test
+	$(BIN)/python -m pytest -m "not external" $(PYTEST_ARGS)
 
 # ruff and mypy are pinned in the `test` extra; tsc comes from web/'s lockfile.
 lint: install-test

@@ -49,7 +49,7 @@ class LlamaServer:
         deadline = time.monotonic() + seconds(timeout)
         times = self.sampled_times()
         while time.monotonic() < deadline:
-            time.sleep(quiet)
+            time.sleep(quiet)  # the quiet window is what is measured: no token within it
             now = self.sampled_times()
             if len(now) == len(times):
                 return now

@@ -161,6 +161,7 @@ def _write_testable_copy(folder: Path, gateway_ports: list[int], listen_port: in
     return conf
 
 
+@pytest.mark.external  # runs the real `nginx -t`
 def test_nginx_accepts_the_config(tmp_path: Path) -> None:
     nginx = _nginx_binary()
     conf = _write_testable_copy(tmp_path, [free_port() for _ in GATEWAYS], free_port())

