@@ -1,0 +1,311 @@
+"""``Generations``: one answer streamed into a session's log, ended the same way on every path."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from chatrelay.exceptions import Busy, EngineError, Forbidden, NotFound, Unavailable
+from chatrelay.llm.base import Turn
+from chatrelay.protocol import CancelRequest, GenerationRequest, generation_lease_key
+from chatrelay.store.conversations import ConversationStore
+from chatrelay.worker.generation import GenerationConfig, Generations
+from tests.faulty_engine import Faults
+from tests.scripted_model import FAILURE_DETAIL, ScriptedModel
+
+DELTAS = ["One ", "two ", "three ", "four ", "five."]
+SESSION = "s-generation"
+USER = "user-1"
+LEASE_KEY = generation_lease_key(SESSION)
+CONFIG = GenerationConfig(
+    node_id="worker-1",
+    lease_ttl=30.0,  # never runs out by itself during a test: expiry is injected
+    system_prompt="Be brief.",
+    history_turns=20,
+    context_tokens=4096,
+    max_tokens=512,
+    checkpoint_seconds=0,
+)
+
+
+def request(message: str = "count to five", message_id: str = "answer-1") -> GenerationRequest:
+    return GenerationRequest(
+        session_id=SESSION, user_id=USER, message=message, message_id=message_id,
+        user_message_id=f"question-of-{message_id}",
+    )
+
+
+async def logged(faults: Faults) -> list[dict[str, Any]]:
+    """Every frame the session's log holds, offset included."""
+    history = await faults.engine.broker.history(SESSION)
+    return [orjson.loads(event.data) for event in history.events]
+
+
+async def stored(store: ConversationStore, message_id: str = "answer-1") -> dict[str, Any]:
+    message = await store.get_message(message_id)
+    assert message is not None
+    return message
+
+
+async def lease_is_free(faults: Faults) -> bool:
+    return await faults.engine.coordination.lease_holder(LEASE_KEY) is None
+
+
+@pytest.fixture
+def model() -> ScriptedModel:
+    return ScriptedModel(DELTAS)
+
+
+@pytest.fixture
+async def running(
+    faults: Faults, store: ConversationStore, model: ScriptedModel
+) -> AsyncIterator[Generations]:
+    generations = Generations(faults.engine, store, model, CONFIG)
+    yield generations
+    await generations.aclose()
+
+
+@pytest.fixture
+def gated() -> ScriptedModel:
+    return ScriptedModel(DELTAS, gated=True)
+
+
+@pytest.fixture
+async def stepped(
+    faults: Faults, store: ConversationStore, gated: ScriptedModel
+) -> AsyncIterator[Generations]:
+    """Generations whose model yields a delta only when the test allows it."""
+    generations = Generations(faults.engine, store, gated, CONFIG)
+    yield generations
+    await generations.aclose()
+
+
+async def test_a_turn_is_published_in_order_and_stored(
+    running: Generations, faults: Faults, store: ConversationStore
+) -> None:
+    accepted = await running.start(request())
+    assert (accepted.message_id, accepted.user_message_id) == ("answer-1", "question-of-answer-1")
+    await running.wait_idle()
+
+    frames = await logged(faults)
+    assert [frame["offset"] for frame in frames] == list(range(1, len(DELTAS) + 4))
+    assert [frame["type"] for frame in frames] == ["message", "message"] + ["chunk"] * len(
+        DELTAS
+    ) + ["complete"]
+    assert frames[0]["message"]["role"] == "user"
+    assert frames[1]["message"]["role"] == "assistant"
+    chunks = frames[2:-1]
+    assert [chunk["seq"] for chunk in chunks] == list(range(1, len(DELTAS) + 1))
+    assert [chunk["delta"] for chunk in chunks] == DELTAS
+    complete = frames[-1]
+    assert (complete["status"], complete["content"]) == ("completed", "".join(DELTAS))
+    assert complete["usage"]["tokens"] == len(DELTAS)
+
+    answer = await stored(store)
+    assert (answer["status"], answer["content"], answer["model"]) == (
+        "completed",
+        "".join(DELTAS),
+        "scripted",
+    )
+    question = await stored(store, "question-of-answer-1")
+    assert (question["role"], question["content"]) == ("user", "count to five")
+    assert await lease_is_free(faults)
+
+
+async def test_the_model_sees_the_system_prompt_and_earlier_turns(
+    running: Generations, model: ScriptedModel
+) -> None:
+    await running.start(request("first question", "answer-1"))
+    await running.wait_idle()
+    await running.start(request("second question", "answer-2"))
+    await running.wait_idle()
+    assert model.conversations[-1] == [
+        Turn("system", "Be brief."),
+        Turn("user", "first question"),
+        Turn("assistant", model.answer),
+        Turn("user", "second question"),
+    ]
+
+
+async def test_a_held_session_is_busy_and_nothing_is_stored(
+    running: Generations, faults: Faults, store: ConversationStore
+) -> None:
+    other = await faults.engine.coordination.acquire(LEASE_KEY, 30.0, "another-answer")
+    assert other is not None
+    with pytest.raises(Busy):
+        await running.start(request())
+    assert await store.history(SESSION) == []
+    assert await faults.engine.coordination.lease_holder(LEASE_KEY) == "another-answer"
+
+
+async def test_a_repeated_request_starts_nothing_new(
+    stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
+) -> None:
+    await stepped.start(request())
+    again = await stepped.start(request())  # while it runs: the lease names this answer
+    assert again.message_id == "answer-1"
+    assert stepped.running_count == 1
+    gated.allow(len(DELTAS))
+    await stepped.wait_idle()
+    await stepped.start(request())  # after it ended: the store already has the answer
+    assert stepped.running_count == 0
+    assert len(await store.history(SESSION)) == 2
+    assert len(gated.conversations) == 1
+    assert await lease_is_free(faults)
+
+
+async def test_a_cancel_through_the_engine_stops_within_one_chunk(
+    stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
+) -> None:
+    await stepped.start(request())
+    gated.allow(2)
+    await gated.paused_before(2)
+    # As a gateway on another node does: only the engine knows.
+    await faults.engine.coordination.request_cancel("answer-1")
+    gated.allow(1)
+    await stepped.wait_idle()
+
+    partial = "".join(DELTAS[:3])
+    frames = await logged(faults)
+    assert [frame["delta"] for frame in frames if frame["type"] == "chunk"] == DELTAS[:3]
+    assert (frames[-1]["type"], frames[-1]["status"], frames[-1]["content"]) == (
+        "complete",
+        "cancelled",
+        partial,
+    )
+    answer = await stored(store)
+    assert (answer["status"], answer["content"]) == ("cancelled", partial)
+    assert gated.closed.is_set()  # the model was told to stop
+    assert await lease_is_free(faults)
+
+
+async def test_cancel_stops_a_running_answer_and_refuses_an_unknown_one(
+    stepped: Generations, gated: ScriptedModel, store: ConversationStore
+) -> None:
+    with pytest.raises(NotFound):
+        await stepped.cancel(CancelRequest(session_id=SESSION, message_id="answer-1"))
+    await stepped.start(request())
+    gated.allow(1)
+    await gated.paused_before(1)
+    await stepped.cancel(CancelRequest(session_id=SESSION, message_id="answer-1"))
+    gated.allow(1)
+    await stepped.wait_idle()
+    answer = await stored(store)
+    assert (answer["status"], answer["content"]) == ("cancelled", "".join(DELTAS[:2]))
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [(None, FAILURE_DETAIL), (RuntimeError("a bug"), "the model failed: RuntimeError")],
+)
+async def test_a_model_that_fails_mid_answer_ends_failed_with_its_text(
+    faults: Faults, store: ConversationStore, failure: Exception | None, error: str
+) -> None:
+    model = ScriptedModel(DELTAS, fail_before=2, failure=failure)
+    generations = Generations(faults.engine, store, model, CONFIG)
+    await generations.start(request())
+    await generations.wait_idle()
+
+    partial = "".join(DELTAS[:2])
+    complete = (await logged(faults))[-1]
+    assert (complete["type"], complete["status"], complete["content"], complete["error"]) == (
+        "complete",
+        "failed",
+        partial,
+        error,
+    )
+    answer = await stored(store)
+    assert (answer["status"], answer["content"], answer["error"]) == ("failed", partial, error)
+    assert await lease_is_free(faults)
+
+
+async def test_a_chunk_whose_publish_failed_is_not_in_the_stored_answer(
+    stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
+) -> None:
+    await stepped.start(request())
+    gated.allow(2)
+    await gated.paused_before(2)
+    faults.broker.fail_publishes(1)  # the third chunk's
+    gated.allow(1)
+    await stepped.wait_idle()
+
+    partial = "".join(DELTAS[:2])
+    frames = await logged(faults)
+    assert [frame["delta"] for frame in frames if frame["type"] == "chunk"] == DELTAS[:2]
+    assert (frames[-1]["status"], frames[-1]["content"]) == ("failed", partial)
+    answer = await stored(store)
+    assert (answer["status"], answer["content"]) == ("failed", partial)
+    assert answer["error"].startswith("the engine failed")
+    assert await lease_is_free(faults)
+
+
+async def test_a_generation_that_lost_its_lease_publishes_nothing_more(
+    stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
+) -> None:
+    await stepped.start(request())
+    gated.allow(2)
+    await gated.paused_before(2)
+    await faults.coordination.expire(LEASE_KEY)  # the worker was paused past its TTL
+    assert await faults.engine.coordination.acquire(LEASE_KEY, 30.0, "the-next-answer")
+    gated.allow(1)
+    await stepped.wait_idle()
+
+    frames = await logged(faults)
+    assert [frame["type"] for frame in frames] == ["message", "message", "chunk", "chunk"]
+    # Not ended by the fenced-out worker: the reaper ends it (see test_reaper.py).
+    assert (await stored(store))["status"] == "streaming"
+    assert await faults.engine.coordination.lease_holder(LEASE_KEY) == "the-next-answer"
+
+
+async def test_aclose_interrupts_a_running_answer_and_stores_its_text(
+    stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
+) -> None:
+    await stepped.start(request())
+    gated.allow(1)
+    await gated.paused_before(1)
+    await stepped.aclose()
+
+    complete = (await logged(faults))[-1]
+    assert (complete["type"], complete["status"], complete["content"]) == (
+        "complete",
+        "interrupted",
+        DELTAS[0],
+    )
+    answer = await stored(store)
+    assert (answer["status"], answer["content"]) == ("interrupted", DELTAS[0])
+    assert await lease_is_free(faults)
+    with pytest.raises(Unavailable):
+        await stepped.start(request(message_id="answer-2"))
+
+
+async def test_a_failed_start_releases_the_lease(
+    running: Generations, faults: Faults, store: ConversationStore
+) -> None:
+    await store.claim_session(SESSION, "someone-else")
+    with pytest.raises(Forbidden):
+        await running.start(request())
+    assert await lease_is_free(faults)
+
+    faults.broker.fail_publishes(1)  # the user's message cannot be published
+    with pytest.raises(EngineError):
+        await running.start(request().model_copy(update={"session_id": "s-free"}))
+    assert await faults.engine.coordination.lease_holder(generation_lease_key("s-free")) is None
+
+
+async def test_a_running_answer_is_checkpointed_in_the_store(
+    faults: Faults, store: ConversationStore, gated: ScriptedModel
+) -> None:
+    checkpointing = dataclasses.replace(CONFIG, checkpoint_seconds=1e-9)
+    generations = Generations(faults.engine, store, gated, checkpointing)
+    await generations.start(request())
+    gated.allow(2)
+    await gated.paused_before(2)
+    answer = await stored(store)
+    assert (answer["status"], answer["content"]) == ("streaming", "".join(DELTAS[:2]))
+    gated.allow(len(DELTAS))
+    await generations.wait_idle()
+    assert (await stored(store))["content"] == "".join(DELTAS)
