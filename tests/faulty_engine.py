@@ -10,8 +10,8 @@ way a Redis pub/sub connection does while the log still gets them:
   lost pub/sub connection;
 - ``fail_publishes`` / ``fail_history``: the next N calls raise
   ``EngineError`` (a publish before it appends anything);
-- ``lose_logs``: every log is gone (Redis restarted empty): new epochs,
-  offsets from 1, and live connections re-established.
+- ``lose_logs``: every log is gone (Redis restarted empty, or flushed):
+  new epochs, offsets from 1, live connections re-established or not.
 
 ``FaultyCoordination`` adds ``expire``: a lease's TTL runs out now, so
 another holder can take it (a paused or partitioned worker).
@@ -92,13 +92,16 @@ class FaultyBroker:
         """Make the next ``count`` history reads raise ``EngineError``."""
         self._failing_histories = count
 
-    def lose_logs(self) -> None:
-        """Every log is lost (an engine restarted empty).
+    def lose_logs(self, *, reconnect: bool = True) -> None:
+        """Every log is lost: sessions get new epochs and count offsets from 1 again.
 
-        Sessions get new epochs and count offsets from 1 again; every live
-        subscription is re-established (``reconnected`` set).
+        With ``reconnect`` (an engine restarted empty) every live subscription
+        is re-established (``reconnected`` set); without it the live
+        connection survives the loss (a flushed Redis, or its keys evicted).
         """
         self._logs = self._new_logs()
+        if not reconnect:
+            return
         for subscriptions in self._subscriptions.values():
             for subscription in subscriptions:
                 subscription.reconnected.set()

@@ -63,10 +63,11 @@ def generation_config(settings: Settings) -> GenerationConfig:
 
 
 async def _open_shared(
-    settings: Settings, stack: AsyncExitStack
+    settings: Settings, stack: AsyncExitStack, engine: Engine | None = None
 ) -> tuple[Engine, ConversationStore]:
-    """The engine and the store every role runs on, closed by ``stack``."""
-    engine = build_engine(settings)
+    """The engine (``engine``, or the one settings name) and the store, closed by ``stack``."""
+    if engine is None:
+        engine = build_engine(settings)
     stack.push_async_callback(engine.aclose)
     store = ConversationStore(settings.database_url)
     stack.push_async_callback(store.aclose)
@@ -89,17 +90,21 @@ async def _open_generations(
     return generations
 
 
-def create_all_in_one_app(settings: Settings) -> FastAPI:
-    """Gateway and worker in one process (``chatrelay serve``)."""
+def create_all_in_one_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """Gateway and worker in one process (``chatrelay serve``).
+
+    ``engine`` replaces the one ``settings`` name (tests inject faults through
+    it); the app closes it when it stops.
+    """
 
     @asynccontextmanager
     async def services() -> AsyncIterator[GatewayServices]:
         async with AsyncExitStack() as stack:
-            engine, store = await _open_shared(settings, stack)
-            generations = await _open_generations(settings, stack, engine, store)
+            shared, store = await _open_shared(settings, stack, engine)
+            generations = await _open_generations(settings, stack, shared, store)
             gateway = GatewayServices(
                 settings=settings,
-                engine=engine,
+                engine=shared,
                 store=store,
                 dispatcher=InProcessDispatcher(
                     generations, settings.node_id, generations.model_name

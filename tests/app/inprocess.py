@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from chatrelay.app_factory import create_all_in_one_app
 from chatrelay.config import Settings
+from chatrelay.engine.base import Engine
 from tests.app.asgi_socket import AsgiSocket
 from tests.wsclient import WsClient
 
@@ -86,10 +87,15 @@ def app_settings(database: Path, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def running_app(database: Path, **overrides: Any) -> AsyncIterator[InProcessApp]:
-    """Start the all-in-one app on ``database`` through its lifespan; stop it on exit."""
+async def running_app(
+    database: Path, engine: Engine | None = None, **overrides: Any
+) -> AsyncIterator[InProcessApp]:
+    """Start the all-in-one app on ``database`` through its lifespan; stop it on exit.
+
+    ``engine`` (e.g. ``tests.faulty_engine``'s) replaces the memory engine of the settings.
+    """
     settings = app_settings(database, **overrides)
-    app = create_all_in_one_app(settings)
+    app = create_all_in_one_app(settings, engine)
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(app.router.lifespan_context(app))
         http = await stack.enter_async_context(
