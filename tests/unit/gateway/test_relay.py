@@ -117,9 +117,7 @@ async def test_a_gap_the_trimmed_log_cannot_fill_resets_the_sockets() -> None:
         await relay.aclose()
 
 
-async def test_a_lost_log_resets_the_sockets_to_its_new_epoch(
-    faults: Faults, relay: Relay
-) -> None:
+async def test_a_lost_log_resets_the_sockets_to_its_new_epoch(faults: Faults, relay: Relay) -> None:
     socket = RecordingSocket()
     async with relay.attach(SESSION, socket):
         await publish(faults, 2)

@@ -25,8 +25,13 @@ async def store(tmp_path: Path) -> AsyncIterator[ConversationStore]:
 
 async def begin(store: ConversationStore, user: str, answer: str) -> TurnStart:
     return await store.begin_turn(
-        session_id="s1", user_id=user, user_message_id=f"u-{answer}", content="hello",
-        client_id=None, assistant_id=answer, history_limit=10,
+        session_id="s1",
+        user_id=user,
+        user_message_id=f"u-{answer}",
+        content="hello",
+        client_id=None,
+        assistant_id=answer,
+        history_limit=10,
     )
 
 
@@ -46,9 +51,7 @@ async def test_a_checkpoint_keeps_the_text_so_far_and_never_overwrites_the_end(
 async def test_users_racing_for_a_new_session_agree_on_one_owner(
     store: ConversationStore,
 ) -> None:
-    turns = await asyncio.gather(
-        *(begin(store, f"user{n}", f"a{n}") for n in range(RACING_TURNS))
-    )
+    turns = await asyncio.gather(*(begin(store, f"user{n}", f"a{n}") for n in range(RACING_TURNS)))
     assert len({turn.owner for turn in turns}) == 1
     started = [turn for turn in turns if turn.started]
     assert len(started) == 1 and started[0].owner == turns[0].owner

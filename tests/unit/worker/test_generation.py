@@ -34,8 +34,12 @@ CONFIG = GenerationConfig(
 
 def request(message: str = "count to five", message_id: str = "answer-1") -> GenerationRequest:
     return GenerationRequest(
-        session_id=SESSION, user_id=USER, message=message, message_id=message_id,
+        session_id=SESSION,
+        user_id=USER,
+        message=message,
+        message_id=message_id,
         user_message_id=f"question-of-{message_id}",
+        client_id=None,
     )
 
 

@@ -33,8 +33,13 @@ async def orphan(
 ) -> None:
     """An answer stored ``streaming`` and logged up to ``deltas``, whose worker is gone."""
     turn = await store.begin_turn(
-        session_id=session_id, user_id="user-1", user_message_id=f"question-of-{message_id}",
-        content="tell me a story", client_id=None, assistant_id=message_id, history_limit=20,
+        session_id=session_id,
+        user_id="user-1",
+        user_message_id=f"question-of-{message_id}",
+        content="tell me a story",
+        client_id=None,
+        assistant_id=message_id,
+        history_limit=20,
     )
     assert turn.user_message is not None and turn.assistant_message is not None
     broker = faults.engine.broker
