@@ -57,6 +57,14 @@ async def relay(faults: Faults) -> AsyncIterator[Relay]:
     await created.aclose()
 
 
+@pytest.fixture
+async def socket(relay: Relay) -> AsyncIterator[RecordingSocket]:
+    """A socket attached to the session for the whole test."""
+    attached = RecordingSocket()
+    async with relay.attach(SESSION, attached):
+        yield attached
+
+
 async def test_events_reach_every_attached_socket_in_order(faults: Faults, relay: Relay) -> None:
     await publish(faults, 2)  # before the sockets came: theirs to read from history
     first, second = RecordingSocket(), RecordingSocket()
@@ -71,31 +79,27 @@ async def test_events_reach_every_attached_socket_in_order(faults: Faults, relay
 
 
 async def test_dropped_live_events_are_filled_from_the_log_when_a_later_one_comes(
-    faults: Faults, relay: Relay
+    faults: Faults, relay: Relay, socket: RecordingSocket
 ) -> None:
-    socket = RecordingSocket()
-    async with relay.attach(SESSION, socket):
-        await publish(faults, 2)
-        faults.broker.drop_live(SESSION, 3)
-        await publish(faults, 3)
-        await publish(faults, 1)  # offset 6 reveals the hole
-        await receives(socket, [1, 2, 3, 4, 5, 6])
+    await publish(faults, 2)
+    faults.broker.drop_live(SESSION, 3)
+    await publish(faults, 3)
+    await publish(faults, 1)  # offset 6 reveals the hole
+    await receives(socket, [1, 2, 3, 4, 5, 6])
     assert faults.broker.dropped == [(SESSION, 3), (SESSION, 4), (SESSION, 5)]
     assert socket.resets == []
     assert relay.gaps_repaired == 1
 
 
 async def test_a_re_established_subscription_fills_the_gap_with_no_later_event(
-    faults: Faults, relay: Relay
+    faults: Faults, socket: RecordingSocket
 ) -> None:
-    socket = RecordingSocket()
-    async with relay.attach(SESSION, socket):
-        await publish(faults, 1)
-        faults.broker.drop_live(SESSION, 2, then_reconnect=True)
-        await publish(faults, 2)  # the last events of an answer: nothing follows them
-        await receives(socket, [1, 2, 3])
-        await publish(faults, 1)
-        await receives(socket, [1, 2, 3, 4])
+    await publish(faults, 1)
+    faults.broker.drop_live(SESSION, 2, then_reconnect=True)
+    await publish(faults, 2)  # the last events of an answer: nothing follows them
+    await receives(socket, [1, 2, 3])
+    await publish(faults, 1)
+    await receives(socket, [1, 2, 3, 4])
     assert socket.resets == []
 
 
@@ -117,18 +121,18 @@ async def test_a_gap_the_trimmed_log_cannot_fill_resets_the_sockets() -> None:
         await relay.aclose()
 
 
-async def test_a_lost_log_resets_the_sockets_to_its_new_epoch(faults: Faults, relay: Relay) -> None:
-    socket = RecordingSocket()
-    async with relay.attach(SESSION, socket):
-        await publish(faults, 2)
-        await receives(socket, [1, 2])
-        old_epoch, _ = await faults.engine.broker.position(SESSION)
-        faults.broker.lose_logs()  # the engine restarted empty; its connection came back
-        new_epoch, _ = await faults.engine.broker.position(SESSION)
-        assert new_epoch != old_epoch
-        await wait_until(lambda: socket.resets == [(new_epoch, 0)], "the socket is reset")
-        await publish(faults, 1)  # offset 1 of the new log
-        await receives(socket, [1, 2, 1])
+async def test_a_lost_log_resets_the_sockets_to_its_new_epoch(
+    faults: Faults, socket: RecordingSocket
+) -> None:
+    await publish(faults, 2)
+    await receives(socket, [1, 2])
+    old_epoch, _ = await faults.engine.broker.position(SESSION)
+    faults.broker.lose_logs()  # the engine restarted empty; its connection came back
+    new_epoch, _ = await faults.engine.broker.position(SESSION)
+    assert new_epoch != old_epoch
+    await wait_until(lambda: socket.resets == [(new_epoch, 0)], "the socket is reset")
+    await publish(faults, 1)  # offset 1 of the new log
+    await receives(socket, [1, 2, 1])
 
 
 @pytest.mark.xfail(
@@ -138,34 +142,30 @@ async def test_a_lost_log_resets_the_sockets_to_its_new_epoch(faults: Faults, re
     "neither delivers nor resets until an offset passes the old epoch's last one",
 )
 async def test_a_log_lost_under_a_live_subscription_does_not_go_unnoticed(
-    faults: Faults, relay: Relay
+    faults: Faults, socket: RecordingSocket
 ) -> None:
-    socket = RecordingSocket()
-    async with relay.attach(SESSION, socket):
-        await publish(faults, 3)
-        await receives(socket, [1, 2, 3])
-        faults.broker.lose_logs(reconnect=False)
-        await publish(faults, 1)  # offset 1 of a new epoch
-        new_epoch, _ = await faults.engine.broker.position(SESSION)
-        await wait_until(
-            lambda: [epoch for epoch, _ in socket.resets] == [new_epoch] or len(socket.events) == 4,
-            "the socket is reset to the new epoch or handed its event",
-            timeout=seconds(1),
-        )
+    await publish(faults, 3)
+    await receives(socket, [1, 2, 3])
+    faults.broker.lose_logs(reconnect=False)
+    await publish(faults, 1)  # offset 1 of a new epoch
+    new_epoch, _ = await faults.engine.broker.position(SESSION)
+    await wait_until(
+        lambda: [epoch for epoch, _ in socket.resets] == [new_epoch] or len(socket.events) == 4,
+        "the socket is reset to the new epoch or handed its event",
+        timeout=seconds(1),
+    )
 
 
 async def test_a_log_read_that_fails_during_a_repair_is_retried(
-    faults: Faults, relay: Relay
+    faults: Faults, socket: RecordingSocket
 ) -> None:
-    socket = RecordingSocket()
-    async with relay.attach(SESSION, socket):
-        await publish(faults, 1)
-        faults.broker.drop_live(SESSION, 2)
-        faults.broker.fail_history(1)
-        await publish(faults, 3)  # offset 4 reveals the hole; the first repair fails
-        await receives(socket, [1, 2, 3, 4])
-        await publish(faults, 1)
-        await receives(socket, [1, 2, 3, 4, 5])
+    await publish(faults, 1)
+    faults.broker.drop_live(SESSION, 2)
+    faults.broker.fail_history(1)
+    await publish(faults, 3)  # offset 4 reveals the hole; the first repair fails
+    await receives(socket, [1, 2, 3, 4])
+    await publish(faults, 1)
+    await receives(socket, [1, 2, 3, 4, 5])
     assert socket.resets == []
 
 

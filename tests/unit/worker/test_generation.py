@@ -59,6 +59,41 @@ async def lease_is_free(faults: Faults) -> bool:
     return await faults.engine.coordination.lease_holder(LEASE_KEY) is None
 
 
+async def assert_ended(
+    faults: Faults, store: ConversationStore, status: str, text: str
+) -> dict[str, Any]:
+    """The answer ended ``status`` with ``text``: in its ``complete``, in the store, lease free.
+
+    Returns the stored answer.
+    """
+    frames = await logged(faults)
+    chunks = [frame["delta"] for frame in frames if frame["type"] == "chunk"]
+    assert "".join(chunks) == text
+    complete = frames[-1]
+    assert (complete["type"], complete["status"], complete["content"]) == (
+        "complete",
+        status,
+        text,
+    )
+    answer = await stored(store)
+    assert (answer["status"], answer["content"]) == (status, text)
+    assert await lease_is_free(faults)
+    return answer
+
+
+async def stream_until(generations: Generations, model: ScriptedModel, chunks: int) -> None:
+    """Start the answer and let ``chunks`` of it be published; the model then waits."""
+    await generations.start(request())
+    model.allow(chunks)
+    await model.paused_before(chunks)
+
+
+async def one_more_chunk(generations: Generations, model: ScriptedModel) -> None:
+    """Let the model yield one more delta, and the generation end however it ends."""
+    model.allow(1)
+    await generations.wait_idle()
+
+
 @pytest.fixture
 def model() -> ScriptedModel:
     return ScriptedModel(DELTAS)
@@ -165,41 +200,24 @@ async def test_a_repeated_request_starts_nothing_new(
 async def test_a_cancel_through_the_engine_stops_within_one_chunk(
     stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
 ) -> None:
-    await stepped.start(request())
-    gated.allow(2)
-    await gated.paused_before(2)
+    await stream_until(stepped, gated, 2)
     # As a gateway on another node does: only the engine knows.
     await faults.engine.coordination.request_cancel("answer-1")
-    gated.allow(1)
-    await stepped.wait_idle()
-
-    partial = "".join(DELTAS[:3])
-    frames = await logged(faults)
-    assert [frame["delta"] for frame in frames if frame["type"] == "chunk"] == DELTAS[:3]
-    assert (frames[-1]["type"], frames[-1]["status"], frames[-1]["content"]) == (
-        "complete",
-        "cancelled",
-        partial,
-    )
-    answer = await stored(store)
-    assert (answer["status"], answer["content"]) == ("cancelled", partial)
+    await one_more_chunk(stepped, gated)
+    await assert_ended(faults, store, "cancelled", "".join(DELTAS[:3]))
     assert gated.closed.is_set()  # the model was told to stop
-    assert await lease_is_free(faults)
 
 
 async def test_cancel_stops_a_running_answer_and_refuses_an_unknown_one(
-    stepped: Generations, gated: ScriptedModel, store: ConversationStore
+    stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
 ) -> None:
+    cancel = CancelRequest(session_id=SESSION, message_id="answer-1")
     with pytest.raises(NotFound):
-        await stepped.cancel(CancelRequest(session_id=SESSION, message_id="answer-1"))
-    await stepped.start(request())
-    gated.allow(1)
-    await gated.paused_before(1)
-    await stepped.cancel(CancelRequest(session_id=SESSION, message_id="answer-1"))
-    gated.allow(1)
-    await stepped.wait_idle()
-    answer = await stored(store)
-    assert (answer["status"], answer["content"]) == ("cancelled", "".join(DELTAS[:2]))
+        await stepped.cancel(cancel)
+    await stream_until(stepped, gated, 1)
+    await stepped.cancel(cancel)
+    await one_more_chunk(stepped, gated)
+    await assert_ended(faults, store, "cancelled", "".join(DELTAS[:2]))
 
 
 @pytest.mark.parametrize(
@@ -213,50 +231,27 @@ async def test_a_model_that_fails_mid_answer_ends_failed_with_its_text(
     generations = Generations(faults.engine, store, model, CONFIG)
     await generations.start(request())
     await generations.wait_idle()
-
-    partial = "".join(DELTAS[:2])
-    complete = (await logged(faults))[-1]
-    assert (complete["type"], complete["status"], complete["content"], complete["error"]) == (
-        "complete",
-        "failed",
-        partial,
-        error,
-    )
-    answer = await stored(store)
-    assert (answer["status"], answer["content"], answer["error"]) == ("failed", partial, error)
-    assert await lease_is_free(faults)
+    answer = await assert_ended(faults, store, "failed", "".join(DELTAS[:2]))
+    assert answer["error"] == (await logged(faults))[-1]["error"] == error
 
 
 async def test_a_chunk_whose_publish_failed_is_not_in_the_stored_answer(
     stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
 ) -> None:
-    await stepped.start(request())
-    gated.allow(2)
-    await gated.paused_before(2)
+    await stream_until(stepped, gated, 2)
     faults.broker.fail_publishes(1)  # the third chunk's
-    gated.allow(1)
-    await stepped.wait_idle()
-
-    partial = "".join(DELTAS[:2])
-    frames = await logged(faults)
-    assert [frame["delta"] for frame in frames if frame["type"] == "chunk"] == DELTAS[:2]
-    assert (frames[-1]["status"], frames[-1]["content"]) == ("failed", partial)
-    answer = await stored(store)
-    assert (answer["status"], answer["content"]) == ("failed", partial)
+    await one_more_chunk(stepped, gated)
+    answer = await assert_ended(faults, store, "failed", "".join(DELTAS[:2]))
     assert answer["error"].startswith("the engine failed")
-    assert await lease_is_free(faults)
 
 
 async def test_a_generation_that_lost_its_lease_publishes_nothing_more(
     stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
 ) -> None:
-    await stepped.start(request())
-    gated.allow(2)
-    await gated.paused_before(2)
+    await stream_until(stepped, gated, 2)
     await faults.coordination.expire(LEASE_KEY)  # the worker was paused past its TTL
     assert await faults.engine.coordination.acquire(LEASE_KEY, 30.0, "the-next-answer")
-    gated.allow(1)
-    await stepped.wait_idle()
+    await one_more_chunk(stepped, gated)
 
     frames = await logged(faults)
     assert [frame["type"] for frame in frames] == ["message", "message", "chunk", "chunk"]
@@ -268,20 +263,10 @@ async def test_a_generation_that_lost_its_lease_publishes_nothing_more(
 async def test_aclose_interrupts_a_running_answer_and_stores_its_text(
     stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
 ) -> None:
-    await stepped.start(request())
-    gated.allow(1)
-    await gated.paused_before(1)
+    await stream_until(stepped, gated, 1)
     await stepped.aclose()
-
-    complete = (await logged(faults))[-1]
-    assert (complete["type"], complete["status"], complete["content"]) == (
-        "complete",
-        "interrupted",
-        DELTAS[0],
-    )
-    answer = await stored(store)
-    assert (answer["status"], answer["content"]) == ("interrupted", DELTAS[0])
-    assert await lease_is_free(faults)
+    answer = await assert_ended(faults, store, "interrupted", DELTAS[0])
+    assert answer["error"] == "the worker shut down"
     with pytest.raises(Unavailable):
         await stepped.start(request(message_id="answer-2"))
 
@@ -305,9 +290,7 @@ async def test_a_running_answer_is_checkpointed_in_the_store(
 ) -> None:
     checkpointing = dataclasses.replace(CONFIG, checkpoint_seconds=1e-9)
     generations = Generations(faults.engine, store, gated, checkpointing)
-    await generations.start(request())
-    gated.allow(2)
-    await gated.paused_before(2)
+    await stream_until(generations, gated, 2)
     answer = await stored(store)
     assert (answer["status"], answer["content"]) == ("streaming", "".join(DELTAS[:2]))
     gated.allow(len(DELTAS))

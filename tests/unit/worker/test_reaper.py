@@ -17,7 +17,7 @@ from tests.faulty_engine import Faults
 from tests.scripted_model import ScriptedModel
 from tests.timing import wait_until
 from tests.unit.worker.conftest import MAX_EVENTS
-from tests.unit.worker.test_generation import CONFIG, request
+from tests.unit.worker.test_generation import CONFIG, one_more_chunk, stream_until
 
 DELTAS = ["Once ", "upon ", "a ", "time ", "there ", "was ", "a ", "log ", "that ", "ended."]
 # Scans this often in the tests that run the reaper's loop (1 s in production).
@@ -110,12 +110,9 @@ async def test_a_generation_fenced_out_of_its_session_is_ended_by_the_reaper(
 ) -> None:
     model = ScriptedModel(DELTAS, gated=True)
     generations = Generations(faults.engine, store, model, CONFIG)
-    await generations.start(request())
-    model.allow(2)
-    await model.paused_before(2)
+    await stream_until(generations, model, 2)
     await faults.coordination.expire(generation_lease_key("s-generation"))
-    model.allow(1)
-    await generations.wait_idle()
+    await one_more_chunk(generations, model)
 
     assert await Reaper(faults.engine, store, "node-1").reap_once() == 1
     text = "".join(DELTAS[:2])
