@@ -78,3 +78,17 @@ class EngineError(ChatRelayError):
 class LeaseLost(EngineError):
     code = "lease_lost"
     http_status = 409
+
+
+class FrameError(Exception):
+    """A frame that breaks the protocol; ``code`` is the error code to send.
+
+    Not a :class:`ChatRelayError`: a bad frame is answered with an ``error``
+    frame on the same socket, never with an HTTP status.
+    """
+
+    def __init__(self, code: str, detail: str, client_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.client_id = client_id

@@ -14,7 +14,15 @@ from fastapi.staticfiles import StaticFiles
 from chatrelay.gateway.auth import NotAuthenticated
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import ChatSocket
-from chatrelay.protocol import SESSION_ID_PATTERN, CancelBody, ChatAccepted, ChatBody
+from chatrelay.protocol import SESSION_ID_PATTERN
+from chatrelay.rest import (
+    CancelAccepted,
+    CancelBody,
+    ChatAccepted,
+    ChatBody,
+    HistoryBody,
+    SessionsBody,
+)
 from chatrelay.service_app import create_service_app, error_response, health_response
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -57,26 +65,28 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
         return await conversations.send(user, body.session_id, body.message)
 
     @app.post("/api/cancel")
-    async def post_cancel(body: CancelBody, request: Request) -> dict[str, str]:
+    async def post_cancel(body: CancelBody, request: Request) -> CancelAccepted:
         await _services(request).conversations.cancel(_user(request), body.session_id, body.message_id)
         return {"status": "cancelled"}
 
-    @app.get("/api/history/{session_id}")
+    # response_model=None: the bodies are built from typed records; validating
+    # up to 1,000 messages again on the way out would only cost time.
+    @app.get("/api/history/{session_id}", response_model=None)
     async def get_history(
         request: Request,
         session_id: str,
         limit: int = Query(200, ge=1, le=1000),
         before: str | None = Query(None, max_length=128),
-    ) -> dict[str, Any]:
+    ) -> HistoryBody | JSONResponse:
         if not SESSION_ID_PATTERN.match(session_id):
-            return error_response(422, "invalid_message", "invalid session id")  # type: ignore[return-value]
+            return error_response(422, "invalid_message", "invalid session id")
         messages = await _services(request).conversations.history(
             _user(request), session_id, limit=limit, before=before
         )
         return {"session_id": session_id, "messages": messages}
 
-    @app.get("/api/sessions")
-    async def get_sessions(request: Request) -> dict[str, Any]:
+    @app.get("/api/sessions", response_model=None)
+    async def get_sessions(request: Request) -> SessionsBody:
         return {"sessions": await _services(request).conversations.sessions(_user(request))}
 
     @app.get("/api/health")

@@ -24,7 +24,7 @@ from chatrelay.exceptions import (
     NotFound,
     Unavailable,
 )
-from chatrelay.protocol import (
+from chatrelay.rest import (
     INTERNAL_TOKEN_HEADER,
     CancelRequest,
     ChatAccepted,

@@ -23,14 +23,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from chatrelay import metrics
 from chatrelay.engine.base import Connection, Event
-from chatrelay.exceptions import ChatRelayError, EngineError, Forbidden
+from chatrelay.exceptions import ChatRelayError, EngineError, Forbidden, FrameError
 from chatrelay.gateway.auth import NotAuthenticated
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.protocol import (
     PONG_FRAME,
     CancelFrame,
     ChatFrame,
-    FrameError,
     PingFrame,
     ResumeFrame,
     error_frame,

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from chatrelay.exceptions import Busy, Unavailable
 from chatrelay.gateway.upstream import HttpBalancer
-from chatrelay.protocol import GenerationRequest
+from chatrelay.rest import GenerationRequest
 from tests.fixtures.processes import free_port
 from tests.timing import seconds
 
