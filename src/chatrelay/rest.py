@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
 from chatrelay.protocol import MAX_CLIENT_ID_CHARS, SESSION_ID_PATTERN, WireMessage, new_id
@@ -34,6 +34,9 @@ class CancelBody(BaseModel):
 
 class ChatAccepted(BaseModel):
     """Answer to a chat request (gateway REST and worker ``POST /chat``)."""
+
+    # Always sent, so the schema marks every field required.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     message_id: str
     session_id: str

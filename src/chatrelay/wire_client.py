@@ -60,6 +60,16 @@ class Turn:
         return "".join(chunk["delta"] for chunk in self.chunks)
 
 
+def gather_turn(turns: dict[str, Turn], frame: ServerFrame) -> None:
+    """Add ``frame`` to the turn of its assistant message (other frames change nothing)."""
+    if frame["type"] == "message" and frame["message"]["role"] == "assistant":
+        turns.setdefault(frame["message"]["id"], Turn(frame["message"]["id"]))
+    elif frame["type"] == "chunk":
+        turns.setdefault(frame["message_id"], Turn(frame["message_id"])).chunks.append(frame)
+    elif frame["type"] == "complete":
+        turns.setdefault(frame["message_id"], Turn(frame["message_id"])).complete = frame
+
+
 class WireClient:
     """One connection's frames: ``welcome`` first, then parsed frames, recorded in order.
 
@@ -177,9 +187,13 @@ class WireClient:
                 return frame
 
     async def follow(self, message_id: str, timeout: float | None = None) -> Turn:
-        """Read until the ``complete`` of ``message_id``; its turn (chunks seen so far too)."""
-        while (turn := self.turns.get(message_id)) is None or turn.complete is None:
-            await self.recv(timeout)
+        """Read until the ``complete`` of ``message_id``; its turn (chunks seen so far too).
+
+        ``timeout`` bounds the whole wait; without it, each frame's wait is bounded.
+        """
+        async with asyncio.timeout(timeout):
+            while (turn := self.turns.get(message_id)) is None or turn.complete is None:
+                await self.recv()
         return turn
 
     def offsets(self) -> list[int]:
@@ -209,12 +223,4 @@ class WireClient:
                 return
             self.offset = offset
             if self.record:
-                self._gather(frame)
-
-    def _gather(self, frame: ServerFrame) -> None:
-        if frame["type"] == "message" and frame["message"]["role"] == "assistant":
-            self.turns.setdefault(frame["message"]["id"], Turn(frame["message"]["id"]))
-        elif frame["type"] == "chunk":
-            self.turns.setdefault(frame["message_id"], Turn(frame["message_id"])).chunks.append(frame)
-        elif frame["type"] == "complete":
-            self.turns.setdefault(frame["message_id"], Turn(frame["message_id"])).complete = frame
+                gather_turn(self.turns, frame)

@@ -8,7 +8,6 @@ that file, and tests fail when either drifts from the Python types.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -17,7 +16,6 @@ from pydantic_core import CoreSchema
 
 from chatrelay import protocol, rest
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol.schema.json"
 SCHEMA_ID = "https://chatrelay.dev/protocol.schema.json"
 # Each type becomes one named definition; the root lists them so a generator
 # emits every one (json-schema-to-typescript skips unreachable definitions).
@@ -65,9 +63,3 @@ def json_schema() -> dict[str, Any]:
 def render() -> str:
     """The schema file's text (stable: sorted definitions, a final newline)."""
     return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-def write(path: Path = SCHEMA_PATH) -> Path:
-    """Write the schema to ``path``; return it."""
-    path.write_text(render(), encoding="utf-8")
-    return path

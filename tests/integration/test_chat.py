@@ -10,9 +10,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from chatrelay.llm.simulated import LONG_ANSWER, choose_answer
+from tests import wsclient
 from tests.fixtures.processes import Server
 from tests.timing import seconds
-from tests.wsclient import WsClient
 
 
 def new_user() -> str:
@@ -33,7 +33,7 @@ async def history(server: Server, session_id: str, user: str) -> list[dict[str, 
 
 async def test_a_chat_streams_in_order_and_is_stored(server: Server) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     assert client.welcome["session_id"] == session
     assert client.welcome["user_id"] == user
     assert client.welcome["offset"] == 0
@@ -61,8 +61,8 @@ async def test_a_chat_streams_in_order_and_is_stored(server: Server) -> None:
 
 async def test_every_socket_of_a_session_sees_the_whole_stream(server: Server) -> None:
     user, session = new_user(), new_session()
-    first = await WsClient.connect(server.ws, session_id=session, user_id=user)
-    second = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    first = await wsclient.connect(server.ws, session_id=session, user_id=user)
+    second = await wsclient.connect(server.ws, session_id=session, user_id=user)
     message_id = await first.chat("tell me something")
     seen_first = await first.follow(message_id)
     seen_second = await second.follow(message_id)
@@ -74,7 +74,7 @@ async def test_every_socket_of_a_session_sees_the_whole_stream(server: Server) -
 
 async def test_cancel_mid_stream_keeps_the_partial_text(server: Server) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     message_id = await client.chat("please explain the stream")
     for _ in range(3):
         await client.recv_type("chunk")
@@ -94,7 +94,7 @@ async def test_cancel_mid_stream_keeps_the_partial_text(server: Server) -> None:
 
 async def test_cancel_through_rest_from_another_socket(server: Server) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     message_id = await client.chat("explain it in detail")
     await client.recv_type("chunk")
     async with httpx.AsyncClient(base_url=server.http) as http:
@@ -112,7 +112,7 @@ async def test_cancel_through_rest_from_another_socket(server: Server) -> None:
 
 async def test_a_second_chat_while_streaming_is_busy(server: Server) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     message_id = await client.chat("explain everything")
     await client.send({"type": "chat", "content": "and another", "client_id": "c-2"})
     error = await client.recv_type("error")
@@ -147,7 +147,7 @@ async def test_bad_input_gets_its_code_and_the_socket_still_works(
     server: Server, raw: str, code: str
 ) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     await client.send(raw)
     error = await client.recv_type("error")
     assert error["code"] == code, error
@@ -161,7 +161,7 @@ async def test_bad_input_gets_its_code_and_the_socket_still_works(
 
 async def test_a_too_long_message_is_refused_and_nothing_stored_is_lost(server: Server) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     first = await client.follow(await client.chat("hello"))
     await client.send({"type": "chat", "content": "x" * 16_001, "client_id": "big"})
     error = await client.recv_type("error")
@@ -172,7 +172,7 @@ async def test_a_too_long_message_is_refused_and_nothing_stored_is_lost(server: 
 
 
 async def test_an_oversized_frame_closes_with_1009(server: Server) -> None:
-    client = await WsClient.connect(server.ws, session_id=new_session(), user_id=new_user())
+    client = await wsclient.connect(server.ws, session_id=new_session(), user_id=new_user())
     await client.send('{"type": "chat", "content": "' + "x" * (64 * 1024) + '"}')
     with pytest.raises(ConnectionClosed) as closed:
         await client.recv()
@@ -181,7 +181,7 @@ async def test_an_oversized_frame_closes_with_1009(server: Server) -> None:
 
 async def test_rest_chat_streams_to_the_socket(server: Server) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     async with httpx.AsyncClient(base_url=server.http) as http:
         response = await http.post(
             "/api/chat", json={"message": "hello rest", "session_id": session},
@@ -215,7 +215,7 @@ async def test_rest_errors_have_codes(server: Server) -> None:
 
 async def test_a_session_belongs_to_its_creator(server: Server) -> None:
     owner, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=owner)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=owner)
     await client.follow(await client.chat("hello"))
     intruder = new_user()
     async with httpx.AsyncClient(base_url=server.http) as http:
@@ -243,7 +243,7 @@ async def test_a_wrong_dev_token_is_refused(server: Server) -> None:
 
 
 async def test_without_a_session_id_the_server_creates_one(server: Server) -> None:
-    client = await WsClient.connect(server.ws, user_id=new_user())
+    client = await wsclient.connect(server.ws, user_id=new_user())
     assert len(client.welcome["session_id"]) > 8
     await client.close()
 
@@ -268,7 +268,7 @@ async def test_too_many_chats_are_rate_limited(tmp_path_factory: pytest.TempPath
     )
     try:
         user = new_user()
-        client = await WsClient.connect(limited.ws, session_id=new_session(), user_id=user)
+        client = await wsclient.connect(limited.ws, session_id=new_session(), user_id=user)
         for text in ("hello one", "hello two"):
             await client.follow(await client.chat(text))
         await client.send({"type": "chat", "content": "hello three", "client_id": "c-3"})
@@ -277,7 +277,7 @@ async def test_too_many_chats_are_rate_limited(tmp_path_factory: pytest.TempPath
         assert "retry in" in error["detail"]
         await client.send({"type": "ping"})
         assert (await client.recv_type("pong"))["type"] == "pong"
-        other = await WsClient.connect(limited.ws, session_id=new_session(), user_id=new_user())
+        other = await wsclient.connect(limited.ws, session_id=new_session(), user_id=new_user())
         assert (await other.follow(await other.chat("hello"))).complete is not None
         await client.close()
         await other.close()
@@ -287,7 +287,7 @@ async def test_too_many_chats_are_rate_limited(tmp_path_factory: pytest.TempPath
 
 async def test_connections_are_logged_with_node_session_and_user(server: Server) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     await client.close()
     await asyncio.sleep(0.3)
     lines = server.process.log().splitlines()
@@ -311,7 +311,7 @@ def metric(text: str, name: str, missing: float | None = None) -> float:
 async def test_metrics_count_what_happened(server: Server) -> None:
     async with httpx.AsyncClient(base_url=server.http) as http:
         before = (await http.get("/metrics")).text
-        client = await WsClient.connect(server.ws, session_id=new_session(), user_id=new_user())
+        client = await wsclient.connect(server.ws, session_id=new_session(), user_id=new_user())
         turn = await client.follow(await client.chat("hello metrics"))
         during = (await http.get("/metrics")).text
         await client.close()

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
+from tests import wsclient
 from tests.fixtures.processes import REPO, free_port, wait_http_ok
 from tests.timing import seconds
-from tests.wsclient import WsClient
 
 
 async def test_make_run_serves_a_streamed_answer(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ async def test_make_run_serves_a_streamed_answer(tmp_path: Path) -> None:
         )
     try:
         wait_http_ok(f"http://127.0.0.1:{port}/health", timeout=seconds(240))
-        client = await WsClient.connect(f"ws://127.0.0.1:{port}/ws/chat", user_id="newcomer")
+        client = await wsclient.connect(f"ws://127.0.0.1:{port}/ws/chat", user_id="newcomer")
         message_id = await client.chat("Hello! What can you do?")
         turn = await client.follow(message_id, timeout=seconds(60))
         assert turn.complete is not None and turn.complete["status"] == "completed"

@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection
 
 from chatrelay.client import ChatClient
 from chatrelay.llm.simulated import LONG_ANSWER
+from tests import wsclient
 from tests.fixtures.processes import Server, start_server
 from tests.timing import seconds
-from tests.wsclient import WsClient
 
 
 def ids() -> tuple[str, str]:
@@ -40,7 +41,9 @@ async def test_a_dropped_connection_resumes_without_gap_or_repeat(server: Server
         await client.chat("explain the journey of a chunk")
         frames = [await client.receive() for _ in range(8)]
         assert client._connection is not None
-        client._connection.transport.abort()  # the network drops under us
+        socket = client._connection.connection
+        assert isinstance(socket, ClientConnection)
+        socket.transport.abort()  # the network drops under us
         frames += await collect(client)
         assert client.connects == 2
     offsets = log_offsets(frames)
@@ -53,13 +56,13 @@ async def test_a_dropped_connection_resumes_without_gap_or_repeat(server: Server
 
 async def test_resume_replays_exactly_what_was_missed(server: Server) -> None:
     user, session = ids()
-    first = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    first = await wsclient.connect(server.ws, session_id=session, user_id=user)
     message_id = await first.chat("hello")
     await first.follow(message_id)
     epoch = first.welcome["epoch"]
     await first.close()
 
-    late = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    late = await wsclient.connect(server.ws, session_id=session, user_id=user)
     assert late.welcome["epoch"] == epoch
     assert late.welcome["offset"] == first.offsets()[-1]
     await late.send({"type": "resume", "epoch": epoch, "offset": 2})
@@ -73,7 +76,7 @@ async def test_resume_replays_exactly_what_was_missed(server: Server) -> None:
 
 async def test_a_foreign_epoch_gets_reset_and_history_has_the_answer(server: Server) -> None:
     user, session = ids()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     turn = await client.follow(await client.chat("hello"))
     await client.send({"type": "resume", "epoch": "some-other-epoch", "offset": 3})
     reset = await client.recv_type("reset")
@@ -87,7 +90,7 @@ async def test_a_foreign_epoch_gets_reset_and_history_has_the_answer(server: Ser
 
 async def test_history_shows_the_text_so_far_of_a_streaming_answer(server: Server) -> None:
     user, session = ids()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     message_id = await client.chat("explain slowly")
     for _ in range(5):
         await client.recv_type("chunk")
@@ -109,7 +112,7 @@ async def test_sigterm_drains_sockets_and_interrupts_honestly(
     draining = start_server(tmp, {"CHUNK_DELAY": "0.05", "CHATRELAY_DRAIN_GRACE_SECONDS": "1"})
     user, session = ids()
     try:
-        client = await WsClient.connect(draining.ws, session_id=session, user_id=user)
+        client = await wsclient.connect(draining.ws, session_id=session, user_id=user)
         message_id = await client.chat("explain the drain")
         await client.recv_type("chunk")
         draining.process.signal(signal.SIGTERM)

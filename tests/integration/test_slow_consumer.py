@@ -10,9 +10,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from tests import wsclient
 from tests.fixtures.processes import start_server
 from tests.timing import seconds
-from tests.wsclient import WsClient
 
 CHATS = 12
 # Big messages make the stream outgrow what the kernel's socket buffers absorb
@@ -31,7 +31,7 @@ async def test_a_stalled_socket_is_dropped_and_can_resume(
     )
     user, session = f"u-{uuid.uuid4().hex[:6]}", f"s-{uuid.uuid4().hex[:8]}"
     try:
-        reader = await WsClient.connect(server.ws, session_id=session, user_id=user)
+        reader = await wsclient.connect(server.ws, session_id=session, user_id=user)
         # max_queue=1: once one frame waits unread, this client stops reading the socket;
         # a small receive buffer keeps the kernel from absorbing the whole stream.
         raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -61,7 +61,7 @@ async def test_a_stalled_socket_is_dropped_and_can_resume(
         assert resume_from < reader.offsets()[-1]
 
         # It comes back for exactly what it missed.
-        back = await WsClient.connect(server.ws, session_id=session, user_id=user)
+        back = await wsclient.connect(server.ws, session_id=session, user_id=user)
         await back.send({"type": "resume", "epoch": epoch, "offset": resume_from})
         missed = [await back.recv() for _ in range(reader.offsets()[-1] - resume_from)]
         assert [f["offset"] for f in missed] == list(range(resume_from + 1, reader.offsets()[-1] + 1))

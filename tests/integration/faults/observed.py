@@ -21,10 +21,11 @@ from typing import Any
 import httpx
 
 from chatrelay.client import ChatClient, ClientClosed
+from chatrelay.protocol import ServerFrame, WireMessage, log_offset
+from chatrelay.wire_client import Turn, gather_turn
 from tests.timing import seconds
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
-LOG_FRAMES = ("message", "chunk", "complete")
 
 
 def new_user() -> str:
@@ -41,7 +42,8 @@ class Observed:
 
     client: ChatClient
     source: str
-    frames: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[ServerFrame] = field(default_factory=list)
+    turns: dict[str, Turn] = field(default_factory=dict)
     arrivals: list[float] = field(default_factory=list)
     welcome_offset: int = 0
     _reader: asyncio.Task[None] | None = None
@@ -61,6 +63,7 @@ class Observed:
                 frame = await self.client.receive()
                 self.arrivals.append(time.monotonic())
                 self.frames.append(frame)
+                gather_turn(self.turns, frame)
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -72,7 +75,7 @@ class Observed:
     # -- waiting
 
     async def wait_for(self, predicate: Any, timeout: float, what: str = "",
-                       start: int = 0) -> dict[str, Any]:
+                       start: int = 0) -> ServerFrame:
         """The first frame from index ``start`` for which ``predicate`` holds (waits)."""
         deadline = time.monotonic() + timeout
         index = start
@@ -107,29 +110,22 @@ class Observed:
         message_id: str = frame["message"]["id"]
         return message_id
 
-    def chunks(self, message_id: str) -> list[dict[str, Any]]:
-        return [f for f in self.frames if f["type"] == "chunk" and f["message_id"] == message_id]
-
-    def text(self, message_id: str) -> str:
-        return "".join(f["delta"] for f in self.chunks(message_id))
-
-    def complete(self, message_id: str) -> dict[str, Any] | None:
-        return next((f for f in self.frames
-                     if f["type"] == "complete" and f["message_id"] == message_id), None)
+    def turn(self, message_id: str) -> Turn:
+        return self.turns.get(message_id) or Turn(message_id)
 
     async def wait_chunks(self, message_id: str, count: int, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (timeout or seconds(20))
-        while len(self.chunks(message_id)) < count:
+        while len(self.turn(message_id).chunks) < count:
             assert time.monotonic() < deadline, f"fewer than {count} chunks of {message_id}"
             await asyncio.sleep(0.01)
 
-    async def wait_complete(self, message_id: str, timeout: float | None = None) -> dict[str, Any]:
+    async def wait_complete(self, message_id: str, timeout: float | None = None) -> ServerFrame:
         return await self.wait_for(
             lambda f: f["type"] == "complete" and f["message_id"] == message_id,
             timeout or seconds(30), f"complete of {message_id}",
         )
 
-    async def history(self) -> list[dict[str, Any]]:
+    async def history(self) -> list[WireMessage]:
         """The session's stored messages, through nginx from this client's address."""
         client = self.client
         base = client.url.replace("ws://", "http://", 1).split("/ws/")[0]
@@ -139,12 +135,12 @@ class Observed:
             response = await http.get(f"/api/history/{client.session_id}",
                                       params={"user_id": client.user_id})
         response.raise_for_status()
-        messages: list[dict[str, Any]] = response.json()["messages"]
+        messages: list[WireMessage] = response.json()["messages"]
         return messages
 
 
 class ChatRefused(Exception):
-    def __init__(self, code: str, frame: dict[str, Any]) -> None:
+    def __init__(self, code: str, frame: ServerFrame) -> None:
         super().__init__(f"{code}: {frame}")
         self.code = code
 
@@ -156,11 +152,11 @@ def offset_problems(observed: Observed) -> list[str]:
     for frame in observed.frames:
         if frame["type"] == "reset":
             expected = frame["offset"] + 1
-        elif frame["type"] in LOG_FRAMES:
-            if frame["offset"] != expected:
-                kind = "repeat" if frame["offset"] < expected else "gap"
-                problems.append(f"{kind}: offset {frame['offset']} where {expected} was due")
-            expected = frame["offset"] + 1
+        elif (offset := log_offset(frame)) is not None:
+            if offset != expected:
+                kind = "repeat" if offset < expected else "gap"
+                problems.append(f"{kind}: offset {offset} where {expected} was due")
+            expected = offset + 1
     return problems
 
 
@@ -181,12 +177,11 @@ async def check_invariants(observed: Observed, *, expect_complete: bool = True) 
     stored = {m["id"]: m for m in await observed.history()}
     checked = 0
     for message_id in _whole_messages(observed):
-        chunks = observed.chunks(message_id)
-        seqs = [c["seq"] for c in chunks]
+        turn = observed.turn(message_id)
+        seqs = [c["seq"] for c in turn.chunks]
         if seqs != list(range(1, len(seqs) + 1)):
             problems.append(f"{message_id}: chunk seqs {seqs[:5]}... not 1, 2, 3 ...")
-        complete = observed.complete(message_id)
-        text = observed.text(message_id)
+        complete, text = turn.complete, turn.text
         if complete is None:
             if expect_complete:
                 problems.append(f"{message_id}: no complete")
