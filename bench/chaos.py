@@ -41,8 +41,8 @@ import httpx
 import results
 
 from chatrelay.client import ChatClient, ClientClosed
-from chatrelay.protocol import ServerFrame, log_offset
-from chatrelay.wire_client import Turn, gather_turn
+from chatrelay.protocol import ServerFrame
+from chatrelay.wire_client import Turn, gather_turn, log_offset
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
 PROMPTS = ("hello there", "explain how a chunk travels", "what is an offset", "tell me a story",

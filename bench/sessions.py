@@ -10,7 +10,7 @@ or listens (a bench publisher streams into its session).
 Each session checks what it receives, at the wire level (the lean client
 here drops nothing; ``chatrelay.client.ChatClient`` would silently drop a
 repeated offset, which is exactly what must be counted; it parses with
-``chatrelay.protocol.parse_server_frame`` like every client):
+``chatrelay.wire_client.parse_server_frame`` like every client):
 
 - every log frame's ``offset`` is the one after the previous: a jump counts
   the missing offsets as **lost**, a repeat counts as **duplicated**;
@@ -40,7 +40,7 @@ import websockets
 from processes import raise_open_files_limit
 from websockets.exceptions import ConnectionClosed
 
-from chatrelay.protocol import log_offset, parse_server_frame
+from chatrelay.wire_client import log_offset, parse_server_frame
 
 # Connection attempts in flight per client process (a burst of thousands of
 # handshakes at once only measures the listen backlog).

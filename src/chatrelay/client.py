@@ -28,8 +28,8 @@ import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from chatrelay.exceptions import FrameError
-from chatrelay.protocol import ServerFrame, WireMessage, log_offset
-from chatrelay.wire_client import WireClient
+from chatrelay.protocol import ServerFrame, WireMessage
+from chatrelay.wire_client import WireClient, log_offset
 
 logger = logging.getLogger(__name__)
 

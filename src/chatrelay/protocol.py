@@ -1,4 +1,4 @@
-"""Wire types: WebSocket frames, REST bodies, the gateway -> worker calls.
+"""Wire types: the WebSocket frames, both ways, and the session log's events.
 
 This module is the one place where the gateway and the worker meet (with the
 engine and the store). ``docs/protocol.md`` explains the same contract in
@@ -7,15 +7,15 @@ words; change both together.
 Client frames are pydantic models parsed by :func:`parse_client_frame`, which
 raises :class:`~chatrelay.exceptions.FrameError` with the protocol's error
 code. Server frames are TypedDicts built by the ``*_frame`` functions and
-encoded once with orjson. ``chatrelay.wire_schema`` exports both as JSON
-Schema (``make schema``).
+encoded once with orjson; ``chatrelay.wire_client`` reads them. REST bodies
+are in ``chatrelay.rest``; ``chatrelay.wire_schema`` exports all of them as
+JSON Schema (``make schema``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, cast
 
 import orjson
@@ -33,16 +33,9 @@ SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MAX_CLIENT_ID_CHARS = 64
 CLIENT_FRAME_TYPES = frozenset({"chat", "cancel", "resume", "ping"})
 
-
-
 def new_id() -> str:
     """A time-ordered unique id (UUIDv7) for messages and sessions."""
     return str(uuid_utils.uuid7())
-
-
-def now_iso() -> str:
-    """The current time as ISO 8601 with a UTC offset."""
-    return datetime.now(UTC).isoformat()
 
 
 def valid_session_id(value: object) -> bool:
@@ -168,6 +161,8 @@ class WireMessage(TypedDict):
 
 
 class WelcomeFrame(TypedDict):
+    """The first frame of a socket; ``offset`` is the newest of the session log."""
+
     type: Literal["welcome"]
     node: str
     session_id: str
@@ -178,6 +173,8 @@ class WelcomeFrame(TypedDict):
 
 
 class MessageEvent(TypedDict):
+    """A stored message appeared: a user's, or an answer starting (``streaming``)."""
+
     type: Literal["message"]
     message: WireMessage
 
@@ -187,6 +184,8 @@ class MessageFrame(MessageEvent):
 
 
 class ChunkEvent(TypedDict):
+    """The next delta of an answer; ``seq`` counts 1, 2, 3 within it."""
+
     type: Literal["chunk"]
     message_id: str
     seq: int
@@ -199,6 +198,8 @@ class ChunkFrame(ChunkEvent):
 
 
 class CompleteEvent(TypedDict):
+    """An answer ended; ``content`` is its whole text as stored."""
+
     type: Literal["complete"]
     message_id: str
     status: FinalStatus
@@ -212,6 +213,8 @@ class CompleteFrame(CompleteEvent):
 
 
 class ErrorFrame(TypedDict):
+    """A request of this client failed; the socket stays open."""
+
     type: Literal["error"]
     code: str
     detail: str
@@ -224,11 +227,15 @@ class PongFrame(TypedDict):
 
 
 class ReconnectFrame(TypedDict):
+    """This node is going away: connect again (any node) and resume."""
+
     type: Literal["reconnect"]
     reason: str
 
 
 class ResetFrame(TypedDict):
+    """The log from the client's position is gone: reload history, go on from here."""
+
     type: Literal["reset"]
     epoch: str
     offset: int
@@ -239,33 +246,6 @@ ServerFrame = Annotated[
     | ReconnectFrame | ResetFrame,
     Field(discriminator="type"),
 ]
-SERVER_FRAME_TYPES = frozenset(
-    {"welcome", "message", "chunk", "complete", "error", "pong", "reconnect", "reset"}
-)
-LOG_FRAME_TYPES = frozenset({"message", "chunk", "complete"})
-
-
-def parse_server_frame(raw: str | bytes) -> ServerFrame:
-    """Decode one server frame; checks only that it is an object of a known type.
-
-    Cheap enough for a client reading thousands of chunks a second: the fields
-    are trusted to follow the schema (``tests/unit/test_protocol.py`` holds the
-    server to it). Raises :class:`FrameError` with ``bad_frame`` otherwise.
-    """
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise FrameError("bad_frame", f"frame is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("type") not in SERVER_FRAME_TYPES:
-        raise FrameError("bad_frame", f"not a server frame: {str(raw)[:80]}")
-    return cast(ServerFrame, data)
-
-
-def log_offset(frame: ServerFrame) -> int | None:
-    """The session log offset of a ``message``, ``chunk`` or ``complete``; else None."""
-    if frame["type"] == "message" or frame["type"] == "chunk" or frame["type"] == "complete":
-        return frame["offset"]
-    return None
 
 
 def wire_message(record: MessageRecord) -> WireMessage:
@@ -371,5 +351,3 @@ def generation_lease_key(session_id: str) -> str:
     """The lease that allows one generation per session at a time."""
     return f"generation:{session_id}"
 
-
-GENERATION_LEASE_PREFIX = "generation:"

@@ -14,25 +14,45 @@ import asyncio
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast, get_args, get_type_hints
 from urllib.parse import urlencode
 
 import orjson
 import websockets
 
 from chatrelay.exceptions import FrameError
-from chatrelay.protocol import (
-    ChunkFrame,
-    CompleteFrame,
-    ServerFrame,
-    WelcomeFrame,
-    log_offset,
-    parse_server_frame,
-)
+from chatrelay.protocol import ChunkFrame, CompleteFrame, ServerFrame, WelcomeFrame
 
 # How long one ``recv`` waits by default: a silent server is a failure, not a hang.
 RECV_TIMEOUT_SECONDS = 10.0
 OPEN_TIMEOUT_SECONDS = 10.0
+# Read off the ServerFrame union, so a new frame type needs no second list.
+SERVER_FRAME_TYPES = frozenset(
+    get_args(get_type_hints(kind)["type"])[0] for kind in get_args(get_args(ServerFrame)[0])
+)
+
+
+def parse_server_frame(raw: str | bytes) -> ServerFrame:
+    """Decode one server frame; checks only that it is an object of a known type.
+
+    Cheap enough for a client reading thousands of chunks a second: the fields
+    are trusted to follow the schema (``tests/unit/test_protocol.py`` holds the
+    server to it). Raises :class:`FrameError` with ``bad_frame`` otherwise.
+    """
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise FrameError("bad_frame", f"frame is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("type") not in SERVER_FRAME_TYPES:
+        raise FrameError("bad_frame", f"not a server frame: {str(raw)[:80]}")
+    return cast(ServerFrame, data)
+
+
+def log_offset(frame: ServerFrame) -> int | None:
+    """The session log offset of a ``message``, ``chunk`` or ``complete``; else None."""
+    if frame["type"] == "message" or frame["type"] == "chunk" or frame["type"] == "complete":
+        return frame["offset"]
+    return None
 
 
 class WireConnection(Protocol):

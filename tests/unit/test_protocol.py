@@ -15,15 +15,14 @@ from chatrelay.protocol import (
     chunk_frame,
     complete_frame,
     error_frame,
-    log_offset,
     message_frame,
-    parse_server_frame,
     reconnect_frame,
     reset_frame,
     welcome_frame,
     wire_message,
 )
 from chatrelay.store.records import MessageRecord
+from chatrelay.wire_client import SERVER_FRAME_TYPES, log_offset, parse_server_frame
 
 SERVER_FRAME = TypeAdapter[ServerFrame](ServerFrame)
 USAGE: Usage = {"model": "simulated", "tokens": 1, "ttft_ms": None, "duration_ms": 2.5}
@@ -69,6 +68,12 @@ def test_parsing_a_server_frame_keeps_its_fields_and_finds_its_offset() -> None:
     assert frame["type"] == "chunk" and frame["delta"] == "x"
     assert log_offset(frame) == 12
     assert log_offset(parse_server_frame(b'{"type": "pong"}')) is None
+
+
+def test_the_reader_knows_every_server_frame_type() -> None:
+    assert SERVER_FRAME_TYPES == {
+        "welcome", "message", "chunk", "complete", "error", "pong", "reconnect", "reset"
+    }
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'{"type": "chat"}', b"{}"])

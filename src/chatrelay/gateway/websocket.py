@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -106,7 +107,7 @@ class ChatSocket:
         except asyncio.QueueFull:
             self._overflow.set()
 
-    def _send_frame(self, frame: dict[str, Any]) -> None:
+    def _send_frame(self, frame: Mapping[str, object]) -> None:
         self._enqueue(orjson.dumps(frame))
 
     def send_reconnect(self, reason: str) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from chatrelay.client import ChatClient, ClientClosed
-from chatrelay.protocol import ServerFrame, WireMessage, log_offset
-from chatrelay.wire_client import Turn, gather_turn
+from chatrelay.protocol import ServerFrame, WireMessage
+from chatrelay.wire_client import Turn, gather_turn, log_offset
 from tests.timing import seconds
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")

@@ -18,9 +18,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
-from chatrelay.engine import keys
+from chatrelay.engine import keys, redis_pubsub
 from chatrelay.engine import redis as redis_engine
-from chatrelay.engine import redis_pubsub
 from chatrelay.engine.base import Connection
 from chatrelay.engine.redis import RedisEngine, RedisSubscription
 from chatrelay.exceptions import EngineError

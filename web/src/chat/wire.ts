@@ -39,6 +39,9 @@ export interface ResumeFrame {
 export interface PingFrame {
   type: "ping";
 }
+/**
+ * The first frame of a socket; ``offset`` is the newest of the session log.
+ */
 export interface WelcomeFrame {
   type: "welcome";
   node: string;
@@ -94,6 +97,9 @@ export interface CompleteFrame {
   usage?: Usage;
   offset: number;
 }
+/**
+ * A request of this client failed; the socket stays open.
+ */
 export interface ErrorFrame {
   type: "error";
   code: string;
@@ -104,10 +110,16 @@ export interface ErrorFrame {
 export interface PongFrame {
   type: "pong";
 }
+/**
+ * This node is going away: connect again (any node) and resume.
+ */
 export interface ReconnectFrame {
   type: "reconnect";
   reason: string;
 }
+/**
+ * The log from the client's position is gone: reload history, go on from here.
+ */
 export interface ResetFrame {
   type: "reset";
   epoch: string;
