@@ -201,25 +201,16 @@ class ChatClient:
                 except FrameError as exc:
                     raise ClientClosed(exc.detail) from exc
                 except ConnectionClosed as exc:  # refused right after the upgrade
-                    code = exc.rcvd.code if exc.rcvd else None
-                    self.close_codes.append(code)
-                    if code in FINAL_CLOSE_CODES:
-                        raise ClientClosed(
-                            f"refused: {exc.rcvd.reason if exc.rcvd else ''}", code
-                        ) from exc
+                    self._note_close(exc)
                 else:
+                    attempt = 0  # a welcome came: the next failure backs off from the start
                     try:
                         if await self._serve(connection):
-                            attempt = 0
                             continue  # asked to reconnect: no wait
-                        attempt = 0
                     except ConnectionClosed as exc:
-                        code = exc.rcvd.code if exc.rcvd else None
-                        self.close_codes.append(code)
-                        if code in FINAL_CLOSE_CODES:
-                            raise ClientClosed(
-                                f"refused: {exc.rcvd.reason if exc.rcvd else ''}", code
-                            ) from exc
+                        self._note_close(exc)
+                    except FrameError as exc:  # the server broke the protocol
+                        raise ClientClosed(exc.detail) from exc
                     finally:
                         self._connected.clear()
                         self._connection = None
@@ -232,6 +223,13 @@ class ChatClient:
             self._inbox.put_nowait(exc)
             raise
 
+    def _note_close(self, exc: ConnectionClosed) -> None:
+        """Record how a connection ended; raise ClientClosed if reconnecting cannot help."""
+        code = exc.rcvd.code if exc.rcvd else None
+        self.close_codes.append(code)
+        if code in FINAL_CLOSE_CODES:
+            raise ClientClosed(f"refused: {exc.rcvd.reason if exc.rcvd else ''}", code) from exc
+
     async def _ask_resume(self, connection: WireClient) -> int:
         """Ask for every event after our offset; returns that offset."""
         assert self.epoch is not None
@@ -239,7 +237,8 @@ class ChatClient:
         return self.offset
 
     async def _serve(self, connection: WireClient) -> bool:
-        """Read one connection's frames; True if the server asked us to reconnect."""
+        """Read one connection's frames until it closes (raising ``ConnectionClosed``);
+        True if the server asked us to reconnect."""
         welcome = connection.welcome
         assert welcome is not None  # WireClient.connect read it
         self.connects += 1

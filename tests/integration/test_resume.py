@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +12,8 @@ from websockets.asyncio.client import ClientConnection
 
 from chatrelay.client import ChatClient
 from chatrelay.llm.simulated import LONG_ANSWER
+from chatrelay.protocol import ServerFrame
+from chatrelay.wire_client import log_offset
 from tests import wsclient
 from tests.fixtures.processes import Server, start_server
 from tests.timing import seconds
@@ -22,17 +23,17 @@ def ids() -> tuple[str, str]:
     return f"user-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:12]}"
 
 
-async def collect(client: ChatClient, until_complete: int = 1) -> list[dict[str, Any]]:
+async def collect(client: ChatClient, until_complete: int = 1) -> list[ServerFrame]:
     """Frames until ``until_complete`` complete frames arrived."""
-    frames: list[dict[str, Any]] = []
+    frames: list[ServerFrame] = []
     async with asyncio.timeout(seconds(30)):
         while sum(f["type"] == "complete" for f in frames) < until_complete:
             frames.append(await client.receive())
     return frames
 
 
-def log_offsets(frames: list[dict[str, Any]]) -> list[int]:
-    return [f["offset"] for f in frames if f["type"] in ("message", "chunk", "complete")]
+def log_offsets(frames: list[ServerFrame]) -> list[int]:
+    return [offset for frame in frames if (offset := log_offset(frame)) is not None]
 
 
 async def test_a_dropped_connection_resumes_without_gap_or_repeat(server: Server) -> None:
