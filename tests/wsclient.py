@@ -6,7 +6,8 @@ from chatrelay.wire_client import WireClient
 from tests.timing import seconds
 
 
-async def connect(ws_url: str, *, local_addr: tuple[str, int] | None = None,
-                  **query: str) -> WireClient:
+async def connect(
+    ws_url: str, *, local_addr: tuple[str, int] | None = None, **query: str
+) -> WireClient:
     """A socket to ``ws_url`` with ``query``, its ``welcome`` read; each wait ``seconds(10)``."""
-    return await WireClient.connect(ws_url, local_addr=local_addr, timeout=seconds(10), **query)
+    return await WireClient.connect(ws_url, query, local_addr=local_addr, timeout=seconds(10))

@@ -22,7 +22,7 @@ import math
 import random
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -175,8 +175,8 @@ class ChatClient:
 
     # -- the connection loop
 
-    def _connect_url(self) -> str:
-        query = {
+    def _query(self) -> dict[str, str]:
+        return {
             key: value
             for key, value in (
                 ("session_id", self.session_id),
@@ -185,7 +185,6 @@ class ChatClient:
             )
             if value
         }
-        return f"{self.url}?{urlencode(query)}" if query else self.url
 
     async def _run(self) -> None:
         attempt = 0
@@ -194,7 +193,7 @@ class ChatClient:
                 try:
                     # record=False: this client hands frames out; it keeps none.
                     connection = await WireClient.connect(
-                        self._connect_url(), local_addr=self.local_addr, record=False
+                        self.url, self._query(), local_addr=self.local_addr, record=False
                     )
                 except (OSError, InvalidHandshake, TimeoutError) as exc:
                     logger.info("connect failed (%s); retrying", exc)

@@ -33,12 +33,14 @@ SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MAX_CLIENT_ID_CHARS = 64
 CLIENT_FRAME_TYPES = frozenset({"chat", "cancel", "resume", "ping"})
 
+
 def new_id() -> str:
     """A time-ordered unique id (UUIDv7) for messages and sessions."""
     return str(uuid_utils.uuid7())
 
 
 def valid_session_id(value: object) -> bool:
+    """Whether ``value`` is a session id: 1 to 128 of ``[A-Za-z0-9_.:-]``."""
     return isinstance(value, str) and SESSION_ID_PATTERN.match(value) is not None
 
 
@@ -127,13 +129,8 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
 
 
 # -- server -> client --------------------------------------------------------------
-#
-# Server frames are TypedDicts: built as plain dicts (one per model delta on the
-# hot path, so no pydantic round trip) and encoded once with orjson. The same
-# types give the JSON Schema (``chatrelay.wire_schema``) and the web UI's types.
-# ``message``, ``chunk`` and ``complete`` are published to a session log without
-# an offset (the ``*Event`` types); the engine numbers them, and the wire frame
-# carries that ``offset``.
+# TypedDicts: a chunk is built per model delta, so no pydantic round trip. The
+# worker publishes ``*Event``s; the engine numbers them, the frame has the ``offset``.
 
 
 class Usage(TypedDict):
@@ -242,8 +239,14 @@ class ResetFrame(TypedDict):
 
 
 ServerFrame = Annotated[
-    WelcomeFrame | MessageFrame | ChunkFrame | CompleteFrame | ErrorFrame | PongFrame
-    | ReconnectFrame | ResetFrame,
+    WelcomeFrame
+    | MessageFrame
+    | ChunkFrame
+    | CompleteFrame
+    | ErrorFrame
+    | PongFrame
+    | ReconnectFrame
+    | ResetFrame,
     Field(discriminator="type"),
 ]
 
@@ -269,7 +272,9 @@ def wire_message(record: MessageRecord) -> WireMessage:
     return message
 
 
-def welcome_frame(node: str, session_id: str, user_id: str, epoch: str, offset: int) -> WelcomeFrame:
+def welcome_frame(
+    node: str, session_id: str, user_id: str, epoch: str, offset: int
+) -> WelcomeFrame:
     return {
         "type": "welcome",
         "node": node,
@@ -322,8 +327,7 @@ def error_frame(
     return frame
 
 
-PONG: PongFrame = {"type": "pong"}
-PONG_FRAME = orjson.dumps(PONG)
+PONG_FRAME = orjson.dumps(PongFrame(type="pong"))
 
 
 def reconnect_frame(reason: str) -> ReconnectFrame:
@@ -350,4 +354,3 @@ def partial_texts(events: Iterable[Any], message_ids: Iterable[str]) -> dict[str
 def generation_lease_key(session_id: str) -> str:
     """The lease that allows one generation per session at a time."""
     return f"generation:{session_id}"
-

@@ -121,11 +121,11 @@ class WireClient:
     async def connect(
         cls,
         url: str,
+        query: Mapping[str, str] | None = None,
         *,
         local_addr: tuple[str, int] | None = None,
         timeout: float = RECV_TIMEOUT_SECONDS,
         record: bool = True,
-        **query: str,
     ) -> WireClient:
         """Open a WebSocket to ``url`` (with ``query``) and read its ``welcome``.
 
@@ -157,7 +157,9 @@ class WireClient:
 
     async def send(self, frame: Mapping[str, object] | str) -> None:
         """Send a client frame (a mapping is JSON-encoded; a string goes as it is)."""
-        await self.connection.send(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+        await self.connection.send(
+            frame if isinstance(frame, str) else orjson.dumps(frame).decode()
+        )
 
     async def chat(self, content: str, client_id: str | None = None) -> str:
         """Send a chat; return the id of the assistant message that answers it.

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from pydantic import TypeAdapter
-from pydantic.json_schema import GenerateJsonSchema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from pydantic_core import CoreSchema
 
 from chatrelay import protocol, rest
@@ -40,10 +40,10 @@ class _UntitledFields(GenerateJsonSchema):
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the protocol, one ``$defs`` entry per type."""
-    inputs = [(name, "serialization", TypeAdapter(kind)) for name, kind in WIRE_TYPES.items()]
-    refs, schema = TypeAdapter.json_schemas(
-        inputs, schema_generator=_UntitledFields  # type: ignore[arg-type]
-    )
+    # Serialization mode: what is always sent is required (``type`` included).
+    mode: JsonSchemaMode = "serialization"
+    inputs = [(name, mode, TypeAdapter[Any](kind)) for name, kind in WIRE_TYPES.items()]
+    refs, schema = TypeAdapter.json_schemas(inputs, schema_generator=_UntitledFields)
     definitions: dict[str, Any] = schema["$defs"]
     for (name, _mode), ref in refs.items():
         if "$ref" not in ref:  # a union: name it, instead of inlining it at the root

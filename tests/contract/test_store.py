@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from chatrelay.store.conversations import ConversationStore, TurnStart
-from chatrelay.store.records import MessageRecord, MessageStatus, Role
+from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role
 from tests.fixtures.postgres_server import PostgresNotInstalled, PostgresServer, running_postgres
 from tests.timing import seconds
 
@@ -56,8 +56,14 @@ async def store(database_url: str) -> AsyncIterator[ConversationStore]:
         yield opened
 
 
-async def add(store: ConversationStore, message_id: str, session: str = "s1", role: Role = "user",
-              content: str = "hello", status: MessageStatus = "complete") -> MessageRecord:
+async def add(
+    store: ConversationStore,
+    message_id: str,
+    session: str = "s1",
+    role: Role = "user",
+    content: str = "hello",
+    status: MessageStatus = "complete",
+) -> MessageRecord:
     message, _ = await store.add_message(
         message_id=message_id, session_id=session, role=role, content=content, status=status
     )
@@ -81,7 +87,10 @@ async def test_messages_come_back_oldest_first_with_their_fields(store: Conversa
     await add(store, "m1", content="first question")
     await add(store, "m2", role="assistant", content="", status="streaming")
     assert await store.finish_message(
-        "m2", status="completed", content="an answer", model="simulated",
+        "m2",
+        status="completed",
+        content="an answer",
+        model="simulated",
         usage={"tokens": 2, "ttft_ms": 1.5},
     )
     messages = await store.history("s1")
@@ -173,11 +182,14 @@ async def test_nodes_starting_together_all_migrate_the_same_database(database_ur
 
 async def test_concurrent_adds_of_one_message_store_it_once(store: ConversationStore) -> None:
     await store.claim_session("s1", "alice")
-    results = await asyncio.gather(*(
-        store.add_message(message_id="m1", session_id="s1", role="user", content=f"try {n}",
-                          status="complete")
-        for n in range(5)
-    ))
+    results = await asyncio.gather(
+        *(
+            store.add_message(
+                message_id="m1", session_id="s1", role="user", content=f"try {n}", status="complete"
+            )
+            for n in range(5)
+        )
+    )
     assert sorted(new for _, new in results) == [False, False, False, False, True]
     assert len({message.content for message, _ in results}) == 1
     assert len(await store.history("s1")) == 1
@@ -193,21 +205,27 @@ async def test_only_one_of_concurrent_finishes_wins(store: ConversationStore) ->
     # The worker finishing an answer races the reaper marking it interrupted.
     await store.claim_session("s1", "alice")
     await add(store, "m1", role="assistant", content="", status="streaming")
-    statuses = ["completed", "interrupted", "cancelled", "failed"]
-    won = await asyncio.gather(*(
-        store.finish_message("m1", status=status, content=status) for status in statuses
-    ))
+    statuses: list[FinalStatus] = ["completed", "interrupted", "cancelled", "failed"]
+    won = await asyncio.gather(
+        *(store.finish_message("m1", status=status, content=status) for status in statuses)
+    )
     assert sorted(won) == [False, False, False, True]
     message = await store.get_message("m1")
     winner = statuses[won.index(True)]
     assert message is not None and (message.status, message.content) == (winner, winner)
 
 
-async def begin(store: ConversationStore, user: str = "alice", answer: str = "a1",
-                content: str = "hello there") -> TurnStart:
+async def begin(
+    store: ConversationStore, user: str = "alice", answer: str = "a1", content: str = "hello there"
+) -> TurnStart:
     return await store.begin_turn(
-        session_id="s1", user_id=user, user_message_id=f"u-{answer}", content=content,
-        client_id="c1", assistant_id=answer, history_limit=10,
+        session_id="s1",
+        user_id=user,
+        user_message_id=f"u-{answer}",
+        content=content,
+        client_id="c1",
+        assistant_id=answer,
+        history_limit=10,
     )
 
 
@@ -218,7 +236,8 @@ async def test_a_turn_begins_in_one_go(store: ConversationStore) -> None:
     assert first.assistant_message is not None
     assert first.assistant_message.status == "streaming"
     assert [(m.role, m.status) for m in first.history] == [
-        ("user", "complete"), ("assistant", "streaming"),
+        ("user", "complete"),
+        ("assistant", "streaming"),
     ]
     assert (await store.list_sessions("alice"))[0].title == "hello there"
     await store.finish_message("a1", status="completed", content="hi")

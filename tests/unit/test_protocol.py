@@ -27,8 +27,13 @@ from chatrelay.wire_client import SERVER_FRAME_TYPES, log_offset, parse_server_f
 SERVER_FRAME = TypeAdapter[ServerFrame](ServerFrame)
 USAGE: Usage = {"model": "simulated", "tokens": 1, "ttft_ms": None, "duration_ms": 2.5}
 RECORD = MessageRecord(
-    id="m1", session_id="s1", role="assistant", content="hi", status="completed",
-    created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), model="simulated",
+    id="m1",
+    session_id="s1",
+    role="assistant",
+    content="hi",
+    status="completed",
+    created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    model="simulated",
     usage=dict(USAGE),
 )
 
@@ -56,9 +61,14 @@ def test_every_frame_the_server_builds_follows_the_schema() -> None:
 
 def test_a_wire_message_leaves_out_what_the_store_does_not_have() -> None:
     assert wire_message(RECORD) == {
-        "id": "m1", "session_id": "s1", "role": "assistant", "content": "hi",
-        "status": "completed", "created_at": "2026-01-02T03:04:05+00:00",
-        "model": "simulated", "usage": USAGE,
+        "id": "m1",
+        "session_id": "s1",
+        "role": "assistant",
+        "content": "hi",
+        "status": "completed",
+        "created_at": "2026-01-02T03:04:05+00:00",
+        "model": "simulated",
+        "usage": USAGE,
     }
 
 
@@ -72,7 +82,14 @@ def test_parsing_a_server_frame_keeps_its_fields_and_finds_its_offset() -> None:
 
 def test_the_reader_knows_every_server_frame_type() -> None:
     assert SERVER_FRAME_TYPES == {
-        "welcome", "message", "chunk", "complete", "error", "pong", "reconnect", "reset"
+        "welcome",
+        "message",
+        "chunk",
+        "complete",
+        "error",
+        "pong",
+        "reconnect",
+        "reset",
     }
 
 

@@ -31,31 +31,58 @@ class ScriptedConnection:
         self.closed = True
 
 
-WELCOME = {"type": "welcome", "node": "gw-1", "session_id": "s1", "user_id": "u1",
-           "epoch": "e1", "offset": 2, "protocol": 1}
+WELCOME = {
+    "type": "welcome",
+    "node": "gw-1",
+    "session_id": "s1",
+    "user_id": "u1",
+    "epoch": "e1",
+    "offset": 2,
+    "protocol": 1,
+}
 
 
 def _assistant(offset: int, message_id: str) -> dict[str, object]:
-    message = {"id": message_id, "session_id": "s1", "role": "assistant", "content": "",
-               "status": "streaming", "created_at": "2026-01-01T00:00:00+00:00"}
+    message = {
+        "id": message_id,
+        "session_id": "s1",
+        "role": "assistant",
+        "content": "",
+        "status": "streaming",
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
     return {"offset": offset, "type": "message", "message": message}
 
 
 def _chunk(offset: int, message_id: str, seq: int, delta: str) -> dict[str, object]:
-    return {"offset": offset, "type": "chunk", "message_id": message_id, "seq": seq,
-            "delta": delta, "ts": 1.0}
+    return {
+        "offset": offset,
+        "type": "chunk",
+        "message_id": message_id,
+        "seq": seq,
+        "delta": delta,
+        "ts": 1.0,
+    }
 
 
 def _complete(offset: int, message_id: str, content: str) -> dict[str, object]:
-    return {"offset": offset, "type": "complete", "message_id": message_id,
-            "status": "completed", "content": content}
+    return {
+        "offset": offset,
+        "type": "complete",
+        "message_id": message_id,
+        "status": "completed",
+        "content": content,
+    }
 
 
 async def test_a_turn_gathers_its_chunks_and_end_and_a_repeat_is_counted_not_gathered() -> None:
     connection = ScriptedConnection(
-        WELCOME, _assistant(3, "a1"), _chunk(4, "a1", 1, "Hel"),
+        WELCOME,
+        _assistant(3, "a1"),
+        _chunk(4, "a1", 1, "Hel"),
         _chunk(4, "a1", 1, "Hel"),  # a repeat, as after a resume
-        _chunk(5, "a1", 2, "lo"), _complete(6, "a1", "Hello"),
+        _chunk(5, "a1", 2, "lo"),
+        _complete(6, "a1", "Hello"),
     )
     client = WireClient(connection)
     welcome = await client.read_welcome()
@@ -78,9 +105,19 @@ async def test_a_reset_moves_the_epoch_and_offset() -> None:
 
 
 async def test_chat_returns_the_assistant_message_that_answers() -> None:
-    user = {"offset": 3, "type": "message", "message": {
-        "id": "u1", "session_id": "s1", "role": "user", "content": "hi", "status": "complete",
-        "created_at": "2026-01-01T00:00:00+00:00", "client_id": "c1"}}
+    user = {
+        "offset": 3,
+        "type": "message",
+        "message": {
+            "id": "u1",
+            "session_id": "s1",
+            "role": "user",
+            "content": "hi",
+            "status": "complete",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "client_id": "c1",
+        },
+    }
     connection = ScriptedConnection(WELCOME, user, _assistant(4, "a1"))
     client = WireClient(connection)
     await client.read_welcome()

@@ -22,13 +22,24 @@ def test_the_schema_names_every_frame_and_body() -> None:
     definitions = wire_schema.json_schema()["$defs"]
     server = [ref["$ref"].rsplit("/", 1)[1] for ref in definitions["ServerFrame"]["oneOf"]]
     assert server == [
-        "WelcomeFrame", "MessageFrame", "ChunkFrame", "CompleteFrame",
-        "ErrorFrame", "PongFrame", "ReconnectFrame", "ResetFrame",
+        "WelcomeFrame",
+        "MessageFrame",
+        "ChunkFrame",
+        "CompleteFrame",
+        "ErrorFrame",
+        "PongFrame",
+        "ReconnectFrame",
+        "ResetFrame",
     ]
     client = [ref["$ref"].rsplit("/", 1)[1] for ref in definitions["ClientFrame"]["oneOf"]]
     assert client == ["ChatFrame", "CancelFrame", "ResumeFrame", "PingFrame"]
     assert definitions["ChunkFrame"]["required"] == [
-        "type", "message_id", "seq", "delta", "ts", "offset"
+        "type",
+        "message_id",
+        "seq",
+        "delta",
+        "ts",
+        "offset",
     ]
     assert {"ChatBody", "ChatAccepted", "HistoryBody", "SessionsBody"} <= set(definitions)
 

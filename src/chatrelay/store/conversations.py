@@ -144,8 +144,7 @@ class ConversationStore:
                 .limit(limit)
             )
             return [
-                SessionRecord(row.id, row.title or "New chat", _utc(row.updated_at))
-                for row in rows
+                SessionRecord(row.id, row.title or "New chat", _utc(row.updated_at)) for row in rows
             ]
 
     # -- messages
@@ -207,7 +206,12 @@ class ConversationStore:
         for attempt in (1, 2):
             try:
                 return await self._begin_turn(
-                    session_id, user_id, user_message_id, content, client_id, assistant_id,
+                    session_id,
+                    user_id,
+                    user_message_id,
+                    content,
+                    client_id,
+                    assistant_id,
                     history_limit,
                 )
             except IntegrityError:
@@ -237,12 +241,21 @@ class ConversationStore:
             if exists is not None:
                 return TurnStart(owner=user_id, started=False)
             user_row = MessageRow(
-                id=user_message_id, session_id=session_id, role="user", content=content,
-                status="complete", client_id=client_id, created_at=now,
+                id=user_message_id,
+                session_id=session_id,
+                role="user",
+                content=content,
+                status="complete",
+                client_id=client_id,
+                created_at=now,
             )
             assistant_row = MessageRow(
-                id=assistant_id, session_id=session_id, role="assistant", content="",
-                status="streaming", created_at=now,
+                id=assistant_id,
+                session_id=session_id,
+                role="assistant",
+                content="",
+                status="streaming",
+                created_at=now,
             )
             db.add_all([user_row, assistant_row])
             session.updated_at = now

@@ -64,15 +64,20 @@ def changed(before: dict[str, int], after: dict[str, int]) -> list[str]:
     return [url for url, count in after.items() if count != before.get(url, 0)]
 
 
-def wait_for_log(cluster: RunningCluster, pattern: str, roles: tuple[str, ...] = ("worker",),
-                 timeout: float | None = None) -> dict[str, list[str]]:
+def wait_for_log(
+    cluster: RunningCluster,
+    pattern: str,
+    roles: tuple[str, ...] = ("worker",),
+    timeout: float | None = None,
+) -> dict[str, list[str]]:
     """Wait until ``pattern`` matches a log line of some node; the matches per node id."""
     regex = re.compile(pattern)
     deadline = time.monotonic() + (timeout or seconds(20))
     while True:
         matches = {
             node.node_id: [line for line in node.log_text().splitlines() if regex.search(line)]
-            for node in cluster.nodes if node.role in roles
+            for node in cluster.nodes
+            if node.role in roles
         }
         matches = {node_id: lines for node_id, lines in matches.items() if lines}
         if matches or time.monotonic() > deadline:

@@ -49,8 +49,9 @@ class Observed:
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, ws_url: str, session_id: str, user_id: str,
-                   source: str = "127.0.0.1") -> Observed:
+    async def open(
+        cls, ws_url: str, session_id: str, user_id: str, source: str = "127.0.0.1"
+    ) -> Observed:
         client = ChatClient(ws_url, session_id, user_id, local_addr=(source, 0))
         await client.start(timeout=seconds(20))
         observed = cls(client, source, welcome_offset=client.offset)
@@ -74,8 +75,9 @@ class Observed:
 
     # -- waiting
 
-    async def wait_for(self, predicate: Any, timeout: float, what: str = "",
-                       start: int = 0) -> ServerFrame:
+    async def wait_for(
+        self, predicate: Any, timeout: float, what: str = "", start: int = 0
+    ) -> ServerFrame:
         """The first frame from index ``start`` for which ``predicate`` holds (waits)."""
         deadline = time.monotonic() + timeout
         index = start
@@ -95,17 +97,27 @@ class Observed:
         client_id = await self.client.chat(content)
         start = len(self.frames)
         await self.wait_for(
-            lambda f: f.get("type") == "message" and f["message"].get("client_id") == client_id
-            or (f.get("type") == "error" and f.get("client_id") == client_id),
-            timeout or seconds(20), f"user message {client_id}", start,
+            lambda f: (
+                f.get("type") == "message"
+                and f["message"].get("client_id") == client_id
+                or (f.get("type") == "error" and f.get("client_id") == client_id)
+            ),
+            timeout or seconds(20),
+            f"user message {client_id}",
+            start,
         )
-        errors = [f for f in self.frames[start:]
-                  if f.get("type") == "error" and f.get("client_id") == client_id]
+        errors = [
+            f
+            for f in self.frames[start:]
+            if f.get("type") == "error" and f.get("client_id") == client_id
+        ]
         if errors:
             raise ChatRefused(errors[0]["code"], errors[0])
         frame = await self.wait_for(
             lambda f: f.get("type") == "message" and f["message"]["role"] == "assistant",
-            timeout or seconds(20), "assistant message", start,
+            timeout or seconds(20),
+            "assistant message",
+            start,
         )
         message_id: str = frame["message"]["id"]
         return message_id
@@ -122,7 +134,8 @@ class Observed:
     async def wait_complete(self, message_id: str, timeout: float | None = None) -> ServerFrame:
         return await self.wait_for(
             lambda f: f["type"] == "complete" and f["message_id"] == message_id,
-            timeout or seconds(30), f"complete of {message_id}",
+            timeout or seconds(30),
+            f"complete of {message_id}",
         )
 
     async def history(self) -> list[WireMessage]:
@@ -130,10 +143,12 @@ class Observed:
         client = self.client
         base = client.url.replace("ws://", "http://", 1).split("/ws/")[0]
         transport = httpx.AsyncHTTPTransport(local_address=self.source)
-        async with httpx.AsyncClient(base_url=base, transport=transport,
-                                     timeout=seconds(10)) as http:
-            response = await http.get(f"/api/history/{client.session_id}",
-                                      params={"user_id": client.user_id})
+        async with httpx.AsyncClient(
+            base_url=base, transport=transport, timeout=seconds(10)
+        ) as http:
+            response = await http.get(
+                f"/api/history/{client.session_id}", params={"user_id": client.user_id}
+            )
         response.raise_for_status()
         messages: list[WireMessage] = response.json()["messages"]
         return messages
@@ -189,19 +204,24 @@ async def check_invariants(observed: Observed, *, expect_complete: bool = True) 
         if complete["status"] not in FINAL:
             problems.append(f"{message_id}: status {complete['status']}")
         if complete["content"] != text:
-            problems.append(f"{message_id}: assembled {len(text)} chars != complete "
-                            f"{len(complete['content'])} chars")
+            problems.append(
+                f"{message_id}: assembled {len(text)} chars != complete "
+                f"{len(complete['content'])} chars"
+            )
         message = stored.get(message_id)
         if message is None:
             problems.append(f"{message_id}: not stored")
             continue
         if (message["content"], message["status"]) != (text, complete["status"]):
-            problems.append(f"{message_id}: stored {message['status']} "
-                            f"{len(message['content'])} chars != seen {complete['status']} "
-                            f"{len(text)} chars")
+            problems.append(
+                f"{message_id}: stored {message['status']} "
+                f"{len(message['content'])} chars != seen {complete['status']} "
+                f"{len(text)} chars"
+            )
         checked += 1
-    streaming = [m["id"] for m in stored.values()
-                 if m["role"] == "assistant" and m["status"] not in FINAL]
+    streaming = [
+        m["id"] for m in stored.values() if m["role"] == "assistant" and m["status"] not in FINAL
+    ]
     if streaming and expect_complete:
         problems.append(f"stored but not final: {streaming}")
     assert not problems, "\n".join(problems)
