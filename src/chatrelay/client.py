@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from chatrelay.exceptions import FrameError
+from chatrelay.exceptions import ClientClosed, FrameError
 from chatrelay.protocol import ServerFrame, WireMessage
 from chatrelay.wire_client import WireClient, log_offset
 
@@ -39,14 +39,6 @@ BACKOFF_CAP_SECONDS = 20.0
 INBOX_SIZE = 10_000
 # Close codes after which reconnecting cannot help.
 FINAL_CLOSE_CODES = frozenset({4400, 4401, 4403})
-
-
-class ClientClosed(Exception):
-    """The server refused us for good (auth, ownership), or ``close()`` was called."""
-
-    def __init__(self, reason: str, code: int | None = None) -> None:
-        super().__init__(reason)
-        self.code = code
 
 
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:

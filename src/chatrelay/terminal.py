@@ -11,7 +11,8 @@ import asyncio
 import sys
 from typing import TextIO
 
-from chatrelay.client import ChatClient, ClientClosed
+from chatrelay.client import ChatClient
+from chatrelay.exceptions import ClientClosed
 from chatrelay.protocol import ServerFrame
 
 

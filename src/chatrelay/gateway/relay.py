@@ -110,8 +110,8 @@ class Relay:
         delay = RETRY_FIRST_SECONDS
         while True:
             try:
-                async with self._engine.subscribe(channel.session_id) as subscription:
-                    epoch, latest = await self._engine.position(channel.session_id)
+                async with self._engine.broker.subscribe(channel.session_id) as subscription:
+                    epoch, latest = await self._engine.broker.position(channel.session_id)
                     if channel.ready.is_set():
                         await self._repair(channel, epoch, latest)  # after a failure
                     else:
@@ -138,7 +138,7 @@ class Relay:
             await subscription.reconnected.wait()
             subscription.reconnected.clear()
             try:
-                epoch, latest = await self._engine.position(channel.session_id)
+                epoch, latest = await self._engine.broker.position(channel.session_id)
                 await self._repair(channel, epoch, latest)
             except EngineError as exc:
                 logger.warning("relay of %s could not repair: %s", channel.session_id, exc)
@@ -161,7 +161,7 @@ class Relay:
         """Deliver events (channel.last, until] from the log, or reset if it lost them."""
         if until <= channel.last:
             return
-        history = await self._engine.history(channel.session_id, channel.last)
+        history = await self._engine.broker.history(channel.session_id, channel.last)
         self.gaps_repaired += 1
         metrics.GAP_REPAIRS.inc()
         if history.epoch != channel.epoch or not history.complete:

@@ -92,6 +92,6 @@ class GatewayServices:
             await asyncio.sleep(ttl / HEARTBEATS_PER_TTL)
             try:
                 for connection in list(self.connections.values()):
-                    await self.engine.heartbeat(connection, ttl)
+                    await self.engine.registry.heartbeat(connection, ttl)
             except EngineError as exc:
                 logger.warning("registry heartbeat failed: %s", exc)

@@ -17,13 +17,13 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from chatrelay import metrics
 from chatrelay.engine.base import Connection, Event
+from chatrelay.engine.events import timestamp_of
 from chatrelay.exceptions import ChatRelayError, EngineError, Forbidden, FrameError
 from chatrelay.gateway.auth import NotAuthenticated
 from chatrelay.gateway.services import GatewayServices
@@ -137,13 +137,13 @@ class ChatSocket:
         services = self._services
         fields = {"node": services.node_id, "session_id": self.session_id, "user_id": self.user_id}
         try:
-            await services.engine.register(connection, services.settings.heartbeat_ttl)
+            await services.engine.registry.register(connection, services.settings.heartbeat_ttl)
             services.connections[connection.connection_id] = connection
             services.sockets.add(self)
             metrics.OPEN_SOCKETS.inc()
             self._hold()
             async with services.relay.attach(self.session_id, self):
-                epoch, latest = await services.engine.position(self.session_id)
+                epoch, latest = await services.engine.broker.position(self.session_id)
                 self._send_frame(welcome_frame(services.node_id, self.session_id,
                                                self.user_id, epoch, latest))
                 self._last = latest
@@ -158,7 +158,7 @@ class ChatSocket:
                 services.sockets.discard(self)
                 metrics.OPEN_SOCKETS.dec()
             with contextlib.suppress(EngineError):
-                await services.engine.unregister(connection)
+                await services.engine.registry.unregister(connection)
         logger.info("WebSocket disconnected", extra={**fields, "code": code})
         if self._ws.application_state != WebSocketState.DISCONNECTED:
             with contextlib.suppress(Exception):
@@ -178,7 +178,7 @@ class ChatSocket:
             raise _Closed(CLOSE_BAD_SESSION, "session_id must be 1 to 128 of [A-Za-z0-9_.:-]")
         try:
             await services.conversations.open(self.user_id, self.session_id)
-            count = await services.engine.user_connection_count(self.user_id)
+            count = await services.engine.registry.user_connection_count(self.user_id)
         except Forbidden as exc:
             raise _Closed(CLOSE_FORBIDDEN, exc.detail) from exc
         except EngineError as exc:
@@ -215,7 +215,7 @@ class ChatSocket:
             await send({"type": "websocket.send", "text": data.decode()})
             if offset:
                 self._sent = offset
-                metrics.observe_send(metrics.chunk_timestamp(data))
+                metrics.observe_send(timestamp_of(data))
 
     async def _read(self) -> None:
         limit = self._services.settings.max_message_chars
@@ -260,7 +260,7 @@ class ChatSocket:
         """Replay the log after ``offset``, then carry on live; or tell the client to reset."""
         self._hold()
         try:
-            history = await self._services.engine.history(self.session_id, offset)
+            history = await self._services.engine.broker.history(self.session_id, offset)
             if history.epoch != epoch or not history.complete or offset > history.latest:
                 metrics.RESUMES.labels("reset").inc()
                 self._send_frame(reset_frame(history.epoch, history.latest))

@@ -20,10 +20,11 @@ from typing import Any
 
 import httpx
 
-from chatrelay.client import ChatClient, ClientClosed
+from chatrelay.client import ChatClient
+from chatrelay.exceptions import ClientClosed
 from chatrelay.protocol import ServerFrame, WireMessage
 from chatrelay.wire_client import Turn, gather_turn, log_offset
-from tests.timing import seconds
+from tests.timing import seconds, wait_until
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
 
@@ -126,10 +127,11 @@ class Observed:
         return self.turns.get(message_id) or Turn(message_id)
 
     async def wait_chunks(self, message_id: str, count: int, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout or seconds(20))
-        while len(self.turn(message_id).chunks) < count:
-            assert time.monotonic() < deadline, f"fewer than {count} chunks of {message_id}"
-            await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: len(self.turn(message_id).chunks) >= count,
+            f"{count} chunks of {message_id}",
+            timeout or seconds(20),
+        )
 
     async def wait_complete(self, message_id: str, timeout: float | None = None) -> ServerFrame:
         return await self.wait_for(

@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chatrelay.harness.processes import free_port
 from tests import wsclient
-from tests.fixtures.processes import Server, free_port, start_server
+from tests.fixtures.processes import Server, start_server
 from tests.integration.llm.llama_servers import LlamaServer
 from tests.timing import seconds
 

@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from chatrelay.exceptions import Busy, Unavailable
 from chatrelay.gateway.upstream import HttpBalancer
+from chatrelay.harness.processes import free_port
 from chatrelay.rest import GenerationRequest
-from tests.fixtures.processes import free_port
 from tests.timing import seconds
 
 
