@@ -8,6 +8,7 @@ import orjson
 import pytest
 from pydantic import TypeAdapter
 
+from chatrelay import wire_schema
 from chatrelay.exceptions import FrameError
 from chatrelay.protocol import (
     ServerFrame,
@@ -80,17 +81,12 @@ def test_parsing_a_server_frame_keeps_its_fields_and_finds_its_offset() -> None:
     assert log_offset(parse_server_frame(b'{"type": "pong"}')) is None
 
 
-def test_the_reader_knows_every_server_frame_type() -> None:
-    assert SERVER_FRAME_TYPES == {
-        "welcome",
-        "message",
-        "chunk",
-        "complete",
-        "error",
-        "pong",
-        "reconnect",
-        "reset",
-    }
+def test_the_reader_knows_every_server_frame_type_of_the_schema() -> None:
+    definitions = wire_schema.json_schema()["$defs"]
+    members = [ref["$ref"].rsplit("/", 1)[1] for ref in definitions["ServerFrame"]["oneOf"]]
+    in_schema = {definitions[name]["properties"]["type"]["const"] for name in members}
+    assert SERVER_FRAME_TYPES == in_schema
+    assert len(in_schema) == len(members) == 8
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'{"type": "chat"}', b"{}"])
