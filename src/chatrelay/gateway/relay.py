@@ -7,6 +7,10 @@ at-most-once, so when an offset jumps, or the engine's live connection was
 re-established, the relay fills the hole from the session's log before
 passing anything on. When the log cannot fill it (trimmed, or lost with a
 new epoch) the sinks are told to reset.
+
+The relay is also the gateway's one reader of session logs (``position``,
+``history``), and it owns its pump tasks: ``aclose`` (or leaving
+``async with``) cancels and awaits every one.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from chatrelay import metrics
-from chatrelay.engine.base import Engine, Event, Subscription
+from chatrelay.engine.base import Engine, Event, History, Subscription
 from chatrelay.exceptions import EngineError
 
 logger = logging.getLogger(__name__)
@@ -67,6 +72,22 @@ class Relay:
     def session_count(self) -> int:
         return len(self._channels)
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def position(self, session_id: str) -> tuple[str, int]:
+        """The session log's epoch and latest offset; raises ``EngineError``."""
+        return await self._engine.position(session_id)
+
+    async def history(self, session_id: str, since: int) -> History:
+        """The session log after ``since``; raises ``EngineError``."""
+        return await self._engine.history(session_id, since)
+
     @asynccontextmanager
     async def attach(self, session_id: str, sink: Sink) -> AsyncIterator[None]:
         """Deliver the session's live events to ``sink`` while the context is open.
@@ -99,6 +120,7 @@ class Relay:
                     await channel.task
 
     async def aclose(self) -> None:
+        """Stop every pump (the sockets are gone by now: the registry drained them)."""
         channels = list(self._channels.values())
         self._channels.clear()
         tasks = [channel.task for channel in channels if channel.task is not None]
@@ -111,7 +133,7 @@ class Relay:
         while True:
             try:
                 async with self._engine.subscribe(channel.session_id) as subscription:
-                    epoch, latest = await self._engine.position(channel.session_id)
+                    epoch, latest = await self.position(channel.session_id)
                     if channel.ready.is_set():
                         await self._repair(channel, epoch, latest)  # after a failure
                     else:
@@ -138,7 +160,7 @@ class Relay:
             await subscription.reconnected.wait()
             subscription.reconnected.clear()
             try:
-                epoch, latest = await self._engine.position(channel.session_id)
+                epoch, latest = await self.position(channel.session_id)
                 await self._repair(channel, epoch, latest)
             except EngineError as exc:
                 logger.warning("relay of %s could not repair: %s", channel.session_id, exc)
@@ -161,7 +183,7 @@ class Relay:
         """Deliver events (channel.last, until] from the log, or reset if it lost them."""
         if until <= channel.last:
             return
-        history = await self._engine.history(channel.session_id, channel.last)
+        history = await self.history(channel.session_id, channel.last)
         self.gaps_repaired += 1
         metrics.GAP_REPAIRS.inc()
         if history.epoch != channel.epoch or not history.complete:

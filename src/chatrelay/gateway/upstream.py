@@ -1,8 +1,8 @@
 """How a gateway reaches workers.
 
 The gateway depends only on the :class:`Dispatcher` protocol. In the
-all-in-one process the worker's ``Generations`` object is the dispatcher
-itself (called in-process); in a cluster an HTTP balancer over
+all-in-one process :class:`InProcessDispatcher` wraps the worker's
+``Generations`` (called in-process); in a cluster :class:`HttpBalancer` over
 ``AI_SERVICE_URLS`` plays the part.
 """
 
@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import httpx
 
@@ -110,6 +111,9 @@ class HttpBalancer:
     probed on ``/health`` until it recovers. Retrying a ``POST /chat`` is safe
     because its ``message_id`` is chosen by the gateway: a worker that already
     runs that message answers with it instead of starting another.
+
+    Use it as an async context manager: entering starts probing cooled-down
+    workers in the background, leaving stops it and closes the HTTP client.
     """
 
     def __init__(self, urls: list[str], internal_token: str) -> None:
@@ -124,15 +128,22 @@ class HttpBalancer:
         )
         self._prober: asyncio.Task[None] | None = None
 
-    def start_probing(self) -> None:
-        """Probe cooled-down workers in the background until ``aclose``."""
+    async def __aenter__(self) -> Self:
         self._prober = asyncio.create_task(self._probe(), name="upstream-prober")
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
-        if self._prober is not None:
-            self._prober.cancel()
+        """Stop probing and close the HTTP client."""
+        prober, self._prober = self._prober, None
+        if prober is not None:
+            prober.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
+                await prober
         await self._client.aclose()
 
     def health(self) -> list[dict[str, Any]]:
@@ -159,7 +170,9 @@ class HttpBalancer:
         for node in self._order():
             node.requests += 1
             try:
-                response = await self._client.post(node.url + path, json=body, headers=self._headers)
+                response = await self._client.post(
+                    node.url + path, json=body, headers=self._headers
+                )
             except httpx.HTTPError as exc:
                 self._failed(node, f"{type(exc).__name__}: {exc}")
                 errors.append(f"{node.url}: {type(exc).__name__}")

@@ -37,15 +37,18 @@ class FakeWorker:
             if self.chat_status != 202:
                 return JSONResponse({"code": "x", "detail": "refused"}, self.chat_status)
             return JSONResponse(
-                {"message_id": body["message_id"], "session_id": body["session_id"],
-                 "status": "streaming"}, 202,
+                {
+                    "message_id": body["message_id"],
+                    "session_id": body["session_id"],
+                    "status": "streaming",
+                },
+                202,
             )
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse({"status": "ok"}, self.health_status)
 
-        return Starlette(routes=[Route("/chat", chat, methods=["POST"]),
-                                 Route("/health", health)])
+        return Starlette(routes=[Route("/chat", chat, methods=["POST"]), Route("/health", health)])
 
 
 @contextlib.asynccontextmanager
@@ -85,9 +88,10 @@ async def test_round_robin_spreads_requests() -> None:
 
 async def test_a_failing_node_is_skipped_then_cooled_down_and_probed_back() -> None:
     broken, healthy = FakeWorker(chat_status=500, health_status=503), FakeWorker()
-    async with serving(broken, healthy):
-        balancer = HttpBalancer([broken.url, healthy.url], "token")
-        balancer.start_probing()
+    async with (
+        serving(broken, healthy),
+        HttpBalancer([broken.url, healthy.url], "token") as balancer,
+    ):
         for n in range(4):
             await balancer.start(request(n))  # every one succeeds on the healthy node
         states = {node["url"]: node["state"] for node in balancer.health()}
@@ -103,7 +107,6 @@ async def test_a_failing_node_is_skipped_then_cooled_down_and_probed_back() -> N
         await balancer.start(request(10))
         await balancer.start(request(11))
         assert len(broken.calls) > calls_while_cool
-        await balancer.aclose()
 
 
 async def test_a_refusal_is_not_retried_elsewhere() -> None:
@@ -117,11 +120,11 @@ async def test_a_refusal_is_not_retried_elsewhere() -> None:
 
 
 async def test_every_node_down_is_unavailable() -> None:
-    balancer = HttpBalancer([f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"],
-                            "token")
+    balancer = HttpBalancer(
+        [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"], "token"
+    )
     with pytest.raises(Unavailable) as refused:
         await balancer.start(request())
     assert "no worker could take the request" in refused.value.detail
     assert all(node["failures"] == 1 for node in balancer.health())
     await balancer.aclose()
-
