@@ -92,8 +92,7 @@ class ConnectionRegistry:
         task, self._heartbeat = self._heartbeat, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])
 
     def refuse_if_draining(self) -> None:
         """Raise ``HandshakeRefused`` (1013) once the drain began."""

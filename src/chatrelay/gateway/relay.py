@@ -16,7 +16,6 @@ The relay is also the gateway's one reader of session logs (``position``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -116,8 +115,8 @@ class Relay:
                 metrics.RELAYED_SESSIONS.dec()
                 assert channel.task is not None
                 channel.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await channel.task
+                # Not suppress(CancelledError): that would also swallow a cancel of this task.
+                await asyncio.wait([channel.task])
 
     async def aclose(self) -> None:
         """Stop every pump (the sockets are gone by now: the registry drained them)."""
@@ -146,8 +145,7 @@ class Relay:
                             await self._forward(channel, event)
                     finally:
                         watcher.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await watcher
+                        await asyncio.wait([watcher])
             except EngineError as exc:
                 metrics.ENGINE_ERRORS.labels("relay").inc()
                 logger.warning("relay of %s lost its subscription: %s", channel.session_id, exc)

@@ -9,7 +9,6 @@ all-in-one process :class:`InProcessDispatcher` wraps the worker's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from types import TracebackType
@@ -142,8 +141,7 @@ class HttpBalancer:
         prober, self._prober = self._prober, None
         if prober is not None:
             prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await prober
+            await asyncio.wait([prober])
         await self._client.aclose()
 
     def health(self) -> list[dict[str, Any]]:

@@ -154,12 +154,14 @@ async def test_a_drain_waits_no_longer_than_its_timeout_then_runs_the_hooks() ->
     async def hook() -> None:
         hooks_ran.set()
 
-    async with registry(engine, drain_timeout=seconds(0.2), drain_hooks=[hook]) as sockets:
-        async with sockets.open(connection(1), Socket()):  # a socket that never leaves
-            async with asyncio.timeout(seconds(5)):
-                await sockets.drain()
-            assert hooks_ran.is_set()
-            assert sockets.count == 1
+    async with (
+        registry(engine, drain_timeout=seconds(0.2), drain_hooks=[hook]) as sockets,
+        sockets.open(connection(1), Socket()),  # a socket that never leaves
+    ):
+        async with asyncio.timeout(seconds(5)):
+            await sockets.drain()
+        assert hooks_ran.is_set()
+        assert sockets.count == 1
 
 
 async def test_a_draining_registry_refuses_new_sockets_with_1013() -> None:
@@ -177,9 +179,8 @@ async def test_a_draining_registry_refuses_new_sockets_with_1013() -> None:
 async def test_heartbeats_keep_registrations_alive_past_their_ttl() -> None:
     engine = MemoryEngine()
     ttl = seconds(0.5)
-    async with registry(engine, ttl=ttl) as sockets:
-        async with sockets.open(connection(1), Socket()):
-            await engine.register(connection(2), ttl)  # the same, with no heartbeat
-            await asyncio.sleep(3 * ttl)  # the time itself is under test: three TTLs pass
-            assert await engine.session_connections("s1") == [connection(1)]
-            assert await engine.session_connections("s2") == []
+    async with registry(engine, ttl=ttl) as sockets, sockets.open(connection(1), Socket()):
+        await engine.register(connection(2), ttl)  # the same, with no heartbeat
+        await asyncio.sleep(3 * ttl)  # the time itself is under test: three TTLs pass
+        assert await engine.session_connections("s1") == [connection(1)]
+        assert await engine.session_connections("s2") == []

@@ -1,14 +1,14 @@
 """The inbound dispatcher: client frames routed, bad input answered, the socket carries on.
 
 Runs on the memory engine and a SQLite store in a temp directory; the
-worker is a small stand-in that records what it was asked to start.
+worker is the stand-in of conftest.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +18,13 @@ from starlette.types import Message
 
 from chatrelay.config import Settings
 from chatrelay.engine.memory import MemoryEngine
-from chatrelay.exceptions import NotFound
 from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.relay import Relay
-from chatrelay.protocol import CancelRequest, ChatAccepted, GenerationRequest
 from chatrelay.store.conversations import ConversationStore
 from tests.timing import seconds
-
-
-@dataclass
-class Worker:
-    """Accepts every chat and knows no running generation to cancel."""
-
-    started: list[GenerationRequest] = field(default_factory=list)
-
-    async def start(self, request: GenerationRequest) -> ChatAccepted:
-        self.started.append(request)
-        return ChatAccepted(message_id=request.message_id, session_id=request.session_id)
-
-    async def cancel(self, request: CancelRequest) -> None:
-        raise NotFound(f"no generation {request.message_id} is running")
+from tests.unit.gateway.conftest import Worker
 
 
 @dataclass
@@ -113,8 +98,12 @@ async def test_a_chat_starts_a_generation(socket: Socket) -> None:
 async def test_a_refused_chat_names_its_client_id(socket: Socket) -> None:
     frames = await socket.read('{"type": "chat", "content": "  ", "client_id": "c-2"}')
     assert frames == [
-        {"type": "error", "code": "invalid_message", "detail": "'content' is empty",
-         "client_id": "c-2"}
+        {
+            "type": "error",
+            "code": "invalid_message",
+            "detail": "'content' is empty",
+            "client_id": "c-2",
+        }
     ]
     assert socket.worker.started == []
 
