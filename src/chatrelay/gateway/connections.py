@@ -21,6 +21,7 @@ from chatrelay import metrics
 from chatrelay.engine.base import Connection, Engine
 from chatrelay.exceptions import EngineError, HandshakeRefused
 from chatrelay.gateway import close_codes
+from chatrelay.gateway.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class ConnectionRegistry:
     """Owns the life of this node's sockets in the engine's registry, and their drain.
 
     Use it as an async context manager: entering starts the heartbeat task,
-    leaving stops it.
+    leaving stops it (the drain comes before, from ``serving.py``).
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class ConnectionRegistry:
         self._empty = asyncio.Event()
         self._empty.set()
         self._draining = False
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._heartbeat = Periodic(ttl / HEARTBEATS_PER_TTL, self.renew, "registry-heartbeat")
 
     @property
     def draining(self) -> bool:
@@ -79,20 +80,13 @@ class ConnectionRegistry:
         return len(self._open)
 
     async def __aenter__(self) -> Self:
-        self._heartbeat = asyncio.create_task(self._beat(), name="registry-heartbeat")
+        self._heartbeat.start()
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop the heartbeat task; idempotent."""
-        task, self._heartbeat = self._heartbeat, None
-        if task is not None:
-            task.cancel()
-            await asyncio.wait([task])
+        await self._heartbeat.aclose()
 
     def refuse_if_draining(self) -> None:
         """Raise ``HandshakeRefused`` (1013) once the drain began."""
@@ -165,8 +159,3 @@ class ConnectionRegistry:
                 await self._engine.heartbeat(connection, self._ttl)
         except EngineError as exc:
             logger.warning("registry heartbeat failed: %s", exc)
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self._ttl / HEARTBEATS_PER_TTL)
-            await self.renew()

@@ -8,7 +8,6 @@ all-in-one process :class:`InProcessDispatcher` wraps the worker's
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,6 +23,7 @@ from chatrelay.exceptions import (
     NotFound,
     Unavailable,
 )
+from chatrelay.gateway.periodic import Periodic
 from chatrelay.protocol import (
     INTERNAL_TOKEN_HEADER,
     CancelRequest,
@@ -125,10 +125,10 @@ class HttpBalancer:
             timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
-        self._prober: asyncio.Task[None] | None = None
+        self._prober = Periodic(PROBE_INTERVAL_SECONDS, self._probe, "upstream-prober")
 
     async def __aenter__(self) -> Self:
-        self._prober = asyncio.create_task(self._probe(), name="upstream-prober")
+        self._prober.start()
         return self
 
     async def __aexit__(
@@ -138,10 +138,7 @@ class HttpBalancer:
 
     async def aclose(self) -> None:
         """Stop probing and close the HTTP client."""
-        prober, self._prober = self._prober, None
-        if prober is not None:
-            prober.cancel()
-            await asyncio.wait([prober])
+        await self._prober.aclose()
         await self._client.aclose()
 
     def health(self) -> list[dict[str, Any]]:
@@ -202,16 +199,14 @@ class HttpBalancer:
             logger.warning("worker cooled down", extra={"url": node.url})
 
     async def _probe(self) -> None:
-        while True:
-            await asyncio.sleep(PROBE_INTERVAL_SECONDS)
-            for node in [n for n in self.nodes if n.state == "cooldown"]:
-                try:
-                    response = await self._client.get(node.url + "/health")
-                except httpx.HTTPError:
-                    continue
-                if response.status_code == 200:
-                    node.state, node.failures, node.last_error = "up", 0, None
-                    logger.info("worker recovered", extra={"url": node.url})
+        for node in [n for n in self.nodes if n.state == "cooldown"]:
+            try:
+                response = await self._client.get(node.url + "/health")
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200:
+                node.state, node.failures, node.last_error = "up", 0, None
+                logger.info("worker recovered", extra={"url": node.url})
 
 
 def _detail(response: httpx.Response) -> str:
