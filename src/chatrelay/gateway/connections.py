@@ -53,8 +53,8 @@ class ConnectionRegistry:
         ttl: float,
         max_per_user: int,
         drain_timeout: float,
+        node_id: str,
         drain_hooks: Iterable[DrainHook] = (),
-        node_id: str = "",
     ) -> None:
         self._engine = engine
         self._ttl = ttl

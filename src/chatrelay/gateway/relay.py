@@ -9,8 +9,8 @@ passing anything on. When the log cannot fill it (trimmed, or lost with a
 new epoch) the sinks are told to reset.
 
 The relay is also the gateway's one reader of session logs (``position``,
-``history``), and it owns its pump tasks: ``aclose`` (or leaving
-``async with``) cancels and awaits every one.
+``history``), and it owns its pump tasks: ``aclose`` cancels and awaits
+every one.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from chatrelay import metrics
 from chatrelay.engine.base import Engine, Event, History, Subscription
@@ -70,14 +69,6 @@ class Relay:
     @property
     def session_count(self) -> int:
         return len(self._channels)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def position(self, session_id: str) -> tuple[str, int]:
         """The session log's epoch and latest offset; raises ``EngineError``."""

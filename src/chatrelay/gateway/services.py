@@ -10,7 +10,7 @@ builds them and closes them in the documented order (docs/architecture.md,
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +25,8 @@ from chatrelay.store.conversations import ConversationStore
 
 
 class HealthReporting(Protocol):
+    """Says how the workers behind a dispatcher are (``/api/health``)."""
+
     def health(self) -> list[dict[str, Any]]: ...
 
 
@@ -64,7 +66,7 @@ class GatewayServices:
         The engine, store and dispatcher are the caller's to close, after this.
         """
         async with AsyncExitStack() as stack:
-            relay = await stack.enter_async_context(Relay(engine))
+            relay = await stack.enter_async_context(aclosing(Relay(engine)))
             connections = await stack.enter_async_context(
                 ConnectionRegistry(
                     engine,

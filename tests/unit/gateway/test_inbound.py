@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ async def socket(tmp_path: Path) -> AsyncIterator[Socket]:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/chat.db")
     engine = MemoryEngine()
     worker = Worker()
-    async with ConversationStore(settings.database_url) as store, Relay(engine) as relay:
+    async with ConversationStore(settings.database_url) as store, aclosing(Relay(engine)) as relay:
         conversations = Conversations(settings, engine, store, worker)
         await conversations.open("ana", "s1")
         outbound = Outbound(maxsize=64)
