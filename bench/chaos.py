@@ -28,9 +28,6 @@ import json
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,7 +37,12 @@ from typing import Any
 import httpx
 import results
 
-from chatrelay.client import ChatClient, ClientClosed
+from chatrelay.client import ChatClient
+from chatrelay.cluster.layout import cluster_up_command
+from chatrelay.cluster.manifest import cluster_ready, pid_alive
+from chatrelay.exceptions import ClientClosed, ProcessError
+from chatrelay.harness.processes import Process, free_port, start
+from chatrelay.harness.readiness import wait_ready
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
 LOG_FRAMES = ("message", "chunk", "complete")
@@ -50,6 +52,8 @@ PROMPTS = ("hello there", "explain how a chunk travels", "what is an offset", "t
 # 3 s here), how long to wait for the cluster, and for the last answers at the end.
 CHAT_TIMEOUT_SECONDS = 30.0
 START_TIMEOUT_SECONDS = 120.0
+# The launcher stops each tier within its --grace; this bounds the whole stop.
+STOP_GRACE_SECONDS = 60.0
 SETTLE_SECONDS = 20.0
 MAX_CLIENTS = 200
 MAX_SECONDS = 3600
@@ -69,7 +73,7 @@ CLUSTER_ENV = {
 
 @dataclass
 class Cluster:
-    launcher: subprocess.Popen[bytes]
+    launcher: Process
     run_dir: Path
 
     def manifest(self) -> dict[str, Any]:
@@ -80,53 +84,24 @@ class Cluster:
         return [p for p in self.manifest()["processes"] if p["role"] == role]
 
     def stop(self) -> None:
-        if self.launcher.poll() is None:
-            self.launcher.send_signal(signal.SIGTERM)
-            try:
-                self.launcher.wait(60)
-            except subprocess.TimeoutExpired:
-                self.launcher.kill()
-                self.launcher.wait(10)
+        self.launcher.stop(STOP_GRACE_SECONDS)
 
 
 def start_cluster(gateways: int, workers: int, chunk_delay: float, run_dir: Path) -> Cluster:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("REDIS_", "CHATRELAY_", "AI_SERVICE")) and k != "NODE_ID"}
     env.update(CLUSTER_ENV, CHUNK_DELAY=str(chunk_delay))
-    log = (run_dir.parent / "launcher.log").open("wb")
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "chatrelay", "cluster", "up", "--gateways", str(gateways),
-         "--workers", str(workers), "--port", str(port), "--run-dir", str(run_dir),
-         "--grace", "5"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "5")
+    launcher = start(command, run_dir.parent / "launcher.log", name="cluster up", env=env)
     cluster = Cluster(launcher, run_dir)
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while True:
-        with contextlib.suppress(OSError, ValueError):
-            if cluster.manifest().get("ready"):
-                return cluster
-        if launcher.poll() is not None or time.monotonic() > deadline:
-            cluster.stop()
-            raise SystemExit(f"cluster did not start; see {run_dir.parent / 'launcher.log'}")
-        time.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+        wait_ready(lambda: cluster_ready(run_dir), [launcher], "cluster.json ready",
+                   START_TIMEOUT_SECONDS)
+    except ProcessError as exc:
+        cluster.stop()
+        raise SystemExit(f"cluster did not start: {exc}") from exc
+    return cluster
 
 
 @dataclass
@@ -142,7 +117,7 @@ async def chaos(cluster: Cluster, until: float, every: float, down: float, kills
     while time.monotonic() + every < until:
         await asyncio.sleep(every * rng.uniform(0.5, 1.5))
         role = rng.choice(("gateway", "worker"))
-        candidates = [p for p in cluster.processes(role) if p["pid"] and _pid_alive(p["pid"])]
+        candidates = [p for p in cluster.processes(role) if p["pid"] and pid_alive(p["pid"])]
         if len(candidates) < 2:
             continue  # never the last of a tier
         victim = rng.choice(candidates)
@@ -151,12 +126,12 @@ async def chaos(cluster: Cluster, until: float, every: float, down: float, kills
         kills.kills.append({"at": time.strftime("%H:%M:%S"), "node": victim["node_id"],
                             "pid": victim["pid"]})
         await asyncio.sleep(down)
-        cluster.launcher.send_signal(signal.SIGUSR1)
+        cluster.launcher.signal(signal.SIGUSR1)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             fresh = next(p for p in cluster.manifest()["processes"]
                          if p["node_id"] == victim["node_id"])
-            if fresh["pid"] != victim["pid"] and _pid_alive(fresh["pid"]):
+            if fresh["pid"] != victim["pid"] and pid_alive(fresh["pid"]):
                 ours.add(fresh["pid"])
                 kills.restarts += 1
                 break

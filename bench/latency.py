@@ -26,8 +26,10 @@ import time
 from pathlib import Path
 
 import results
-from processes import Servers, cpu_meter, free_port, raise_open_files_limit
+from processes import Servers, cpu_meter, raise_open_files_limit
 from sessions import ClientFleet, LoadPlan, session_specs
+
+from chatrelay.harness.processes import free_port
 
 LONG_PROMPT = "explain how chatrelay streams an answer"  # the simulated model's long answer
 SHORT_PROMPT = "hello"

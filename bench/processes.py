@@ -1,4 +1,5 @@
-"""The servers a benchmark starts, and only those: started here, stopped here, by pid.
+"""The servers a benchmark starts, and only those: started here (``chatrelay.harness``),
+stopped here, by pid.
 
 Also what a benchmark reads about a process while it runs (resident memory,
 CPU seconds, from ``/proc``), the open-file limit raised for itself and its
@@ -11,21 +12,24 @@ import contextlib
 import json
 import os
 import resource
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from chatrelay.cluster.layout import cluster_up_command
+from chatrelay.cluster.manifest import cluster_ready
+from chatrelay.exceptions import ProcessError
+from chatrelay.harness.processes import Process, start
+from chatrelay.harness.readiness import HealthCheck, http_ok, wait_ready
+from chatrelay.harness.redis import start_redis
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # A started server must answer its health check within this time.
 START_TIMEOUT_SECONDS = 60.0
+# A whole cluster (redis, nodes, nginx) must be ready within this time.
+CLUSTER_START_TIMEOUT_SECONDS = 120.0
 # SIGTERM, then SIGKILL after this long.
 STOP_GRACE_SECONDS = 8.0
 # Loopback /24s the clients spread over: nginx ip_hash hashes the first three
@@ -58,12 +62,6 @@ def loopback_address(index: int) -> str:
     return f"127.0.{x}.{y}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def rss_bytes(pid: int) -> int:
     """Resident set size of ``pid`` (0 if it is gone)."""
     try:
@@ -89,21 +87,13 @@ class Server:
     """One process this benchmark started; ``pids`` names what it is made of, by role."""
 
     name: str
-    process: subprocess.Popen[bytes]
+    process: Process
     url: str
-    log_path: Path
     pids: dict[str, int] = field(default_factory=dict)
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """SIGTERM our process (a cluster launcher stops its own children), SIGKILL if it lingers."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        """SIGTERM our process (a cluster launcher stops its children), SIGKILL if it lingers."""
+        self.process.stop(grace)
 
 
 class Servers:
@@ -121,97 +111,86 @@ class Servers:
             with contextlib.suppress(Exception):
                 server.stop()
 
-    def spawn(self, name: str, args: list[str], url: str, env: Mapping[str, str] | None = None,
-              ) -> Server:
-        log_path = self.run_dir / f"{name}.log"
-        log = log_path.open("wb")
-        process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.run_dir, env={**os.environ, **(env or {})},
+    def spawn(
+        self,
+        name: str,
+        args: list[str],
+        url: str,
+        env: Mapping[str, str] | None = None,
+    ) -> Server:
+        """Start ``args`` (our environment plus ``env``), logging to ``<run_dir>/<name>.log``."""
+        process = start(
+            args,
+            self.run_dir / f"{name}.log",
+            name=name,
+            cwd=self.run_dir,
+            env={**os.environ, **(env or {})},
         )
-        server = Server(name, process, url, log_path, {name: process.pid})
-        self.started.append(server)
-        return server
+        return self._add(Server(name, process, url, {name: process.pid}))
+
+    def wait(
+        self, server: Server, check: HealthCheck, what: str, timeout: float = START_TIMEOUT_SECONDS
+    ) -> None:
+        """Until ``check`` passes; exits the benchmark with the log's tail if it does not."""
+        try:
+            wait_ready(check, [server.process], what, timeout)
+        except ProcessError as exc:
+            raise SystemExit(f"{server.name}: {exc}") from exc
 
     def redis(self) -> Server:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (make system-deps)")
-        port = free_port()
-        server = self.spawn("redis", [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--maxclients", "20000",
-        ], f"redis://127.0.0.1:{port}/0")
-        _wait(lambda: _redis_answers(port), server, "redis PING")
-        return server
+        """``redis-server`` on a free port, allowing a benchmark's thousands of clients."""
+        try:
+            process = start_redis(self.run_dir, START_TIMEOUT_SECONDS, "--maxclients", "20000")
+        except ProcessError as exc:
+            raise SystemExit(f"redis: {exc} (make system-deps)") from exc
+        url = f"redis://127.0.0.1:{process.port}/0"
+        return self._add(Server("redis", process, url, {"redis": process.pid}))
 
-    def chatrelay(self, role: str, port: int, env: Mapping[str, str], name: str | None = None,
-                  ) -> Server:
+    def chatrelay(
+        self,
+        role: str,
+        port: int,
+        env: Mapping[str, str],
+        name: str | None = None,
+    ) -> Server:
         """``python -m chatrelay <role>`` on 127.0.0.1:port, ready when /health answers 200."""
         name = name or role
-        environment = {**LOAD_ENVIRONMENT, "NODE_ID": name,
-                       "CHATRELAY_DATABASE_URL":
-                           f"sqlite+aiosqlite:///{self.run_dir / (name + '.db')}",
-                       **env}
-        server = self.spawn(name, [sys.executable, "-m", "chatrelay", role,
-                                   "--host", "127.0.0.1", "--port", str(port)],
-                            f"http://127.0.0.1:{port}", environment)
-        _wait_healthy(server, f"http://127.0.0.1:{port}/health")
+        environment = {
+            **LOAD_ENVIRONMENT,
+            "NODE_ID": name,
+            "CHATRELAY_DATABASE_URL": f"sqlite+aiosqlite:///{self.run_dir / (name + '.db')}",
+            **env,
+        }
+        server = self.spawn(
+            name,
+            [sys.executable, "-m", "chatrelay", role, "--host", "127.0.0.1", "--port", str(port)],
+            f"http://127.0.0.1:{port}",
+            environment,
+        )
+        self.wait(server, http_ok(f"{server.url}/health"), "GET /health")
         return server
 
     def cluster(self, gateways: int, workers: int, port: int, env: Mapping[str, str]) -> Server:
         """``chatrelay cluster up``: nginx in front of gateways and workers, with Redis."""
         run_dir = self.run_dir / "cluster"
         environment = {**LOAD_ENVIRONMENT, "CHATRELAY_LOG_FORMAT": "json", **env}
-        server = self.spawn("cluster", [
-            sys.executable, "-m", "chatrelay", "cluster", "up", "--gateways", str(gateways),
-            "--workers", str(workers), "--port", str(port), "--run-dir", str(run_dir),
-            "--grace", "4",
-        ], f"http://127.0.0.1:{port}", environment)
+        command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "4")
+        server = self.spawn("cluster", command, f"http://127.0.0.1:{port}", environment)
+        self.wait(
+            server,
+            lambda: cluster_ready(run_dir),
+            "cluster.json ready",
+            timeout=CLUSTER_START_TIMEOUT_SECONDS,
+        )
         manifest = run_dir / "cluster.json"
-
-        def ready() -> bool:
-            try:
-                return bool(json.loads(manifest.read_text()).get("ready"))
-            except (OSError, ValueError):
-                return False
-
-        _wait(ready, server, "cluster.json ready", timeout=120)
         for record in json.loads(manifest.read_text())["processes"]:
             if record.get("pid"):
                 server.pids[record["node_id"]] = record["pid"]
         return server
 
-
-def _wait(ready: object, server: Server, what: str, timeout: float = START_TIMEOUT_SECONDS,
-          ) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():  # type: ignore[operator]
-        if server.process.poll() is not None:
-            raise SystemExit(f"{server.name} exited while starting; see {server.log_path}:\n"
-                             + server.log_path.read_text()[-2000:])
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{server.name}: no {what} within {timeout:.0f} s")
-        time.sleep(0.1)
-
-
-def _wait_healthy(server: Server, url: str) -> None:
-    def ready() -> bool:
-        try:
-            return httpx.get(url, timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    _wait(ready, server, f"200 from {url}")
-
-
-def _redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
+    def _add(self, server: Server) -> Server:
+        self.started.append(server)
+        return server
 
 
 @contextlib.contextmanager

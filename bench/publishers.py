@@ -5,7 +5,7 @@ baseline's bare relay) is the only thing under test. Two kinds, the same
 frames on the wire:
 
 - ``chatrelay``: chatrelay's own ``publish.lua`` (offset, capped log, pub/sub
-  in one script), exactly what a worker's ``RedisEngine.publish`` runs;
+  in one script), exactly what a worker's ``RedisBroker.publish`` runs;
 - ``bare``: a plain ``PUBLISH`` of the frame with the offset put in here.
 
 Commands are pipelined per 5 ms tick so that the publisher (Python too) is
@@ -27,7 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 import uvloop
 
-from chatrelay.engine import keys
+from chatrelay.engine.keys import KeySpace
 from chatrelay.llm.simulated import LONG_ANSWER, split_words
 
 TICK_SECONDS = 0.005
@@ -35,6 +35,7 @@ WORDS = split_words(LONG_ANSWER)[:-1]  # every one ends with a space
 LOG_MAX_EVENTS = 1000
 LOG_TTL_MS = 300_000
 OFFSET_TTL_MS = 7 * 24 * 3600 * 1000
+KEYS = KeySpace()  # the gateway under test runs without a key prefix
 
 
 def _message_id(session_id: str) -> str:
@@ -62,12 +63,12 @@ async def _publish(kind: str, redis_url: str, session_ids: Sequence[str], rate: 
         session_id = session_ids[index]
         body = orjson.dumps(frame)
         if kind == "chatrelay":
-            pipe.evalsha(sha, 2, keys.SESSION_META + session_id, keys.SESSION_LOG + session_id,
-                         body, "benchepoch", LOG_MAX_EVENTS, LOG_TTL_MS, OFFSET_TTL_MS,
-                         keys.SESSION_CHANNEL + session_id)
+            pipe.evalsha(sha, 3, KEYS.session_meta(session_id), KEYS.session_log(session_id),
+                         KEYS.session_channel(session_id),
+                         body, "benchepoch", LOG_MAX_EVENTS, LOG_TTL_MS, OFFSET_TTL_MS, "")
         else:
             offsets[index] += 1
-            pipe.publish(keys.SESSION_CHANNEL + session_id,
+            pipe.publish(KEYS.session_channel(session_id),
                          b'{"offset":%d,' % offsets[index] + body[1:])
 
     await asyncio.sleep(max(0.0, start_at - time.time()))

@@ -10,10 +10,12 @@ Each returns ``(url, redis_url, pids)``; ``pids`` names the relay ``relay``.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-from processes import Servers, free_port
+from processes import Servers
+
+from chatrelay.harness.processes import free_port
+from chatrelay.harness.readiness import tcp_accepts
 
 BARE_RELAY = Path(__file__).resolve().parent / "bare_relay.py"
 
@@ -21,28 +23,32 @@ BARE_RELAY = Path(__file__).resolve().parent / "bare_relay.py"
 def start_gateway(servers: Servers) -> tuple[str, str, dict[str, int]]:
     redis = servers.redis()
     port = free_port()
-    gateway = servers.chatrelay("gateway", port, {
-        "REDIS_URL": redis.url, "AI_SERVICE_URLS": "http://127.0.0.1:9",  # never called
-    })
-    return (f"ws://127.0.0.1:{port}/ws/chat", redis.url,
-            {"relay": gateway.process.pid, "redis": redis.process.pid})
+    gateway = servers.chatrelay(
+        "gateway",
+        port,
+        {
+            "REDIS_URL": redis.url,
+            "AI_SERVICE_URLS": "http://127.0.0.1:9",  # never called
+        },
+    )
+    return (
+        f"ws://127.0.0.1:{port}/ws/chat",
+        redis.url,
+        {"relay": gateway.process.pid, "redis": redis.process.pid},
+    )
 
 
 def start_bare(servers: Servers) -> tuple[str, str, dict[str, int]]:
     redis = servers.redis()
     port = free_port()
-    bare = servers.spawn("bare-relay", [sys.executable, str(BARE_RELAY), "--port", str(port),
-                                        "--redis", redis.url], f"ws://127.0.0.1:{port}")
-    deadline = time.monotonic() + 30
-    import socket
-
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if bare.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"bare relay did not start: {bare.log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
-    return (f"ws://127.0.0.1:{port}/ws/chat", redis.url,
-            {"relay": bare.process.pid, "redis": redis.process.pid})
+    bare = servers.spawn(
+        "bare-relay",
+        [sys.executable, str(BARE_RELAY), "--port", str(port), "--redis", redis.url],
+        f"ws://127.0.0.1:{port}",
+    )
+    servers.wait(bare, tcp_accepts(port), "TCP connect")
+    return (
+        f"ws://127.0.0.1:{port}/ws/chat",
+        redis.url,
+        {"relay": bare.process.pid, "redis": redis.process.pid},
+    )

@@ -27,7 +27,7 @@ from chatrelay.gateway.auth import create_authenticator
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.upstream import HttpBalancer, InProcessDispatcher
 from chatrelay.llm.base import ModelBackend
-from chatrelay.llm.factory import create_backend, describe_backend
+from chatrelay.llm.factory import create_backend
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.app import WorkerServices
 from chatrelay.worker.app import create_worker_app as _worker_app
@@ -38,22 +38,20 @@ logger = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings) -> Engine:
-    options: dict[str, object] = {
-        "max_events": settings.log_max_events,
-        "log_ttl": settings.log_ttl_seconds,
-    }
-    if not settings.resolved_engine_url.startswith("memory:"):
-        options["node_id"] = settings.node_id  # names this node's connections in Redis
-    return create_engine(settings.resolved_engine_url, **options)
+    return create_engine(
+        settings.resolved_engine_url,
+        max_events=settings.log_max_events,
+        log_ttl=settings.log_ttl_seconds,
+        node_id=settings.node_id,  # names this node's connections in Redis
+        prefix=settings.redis_prefix,
+    )
 
 
 async def open_model(settings: Settings) -> ModelBackend:
     """The model backend, loaded before the first chat needs it."""
     model = create_backend(settings)
-    load = getattr(model, "load", None)
-    if load is not None:
-        await load()
-    logger.info("model: %s", describe_backend(model))
+    await model.load()
+    logger.info("model: %s", model.description)
     return model
 
 

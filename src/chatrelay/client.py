@@ -28,6 +28,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from chatrelay.exceptions import ClientClosed
+
 logger = logging.getLogger(__name__)
 
 BACKOFF_FIRST_SECONDS = 0.5
@@ -37,14 +39,6 @@ INBOX_SIZE = 10_000
 # Close codes after which reconnecting cannot help.
 FINAL_CLOSE_CODES = frozenset({4400, 4401, 4403})
 LOG_FRAMES = frozenset({"message", "chunk", "complete"})
-
-
-class ClientClosed(Exception):
-    """The server refused us for good (auth, ownership), or ``close()`` was called."""
-
-    def __init__(self, reason: str, code: int | None = None) -> None:
-        super().__init__(reason)
-        self.code = code
 
 
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:

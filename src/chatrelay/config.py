@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # The session log keeps this many events and for this long (both bound memory).
     log_max_events: int = Field(1000, validation_alias=_env("log_max_events"))
     log_ttl_seconds: float = Field(300.0, validation_alias=_env("log_ttl_seconds"))
+    # Put in front of every Redis key and channel, for deployments sharing one Redis.
+    redis_prefix: str = Field("", validation_alias=_env("redis_prefix"))
 
     # -- the model
     # auto: the bundled local model when it is installed, else the simulated one.

@@ -1,6 +1,6 @@
-"""chatrelay's errors, each with the machine-readable ``code`` of PROTOCOL.md.
+"""chatrelay's errors: those a client may be shown, and those of running processes.
 
-The tree::
+Errors a client may be shown carry the machine-readable ``code`` of PROTOCOL.md::
 
     ChatRelayError            code, detail, http_status
     ├── InvalidMessage        invalid_message   422
@@ -15,6 +15,17 @@ The tree::
     └── NotAuthenticated      not_authenticated 401  (close 4401 on a socket)
 
     HandshakeRefused          a socket refused before its welcome: close code and reason
+
+Errors of the process harness (``harness/``) and the local cluster, shown to
+an operator, never to a client::
+
+    ProcessError (RuntimeError)   a child process could not be started or did not answer
+    ├── MissingBinary             a program is not installed (names the Debian package)
+    ├── ProcessExited             it exited while we waited for it (its log's tail)
+    ├── ProcessNotReady           its health check did not pass in time
+    └── ClusterError              ``chatrelay cluster up`` could not start the cluster
+
+    ClientClosed                  the wire client's server refused it for good, or it was closed
 
 Library errors are translated into these at the boundary (``raise X(...) from exc``);
 clients see ``{"code", "detail"}`` and never a stack trace.
@@ -81,6 +92,42 @@ class EngineError(ChatRelayError):
 class LeaseLost(EngineError):
     code = "lease_lost"
     http_status = 409
+
+
+class ProcessError(RuntimeError):
+    """A child process could not be started or did not become healthy."""
+
+
+class MissingBinary(ProcessError):
+    """A program is not installed; ``package`` is the Debian package that has it."""
+
+    def __init__(self, program: str, package: str) -> None:
+        self.program = program
+        self.package = package
+        super().__init__(
+            f"{program} not found on PATH (nor in /usr/sbin): "
+            f"install the Debian package {package!r}: sudo apt-get install -y {package}"
+        )
+
+
+class ProcessExited(ProcessError):
+    """A process exited while we waited for it to become healthy; the message quotes its log."""
+
+
+class ProcessNotReady(ProcessError):
+    """A process's health check did not pass within the timeout."""
+
+
+class ClusterError(ProcessError):
+    """The local cluster could not start; the message says why."""
+
+
+class ClientClosed(Exception):
+    """The server refused the wire client for good (auth, ownership), or ``close()`` was called."""
+
+    def __init__(self, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 class NotAuthenticated(ChatRelayError):

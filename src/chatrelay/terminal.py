@@ -11,7 +11,8 @@ import asyncio
 import sys
 from typing import Any, TextIO
 
-from chatrelay.client import ChatClient, ClientClosed
+from chatrelay.client import ChatClient
+from chatrelay.exceptions import ClientClosed
 
 
 class TerminalChat:

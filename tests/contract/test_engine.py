@@ -1,7 +1,8 @@
 """The engine contract: the same behaviour from every engine implementation.
 
 The ``engine`` fixture (``conftest.py``) runs each test against every engine,
-configured to keep at most 50 events per session log.
+configured to keep at most 50 events per session log. Sections follow the
+facets of ``engine/base.py``: broker, coordination, registry.
 """
 
 from __future__ import annotations
@@ -23,32 +24,36 @@ def frame(n: int) -> dict[str, object]:
     return {"type": "chunk", "message_id": "m1", "seq": n, "delta": f"w{n} "}
 
 
+# -- broker
+
+
 async def test_publish_assigns_consecutive_offsets_per_session(engine: Engine) -> None:
-    offsets = [(await engine.publish("s1", frame(n))).offset for n in range(1, 4)]
-    other = await engine.publish("s2", frame(1))
+    offsets = [(await engine.broker.publish("s1", frame(n))).event.offset for n in range(1, 4)]
+    other = (await engine.broker.publish("s2", frame(1))).event
     assert offsets == [1, 2, 3]
     assert other.offset == 1
 
 
 async def test_event_data_is_the_frame_with_its_offset(engine: Engine) -> None:
-    event = await engine.publish("s1", {"type": "chunk", "delta": "héllo \"x\"", "seq": 1})
+    published = await engine.broker.publish("s1", {"type": "chunk", "delta": 'héllo "x"', "seq": 1})
+    event = published.event
     assert orjson.loads(event.data) == {
         "offset": 1,
         "type": "chunk",
-        "delta": "héllo \"x\"",
+        "delta": 'héllo "x"',
         "seq": 1,
     }
 
 
 async def test_concurrent_publishes_get_unique_consecutive_offsets(engine: Engine) -> None:
-    events = await asyncio.gather(*(engine.publish("s1", frame(n)) for n in range(40)))
-    assert sorted(event.offset for event in events) == list(range(1, 41))
+    published = await asyncio.gather(*(engine.broker.publish("s1", frame(n)) for n in range(40)))
+    assert sorted(p.event.offset for p in published) == list(range(1, 41))
 
 
 async def test_subscriber_receives_live_events_in_order(engine: Engine) -> None:
-    async with engine.subscribe("s1") as subscription:
+    async with engine.broker.subscribe("s1") as subscription:
         for n in range(1, 6):
-            await engine.publish("s1", frame(n))
+            await engine.broker.publish("s1", frame(n))
         received = []
         async with asyncio.timeout(seconds(5)):
             async for event in subscription:
@@ -60,9 +65,9 @@ async def test_subscriber_receives_live_events_in_order(engine: Engine) -> None:
 
 
 async def test_subscriber_gets_only_its_session(engine: Engine) -> None:
-    async with engine.subscribe("s1") as subscription:
-        await engine.publish("s2", frame(99))
-        await engine.publish("s1", frame(1))
+    async with engine.broker.subscribe("s1") as subscription:
+        await engine.broker.publish("s2", frame(99))
+        await engine.broker.publish("s1", frame(1))
         async with asyncio.timeout(seconds(5)):
             async for event in subscription:
                 assert orjson.loads(event.data)["seq"] == 1
@@ -70,8 +75,8 @@ async def test_subscriber_gets_only_its_session(engine: Engine) -> None:
 
 
 async def test_two_subscribers_of_one_session_both_receive(engine: Engine) -> None:
-    async with engine.subscribe("s1") as first, engine.subscribe("s1") as second:
-        await engine.publish("s1", frame(1))
+    async with engine.broker.subscribe("s1") as first, engine.broker.subscribe("s1") as second:
+        await engine.broker.publish("s1", frame(1))
         async with asyncio.timeout(seconds(5)):
             got_first = await anext(aiter(first))
             got_second = await anext(aiter(second))
@@ -80,112 +85,132 @@ async def test_two_subscribers_of_one_session_both_receive(engine: Engine) -> No
 
 async def test_history_returns_events_after_an_offset(engine: Engine) -> None:
     for n in range(1, 6):
-        await engine.publish("s1", frame(n))
-    history = await engine.history("s1", since=2)
+        await engine.broker.publish("s1", frame(n))
+    history = await engine.broker.history("s1", since=2)
     assert [event.offset for event in history.events] == [3, 4, 5]
     assert history.latest == 5
     assert history.complete
 
 
 async def test_history_of_unknown_session_is_empty_and_complete(engine: Engine) -> None:
-    history = await engine.history("never-seen", since=0)
+    history = await engine.broker.history("never-seen", since=0)
     assert history.events == []
     assert history.latest == 0
     assert history.complete
-    epoch, latest = await engine.position("never-seen")
+    epoch, latest = await engine.broker.position("never-seen")
     assert latest == 0 and epoch == history.epoch
 
 
 async def test_history_is_incomplete_once_trimmed(engine: Engine) -> None:
     for n in range(LOG_CAP + 10):
-        await engine.publish("s1", frame(n))
-    trimmed = await engine.history("s1", since=0)
+        await engine.broker.publish("s1", frame(n))
+    trimmed = await engine.broker.history("s1", since=0)
     assert not trimmed.complete
     assert len(trimmed.events) <= LOG_CAP
     assert trimmed.events[-1].offset == LOG_CAP + 10
-    recent = await engine.history("s1", since=LOG_CAP + 5)
+    recent = await engine.broker.history("s1", since=LOG_CAP + 5)
     assert recent.complete
-    assert [event.offset for event in recent.events] == [LOG_CAP + 6, LOG_CAP + 7, LOG_CAP + 8,
-                                                         LOG_CAP + 9, LOG_CAP + 10]
+    assert [event.offset for event in recent.events] == [
+        LOG_CAP + 6,
+        LOG_CAP + 7,
+        LOG_CAP + 8,
+        LOG_CAP + 9,
+        LOG_CAP + 10,
+    ]
 
 
 async def test_epoch_is_stable_while_the_log_lives(engine: Engine) -> None:
-    await engine.publish("s1", frame(1))
-    first, _ = await engine.position("s1")
-    await engine.publish("s1", frame(2))
-    second, latest = await engine.position("s1")
+    await engine.broker.publish("s1", frame(1))
+    first, _ = await engine.broker.position("s1")
+    await engine.broker.publish("s1", frame(2))
+    second, latest = await engine.broker.position("s1")
     assert first == second
     assert latest == 2
-    assert (await engine.history("s1")).epoch == first
+    assert (await engine.broker.history("s1")).epoch == first
+
+
+# -- coordination
 
 
 async def test_lease_is_exclusive_until_released(engine: Engine) -> None:
-    lease = await engine.acquire("gen:s1", ttl=seconds(10), holder="m1")
+    lease = await engine.coordination.acquire("gen:s1", ttl=seconds(10), holder="m1")
     assert lease is not None
-    assert await engine.acquire("gen:s1", ttl=seconds(10), holder="m2") is None
-    assert await engine.lease_holder("gen:s1") == "m1"
-    assert await engine.release(lease)
-    assert not await engine.release(lease)
-    assert await engine.lease_holder("gen:s1") is None
-    again = await engine.acquire("gen:s1", ttl=seconds(10), holder="m2")
+    assert await engine.coordination.acquire("gen:s1", ttl=seconds(10), holder="m2") is None
+    assert await engine.coordination.lease_holder("gen:s1") == "m1"
+    assert await engine.coordination.release(lease)
+    assert not await engine.coordination.release(lease)
+    assert await engine.coordination.lease_holder("gen:s1") is None
+    again = await engine.coordination.acquire("gen:s1", ttl=seconds(10), holder="m2")
     assert again is not None and again.token > lease.token
 
 
 async def test_lease_expires_and_fencing_rejects_the_old_holder(engine: Engine) -> None:
-    old = await engine.acquire("gen:s1", ttl=SHORT_TTL, holder="m1")
+    old = await engine.coordination.acquire("gen:s1", ttl=SHORT_TTL, holder="m1")
     assert old is not None
-    await engine.publish("s1", frame(1), lease=old)
+    await engine.broker.publish("s1", frame(1), lease=old)
     await asyncio.sleep(SHORT_TTL * 2)
-    assert not await engine.renew(old)
-    new = await engine.acquire("gen:s1", ttl=seconds(10), holder="m2")
+    assert not await engine.coordination.renew(old)
+    new = await engine.coordination.acquire("gen:s1", ttl=seconds(10), holder="m2")
     assert new is not None and new.token > old.token
     with pytest.raises(LeaseLost):
-        await engine.publish("s1", frame(2), lease=old)
-    assert (await engine.history("s1")).latest == 1
-    assert (await engine.publish("s1", frame(2), lease=new)).offset == 2
+        await engine.broker.publish("s1", frame(2), lease=old)
+    assert (await engine.broker.history("s1")).latest == 1
+    assert (await engine.broker.publish("s1", frame(2), lease=new)).event.offset == 2
 
 
 async def test_renew_keeps_a_lease_alive(engine: Engine) -> None:
-    lease = await engine.acquire("gen:s1", ttl=SHORT_TTL, holder="m1")
+    lease = await engine.coordination.acquire("gen:s1", ttl=SHORT_TTL, holder="m1")
     assert lease is not None
     for _ in range(4):
         await asyncio.sleep(SHORT_TTL / 3)
-        assert await engine.renew(lease)
-    assert await engine.acquire("gen:s1", ttl=SHORT_TTL, holder="m2") is None
-
-
-async def test_expired_leases_are_reported_until_forgotten(engine: Engine) -> None:
-    orphan = await engine.acquire("gen:s1", ttl=SHORT_TTL, holder="m1")
-    released = await engine.acquire("gen:s2", ttl=SHORT_TTL, holder="m2")
-    alive = await engine.acquire("gen:s3", ttl=seconds(10), holder="m3")
-    other = await engine.acquire("cleanup", ttl=SHORT_TTL, holder="n1")
-    assert orphan and released and alive and other
-    await engine.release(released)
-    await asyncio.sleep(SHORT_TTL * 2)
-    # A new generation taking the key over must not hide the orphan.
-    assert await engine.acquire("gen:s1", ttl=seconds(10), holder="m4") is not None
-    found = await engine.expired_leases("gen:")
-    assert [(lease.key, lease.holder) for lease in found] == [("gen:s1", "m1")]
-    assert await engine.expired_leases("gen:") == found
-    await engine.forget_lease(found[0])
-    assert await engine.expired_leases("gen:") == []
-    assert await engine.lease_holder("gen:s1") == "m4"
+        assert await engine.coordination.renew(lease)
+    assert await engine.coordination.acquire("gen:s1", ttl=SHORT_TTL, holder="m2") is None
 
 
 async def test_cancel_requests_are_seen_by_every_caller(engine: Engine) -> None:
-    assert not await engine.cancel_requested("m1")
-    await engine.request_cancel("m1")
-    assert await engine.cancel_requested("m1")
-    assert not await engine.cancel_requested("m2")
+    assert not await engine.coordination.cancel_requested("m1")
+    await engine.coordination.request_cancel("m1")
+    assert await engine.coordination.cancel_requested("m1")
+    assert not await engine.coordination.cancel_requested("m2")
+
+
+async def test_a_publish_reports_a_cancel_of_the_message_it_names(engine: Engine) -> None:
+    lease = await engine.coordination.acquire("gen:s1", ttl=seconds(10), holder="m1")
+    assert lease is not None
+    before = await engine.broker.publish("s1", frame(1), lease=lease, cancel_of="m1")
+    await engine.coordination.request_cancel("m1")  # from any node
+    after = await engine.broker.publish("s1", frame(2), lease=lease, cancel_of="m1")
+    other = await engine.broker.publish("s1", frame(3), lease=lease, cancel_of="m2")
+    unasked = await engine.broker.publish("s1", frame(4))
+    assert (before.cancelled, after.cancelled, other.cancelled) == (False, True, False)
+    assert not unasked.cancelled
+    assert (await engine.broker.publish("s2", frame(1), cancel_of="m1")).cancelled
+    assert [e.offset for e in (await engine.broker.history("s1")).events] == [1, 2, 3, 4]
+
+
+async def test_a_fenced_publish_that_lost_its_lease_reports_nothing(engine: Engine) -> None:
+    lease = await engine.coordination.acquire("gen:s1", ttl=seconds(10), holder="m1")
+    assert lease is not None
+    await engine.coordination.request_cancel("m1")
+    assert await engine.coordination.release(lease)
+    with pytest.raises(LeaseLost):
+        await engine.broker.publish("s1", frame(1), lease=lease, cancel_of="m1")
+    assert (await engine.broker.history("s1")).latest == 0
 
 
 async def test_token_bucket_limits_and_refills(engine: Engine) -> None:
-    waits = [await engine.take_token("rate:u1", capacity=3, refill_per_second=10) for _ in range(4)]
+    waits = [
+        await engine.coordination.take_token("rate:u1", capacity=3, refill_per_second=10)
+        for _ in range(4)
+    ]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert 0 < waits[3] <= 0.1 + 1e-6
-    assert await engine.take_token("rate:u2", capacity=3, refill_per_second=10) == 0.0
+    assert await engine.coordination.take_token("rate:u2", capacity=3, refill_per_second=10) == 0.0
     await asyncio.sleep(0.15)
-    assert await engine.take_token("rate:u1", capacity=3, refill_per_second=10) == 0.0
+    assert await engine.coordination.take_token("rate:u1", capacity=3, refill_per_second=10) == 0.0
+
+
+# -- registry
 
 
 async def test_registry_tracks_connections_across_nodes(engine: Engine) -> None:
@@ -193,31 +218,42 @@ async def test_registry_tracks_connections_across_nodes(engine: Engine) -> None:
     b = Connection("c2", "s1", "alice", "gw-2")
     c = Connection("c3", "s2", "bob", "gw-1")
     for conn in (a, b, c):
-        await engine.register(conn, ttl=seconds(10))
-    assert sorted(x.connection_id for x in await engine.session_connections("s1")) == ["c1", "c2"]
-    assert await engine.user_connection_count("alice") == 2
-    assert await engine.user_sessions("alice") == {"s1"}
-    assert await engine.active_sessions() == {"s1": "alice", "s2": "bob"}
-    await engine.unregister(b)
-    await engine.unregister(b)
-    assert [x.connection_id for x in await engine.session_connections("s1")] == ["c1"]
-    assert await engine.user_connection_count("alice") == 1
+        await engine.registry.register(conn, ttl=seconds(10))
+    assert sorted(x.connection_id for x in await engine.registry.session_connections("s1")) == [
+        "c1",
+        "c2",
+    ]
+    assert await engine.registry.user_connection_count("alice") == 2
+    assert await engine.registry.user_sessions("alice") == {"s1"}
+    assert await engine.registry.active_sessions() == {"s1": "alice", "s2": "bob"}
+    await engine.registry.unregister(b)
+    await engine.registry.unregister(b)
+    assert [x.connection_id for x in await engine.registry.session_connections("s1")] == ["c1"]
+    assert await engine.registry.user_connection_count("alice") == 1
 
 
 async def test_registry_entries_expire_without_heartbeat(engine: Engine) -> None:
     kept = Connection("c1", "s1", "alice", "gw-1")
     stale = Connection("c2", "s2", "alice", "gw-dead")
-    await engine.register(kept, ttl=SHORT_TTL)
-    await engine.register(stale, ttl=SHORT_TTL)
+    await engine.registry.register(kept, ttl=SHORT_TTL)
+    await engine.registry.register(stale, ttl=SHORT_TTL)
     for _ in range(3):
         await asyncio.sleep(SHORT_TTL / 2)
-        await engine.heartbeat(kept, ttl=SHORT_TTL)
-    assert [x.connection_id for x in await engine.session_connections("s1")] == ["c1"]
-    assert await engine.session_connections("s2") == []
-    assert await engine.user_connection_count("alice") == 1
-    assert await engine.cleanup_stale() >= 1
-    assert await engine.active_sessions() == {"s1": "alice"}
+        await engine.registry.heartbeat(kept, ttl=SHORT_TTL)
+    assert [x.connection_id for x in await engine.registry.session_connections("s1")] == ["c1"]
+    assert await engine.registry.session_connections("s2") == []
+    assert await engine.registry.user_connection_count("alice") == 1
+    assert await engine.registry.cleanup_stale() >= 1
+    assert await engine.registry.active_sessions() == {"s1": "alice"}
+
+
+# -- the whole engine
 
 
 async def test_ping_answers(engine: Engine) -> None:
     assert await engine.ping()
+
+
+async def test_aclose_is_idempotent(engine: Engine) -> None:
+    await engine.aclose()
+    await engine.aclose()

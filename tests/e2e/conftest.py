@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.processes import REPO, Server, free_port, start_server
+from chatrelay.harness.processes import free_port
+from tests.fixtures.processes import REPO, Server, start_server
 from tests.timing import seconds
 
 CHROMIUM = os.environ.get("CHATRELAY_CHROMIUM", "/usr/bin/chromium")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 from pathlib import Path
 
 import httpx
 
-from tests.fixtures.processes import REPO, free_port, wait_http_ok
+from chatrelay.harness.processes import free_port, start
+from chatrelay.harness.readiness import http_ok, wait_ready
+from tests.fixtures.processes import REPO
 from tests.timing import seconds
 from tests.wsclient import WsClient
 
@@ -22,14 +22,10 @@ async def test_make_run_serves_a_streamed_answer(tmp_path: Path) -> None:
         "CHATRELAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/chatrelay.db",
         "CHATRELAY_MAX_TOKENS": "24",  # the default model may be the real local one
     }
-    with log.open("wb") as out:
-        # Its own process group: make, and the server it starts, stop together.
-        make = subprocess.Popen(
-            ["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    # Its own process group: make, and the server it starts, stop together.
+    make = start(["make", "run", f"PORT={port}"], log, cwd=REPO, env=env, signal_group=True)
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/health", timeout=seconds(240))
+        wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), [make], "GET /health", seconds(240))
         client = await WsClient.connect(f"ws://127.0.0.1:{port}/ws/chat", user_id="newcomer")
         message_id = await client.chat("Hello! What can you do?")
         turn = await client.follow(message_id, timeout=seconds(60))
@@ -40,11 +36,6 @@ async def test_make_run_serves_a_streamed_answer(tmp_path: Path) -> None:
             page = await http.get(f"http://127.0.0.1:{port}/")
         assert page.status_code == 200 and "<html" in page.text.lower()
     finally:
-        os.killpg(make.pid, signal.SIGTERM)
-        try:
-            make.wait(seconds(20))
-        except subprocess.TimeoutExpired:
-            os.killpg(make.pid, signal.SIGKILL)
-            make.wait()
+        make.stop(seconds(20))
     assert "chatrelay serve" in log.read_text(errors="replace")
     assert f"on http://127.0.0.1:{port}" in log.read_text(errors="replace")

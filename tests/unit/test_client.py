@@ -32,6 +32,7 @@ async def test_a_live_event_that_overtakes_the_replay_is_not_handed_out_before_i
     # arrives a moment later. An event in that moment must not skip the replay.
     resumes: list[dict[str, Any]] = []
     connections = 0
+    handed_out = asyncio.Event()  # the client gave the test offsets 1 and 2
 
     async def serve(ws: ServerConnection) -> None:
         nonlocal connections
@@ -41,7 +42,7 @@ async def test_a_live_event_that_overtakes_the_replay_is_not_handed_out_before_i
                                       "epoch": "e", "offset": 0}))
             for offset in (1, 2):
                 await ws.send(_event(offset))
-            await asyncio.sleep(0.1)
+            await handed_out.wait()
             ws.transport.abort()  # the node dies: no close frame
             return
         await ws.send(json.dumps({"type": "welcome", "node": "g2", "session_id": "s",
@@ -55,13 +56,17 @@ async def test_a_live_event_that_overtakes_the_replay_is_not_handed_out_before_i
     async with websockets.serve(serve, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         async with ChatClient(f"ws://127.0.0.1:{port}", "s") as client:
-            offsets = await _receive_offsets(client, 7)
+            offsets = await _receive_offsets(client, 2)
+            handed_out.set()
+            offsets += await _receive_offsets(client, 7)
             assert offsets == [1, 2, 3, 4, 5, 6, 7]
             assert resumes == [{"type": "resume", "epoch": "e", "offset": 2}]
             assert (client.gaps, client.duplicates, client.connects) == (1, 0, 2)
 
 
 async def test_frames_of_a_new_epoch_wait_for_the_reset() -> None:
+    handed_out = asyncio.Event()  # the client gave the test offsets 1 to 3
+
     async def serve(ws: ServerConnection) -> None:
         if not hasattr(serve, "seen"):
             serve.seen = True  # type: ignore[attr-defined]
@@ -69,7 +74,7 @@ async def test_frames_of_a_new_epoch_wait_for_the_reset() -> None:
                                       "epoch": "old", "offset": 0}))
             for offset in (1, 2, 3):
                 await ws.send(_event(offset))
-            await asyncio.sleep(0.1)
+            await handed_out.wait()
             ws.transport.abort()
             return
         await ws.send(json.dumps({"type": "welcome", "node": "g2", "session_id": "s",
@@ -83,7 +88,9 @@ async def test_frames_of_a_new_epoch_wait_for_the_reset() -> None:
     async with websockets.serve(serve, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         async with ChatClient(f"ws://127.0.0.1:{port}", "s") as client:
-            frames = [await client.receive(timeout=seconds(10)) for _ in range(5)]
+            frames = [await client.receive(timeout=seconds(10)) for _ in range(3)]
+            handed_out.set()
+            frames += [await client.receive(timeout=seconds(10)) for _ in range(2)]
             assert [(f["type"], f["offset"]) for f in frames] == [
                 ("chunk", 1), ("chunk", 2), ("chunk", 3), ("reset", 4), ("chunk", 5)]
             assert (client.epoch, client.offset) == ("new", 5)

@@ -13,41 +13,41 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import signal
-import socket
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
-from chatrelay.cluster import binaries, children, nginx
+from chatrelay.cluster import nginx
 from chatrelay.cluster.children import Child
+from chatrelay.cluster.layout import Layout, node_command, without_password
 from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
 from chatrelay.cluster.nginx import Balancing
 from chatrelay.cluster.status import process_table
+from chatrelay.exceptions import ClusterError, MissingBinary, ProcessError
+from chatrelay.harness.processes import (
+    LOOPBACK,
+    find_program,
+    port_free,
+    start,
+    stop_all,
+)
+from chatrelay.harness.readiness import HealthCheck, all_of, http_ok, wait_ready
+from chatrelay.harness.redis import redis_command, redis_pong
 
 logger = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
 # Exit codes of ``cluster up`` besides 0 (stopped on request).
 EXIT_FAILED = 1
 EXIT_MISSING_PROGRAM = 3
-# How often startup polls what it waits for, and how long one probe may take.
+# How often startup polls what it waits for.
 PROBE_INTERVAL_SECONDS = 0.1
-PROBE_TIMEOUT_SECONDS = 1.0
 # How often the supervisor looks for children that died.
 SUPERVISE_INTERVAL_SECONDS = 0.5
-# Seed-style names a node reads first would override what the launcher sets.
-_SHADOWING_VARIABLES = ("CHATRELAY_NODE_ID", "CHATRELAY_AI_SERVICE_URLS",
-                        "CHATRELAY_HOST", "CHATRELAY_PORT")
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,6 @@ class ClusterSpec:
     # Per tier: gateways drain sockets within uvicorn's 10 s graceful shutdown.
     grace: float = 12.0
     startup_timeout: float = 90.0
-
-
-class ClusterError(RuntimeError):
-    """The cluster could not start; the message says why."""
 
 
 class _StopRequested(Exception):
@@ -94,10 +90,10 @@ class Launcher:
                 self._announce(time.monotonic() - started)
                 self._supervise()
                 return 0
-            except binaries.MissingBinary as exc:
+            except MissingBinary as exc:
                 logger.error("%s", exc)
                 return EXIT_MISSING_PROGRAM
-            except ClusterError as exc:
+            except ProcessError as exc:
                 logger.error("cluster failed to start: %s", exc)
                 return EXIT_FAILED
             except _StopRequested:
@@ -112,31 +108,27 @@ class Launcher:
         spec = self.spec
         if spec.gateways < 1 or spec.workers < 1:
             raise ClusterError("a cluster needs at least one gateway and one worker")
-        external_redis = self.environ.get("REDIS_URL")
-        redis_binary = None if external_redis else binaries.redis_server()
-        nginx_binary = binaries.nginx()
+        external_redis = bool(self.environ.get("REDIS_URL"))
+        redis_binary = None if external_redis else find_program("redis-server", "redis-server")
+        nginx_binary = find_program("nginx", "nginx")
 
         run_dir = spec.run_dir.resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         self._refuse_if_running(run_dir)
-        if not _port_free(spec.host, spec.port):
+        if not port_free(spec.host, spec.port):
             raise ClusterError(f"port {spec.port} on {spec.host} is in use: choose another --port")
 
-        ports = _PortPicker()
-        redis_port = None if external_redis else ports.take()
-        worker_ports = [ports.take() for _ in range(spec.workers)]
-        gateway_ports = [ports.take() for _ in range(spec.gateways)]
-        redis_url = external_redis or f"redis://{LOOPBACK}:{redis_port}/0"
-        database_url = self.environ.get(
-            "CHATRELAY_DATABASE_URL", f"sqlite+aiosqlite:///{run_dir / 'chatrelay.db'}"
-        )
-        token = self.environ.get("CHATRELAY_INTERNAL_TOKEN") or secrets.token_urlsafe(24)
+        layout = Layout.plan(run_dir, spec.workers, spec.gateways, self.environ)
 
         config_path = run_dir / "nginx.conf"
-        config_path.write_text(nginx.render(
-            run_dir, f"{spec.host}:{spec.port}",
-            [f"{LOOPBACK}:{port}" for port in gateway_ports], spec.balancing,
-        ))
+        config_path.write_text(
+            nginx.render(
+                run_dir,
+                f"{spec.host}:{spec.port}",
+                layout.gateway_addresses,
+                spec.balancing,
+            )
+        )
         complaint = nginx.check(nginx_binary, run_dir, config_path)
         if complaint:
             raise ClusterError(f"nginx -t rejected {config_path}:\n{complaint}")
@@ -148,42 +140,39 @@ class Launcher:
             launcher_pid=os.getpid(),
             started_at=time.time(),
         )
-        if redis_binary is not None:
-            redis = self._spawn("redis", "redis", [
-                str(redis_binary), "--port", str(redis_port), "--bind", LOOPBACK,
-                "--save", "", "--appendonly", "no", "--dir", str(run_dir),
-            ], url=redis_url, health_url=None, env=self.environ)
-            self._wait_until(lambda: _redis_answers(LOOPBACK, redis_port), [redis], "redis PING")
+        if redis_binary is not None and layout.redis_port is not None:
+            command = redis_command(redis_binary, layout.redis_port, run_dir)
+            redis = self._spawn("redis", "redis", command, layout.redis_url, None, self.environ)
+            self._wait_until(redis_pong(layout.redis_port), [redis], "redis PING")
         else:
-            logger.info("using the Redis of REDIS_URL: %s", _without_password(redis_url))
-
-        def node_env(node_id: str, **extra: str) -> dict[str, str]:
-            env = {k: v for k, v in self.environ.items() if k not in _SHADOWING_VARIABLES}
-            env.update(NODE_ID=node_id, REDIS_URL=redis_url, CHATRELAY_DATABASE_URL=database_url,
-                       CHATRELAY_INTERNAL_TOKEN=token, PYTHONUNBUFFERED="1", **extra)
-            return env
+            logger.info("using the Redis of REDIS_URL: %s", without_password(layout.redis_url))
 
         def start_node(role: str, index: int, port: int, **extra: str) -> Child:
-            node_id = f"{role}-{index}"
-            url = f"http://{LOOPBACK}:{port}"
-            return self._spawn(role, node_id, [
-                sys.executable, "-m", "chatrelay", role, "--host", LOOPBACK, "--port", str(port),
-            ], url=url, health_url=f"{url}/health", env=node_env(node_id, **extra))
+            node_id, url = f"{role}-{index}", f"http://{LOOPBACK}:{port}"
+            env = layout.node_env(node_id, **extra)
+            return self._spawn(role, node_id, node_command(role, port), url, f"{url}/health", env)
 
-        worker_urls = [f"http://{LOOPBACK}:{port}" for port in worker_ports]
-        first = start_node("worker", 1, worker_ports[0])
+        first = start_node("worker", 1, layout.worker_ports[0])
         self._wait_healthy([first])  # it migrated the schema; the others find it done
-        rest = [start_node("worker", i, port)
-                for i, port in enumerate(worker_ports[1:], start=2)]
-        rest += [start_node("gateway", i, port, AI_SERVICE_URLS=",".join(worker_urls))
-                 for i, port in enumerate(gateway_ports, start=1)]
+        rest = [
+            start_node("worker", i, port) for i, port in enumerate(layout.worker_ports[1:], start=2)
+        ]
+        workers = ",".join(layout.worker_urls)
+        rest += [
+            start_node("gateway", i, port, AI_SERVICE_URLS=workers)
+            for i, port in enumerate(layout.gateway_ports, start=1)
+        ]
         self._wait_healthy(rest)
 
         probe_host = LOOPBACK if spec.host in ("0.0.0.0", "") else spec.host
         balancer = self._spawn(
-            "nginx", "nginx", nginx.command(nginx_binary, run_dir, config_path),
-            url=self._manifest.url, health_url=f"http://{probe_host}:{spec.port}/health",
-            env=self.environ, log_name="nginx-error.log",
+            "nginx",
+            "nginx",
+            nginx.command(nginx_binary, run_dir, config_path),
+            self._manifest.url,
+            f"http://{probe_host}:{spec.port}/health",
+            self.environ,
+            log_name="nginx-error.log",
         )
         self._wait_healthy([balancer])
         self._manifest.ready = True
@@ -200,52 +189,50 @@ class Launcher:
                 f"{previous.launcher_pid}): stop it first, or use another --run-dir"
             )
 
-    def _spawn(self, role: str, node_id: str, args: list[str], *, url: str,
-               health_url: str | None, env: Mapping[str, str],
-               log_name: str | None = None) -> Child:
+    def _spawn(
+        self,
+        role: str,
+        node_id: str,
+        args: list[str],
+        url: str,
+        health_url: str | None,
+        env: Mapping[str, str],
+        *,
+        log_name: str | None = None,
+    ) -> Child:
         self._check_stop()
         assert self._manifest is not None
         run_dir = Path(self._manifest.run_dir)
-        child = children.spawn(role, node_id, args, env=env, url=url, health_url=health_url,
-                               log_path=run_dir / (log_name or f"{node_id}.log"), cwd=run_dir)
+        # Its own session: a Ctrl-C in the terminal reaches only the launcher, which
+        # then stops the children in order; and it dies with the launcher (Linux).
+        process = start(
+            args,
+            run_dir / (log_name or f"{node_id}.log"),
+            name=f"{role} {node_id}",
+            env=env,
+            cwd=run_dir,
+            append=True,
+            new_session=True,
+            die_with_parent=True,
+        )
+        child = Child(role, node_id, url, health_url, process)
         self.children.append(child)
         self._write_manifest()
         return child
 
     def _wait_healthy(self, pending: list[Child]) -> None:
-        with httpx.Client(timeout=PROBE_TIMEOUT_SECONDS) as client:
-            waiting = list(pending)
+        probes = [http_ok(child.health_url) for child in pending if child.health_url]
+        self._wait_until(all_of(probes), pending, "GET /health")
 
-            def all_answer() -> bool:
-                for child in list(waiting):
-                    assert child.health_url is not None
-                    try:
-                        if client.get(child.health_url).status_code == 200:
-                            waiting.remove(child)
-                    except httpx.HTTPError:
-                        pass
-                return not waiting
-
-            self._wait_until(all_answer, pending, "GET /health")
-
-    def _wait_until(self, ready: Callable[[], bool], watched: list[Child], what: str) -> None:
-        deadline = time.monotonic() + self.spec.startup_timeout
-        while True:
-            self._check_stop()
-            for child in watched:
-                code = child.exit_code()
-                if code is not None:
-                    raise ClusterError(
-                        f"{child.role} {child.node_id} exited with {code} while starting; "
-                        f"the end of {child.log_path}:\n{child.log_tail()}"
-                    )
-            if ready():
-                return
-            if time.monotonic() > deadline:
-                names = ", ".join(child.node_id for child in watched)
-                raise ClusterError(f"no answer to {what} from {names} "
-                                   f"within {self.spec.startup_timeout:.0f}s")
-            self._stopping.wait(PROBE_INTERVAL_SECONDS)
+    def _wait_until(self, ready: HealthCheck, watched: list[Child], what: str) -> None:
+        wait_ready(
+            ready,
+            [child.process for child in watched],
+            what,
+            self.spec.startup_timeout,
+            interval=PROBE_INTERVAL_SECONDS,
+            on_tick=self._check_stop,
+        )
 
     # -- running
 
@@ -264,13 +251,18 @@ class Launcher:
     def _supervise(self) -> None:
         while not self._stopping.is_set():
             for child in self.children:
-                code = child.exit_code()
+                code = child.process.exit_code()
                 if code is not None and not child.reported_exit:
                     child.reported_exit = True
                     logger.error(
                         "%s %s (pid %d) exited unexpectedly with %s; not restarted "
-                        "(SIGUSR1 restarts it). The end of %s:\n%s", child.role, child.node_id,
-                        child.pid, code, child.log_path, child.log_tail(),
+                        "(SIGUSR1 restarts it). The end of %s:\n%s",
+                        child.role,
+                        child.node_id,
+                        child.pid,
+                        code,
+                        child.process.log_path,
+                        child.process.log_tail(),
                     )
             if self._restart.is_set():
                 self._restart.clear()
@@ -280,12 +272,13 @@ class Launcher:
     def _restart_dead(self) -> None:
         """Start again every child that ended, each on its old port (SIGUSR1)."""
         for index, child in enumerate(self.children):
-            if child.exit_code() is None:
+            if child.process.exit_code() is None:
                 continue
-            again = children.restart(child)
+            again = child.restarted()
             self.children[index] = again
-            logger.warning("restarted %s %s: pid %d (was %d)",
-                           child.role, child.node_id, again.pid, child.pid)
+            logger.warning(
+                "restarted %s %s: pid %d (was %d)", child.role, child.node_id, again.pid, child.pid
+            )
         self._write_manifest()
 
     # -- stopping
@@ -296,9 +289,12 @@ class Launcher:
         logger.info("stopping the cluster")
         tiers = ("nginx", "gateway", "worker", "redis")
         for role in tiers:
-            children.stop([c for c in self.children if c.role == role], self.spec.grace,
-                          hurry=self._hurry.is_set)
-        children.stop([c for c in self.children if c.role not in tiers], self.spec.grace)
+            stop_all(
+                [c.process for c in self.children if c.role == role],
+                self.spec.grace,
+                hurry=self._hurry.is_set,
+            )
+        stop_all([c.process for c in self.children if c.role not in tiers], self.spec.grace)
         if self._manifest is not None:
             self._manifest.ready = False
             self._manifest.stopped_at = time.time()
@@ -336,55 +332,12 @@ class Launcher:
             return
         records: list[ProcessRecord] = [child.record() for child in self.children]
         if self.environ.get("REDIS_URL"):
-            records.insert(0, ProcessRecord(
-                "redis", "redis", None, _without_password(self.environ["REDIS_URL"])))
+            records.insert(
+                0,
+                ProcessRecord("redis", "redis", None, without_password(self.environ["REDIS_URL"])),
+            )
         self._manifest.processes = records
         self._manifest.write(Path(self._manifest.run_dir))
-
-
-class _PortPicker:
-    """Free loopback ports, never the same one twice in one cluster."""
-
-    def __init__(self) -> None:
-        self._taken: set[int] = set()
-
-    def take(self) -> int:
-        while True:
-            with socket.socket() as sock:
-                sock.bind((LOOPBACK, 0))
-                port: int = sock.getsockname()[1]
-            if port not in self._taken:
-                self._taken.add(port)
-                return port
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _redis_answers(host: str, port: int | None) -> bool:
-    assert port is not None
-    try:
-        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_SECONDS) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def run_cluster(spec: ClusterSpec) -> int:

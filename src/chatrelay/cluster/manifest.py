@@ -71,3 +71,11 @@ def pid_alive(pid: int | None) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def cluster_ready(run_dir: Path) -> bool:
+    """Whether the ``cluster.json`` in ``run_dir`` says every process answers (a health check)."""
+    try:
+        return Manifest.read(run_dir).ready
+    except (OSError, ValueError, TypeError):
+        return False

@@ -6,7 +6,7 @@ import grp
 import os
 import pwd
 import subprocess
-from enum import Enum
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -14,7 +14,7 @@ from string import Template
 TEMPLATE = "nginx.conf.template"
 
 
-class Balancing(str, Enum):
+class Balancing(StrEnum):
     """How nginx picks a gateway for a client."""
 
     # Sticky by client address (IPv4: the first three octets).
@@ -76,8 +76,15 @@ def command(binary: Path, run_dir: Path, config: Path) -> list[str]:
     """The command line that runs nginx in the foreground with ``config``."""
     run_dir = run_dir.resolve()
     # -e: the error log used before the configuration is read (else /var/log/nginx).
-    return [str(binary), "-p", str(run_dir), "-c", str(config.resolve()),
-            "-e", str(run_dir / "nginx-error.log")]
+    return [
+        str(binary),
+        "-p",
+        str(run_dir),
+        "-c",
+        str(config.resolve()),
+        "-e",
+        str(run_dir / "nginx-error.log"),
+    ]
 
 
 def check(binary: Path, run_dir: Path, config: Path) -> str | None:
@@ -85,7 +92,10 @@ def check(binary: Path, run_dir: Path, config: Path) -> str | None:
     (run_dir / "nginx-temp").mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         [*command(binary, run_dir, config), "-t", "-q"],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     if result.returncode == 0:
         return None

@@ -17,7 +17,10 @@ def process_state(record: ProcessRecord) -> str:
 
 def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
     """Plain aligned columns, as ``ps`` prints them."""
-    cells = [[str(h) for h in headers], *[[("-" if c is None else str(c)) for c in row] for row in rows]]
+    cells = [
+        [str(h) for h in headers],
+        *[[("-" if c is None else str(c)) for c in row] for row in rows],
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

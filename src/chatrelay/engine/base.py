@@ -1,6 +1,9 @@
-"""The engine: the little shared state of chatrelay, behind one interface.
+"""The engine: the little shared state of chatrelay, as three facets in one object.
 
-Three facets, one object:
+Each facet is a Protocol with a memory and a Redis module (``broker_memory``,
+``broker_redis``, ...); :class:`Engine` composes one of each and is what the
+app holds (``engine.broker.publish``, ``engine.registry.register``,
+``engine.coordination.acquire``):
 
 - **Broker**: per-session ordered logs with live fan-out.
   ``publish`` appends an event to the session's log and delivers it to live
@@ -16,7 +19,7 @@ Three facets, one object:
   memory engine, Redis flushed), so a client holding another epoch knows its
   offset means nothing now.
 - **Registry**: which sockets are open where, with heartbeats and TTLs.
-- **Coordinator**: leases with fencing tokens, cancel requests, rate limits.
+- **Coordination**: leases with fencing tokens, cancel requests, rate limits.
 
 Every method may raise :class:`chatrelay.exceptions.EngineError` when the
 engine cannot be reached. Methods are safe to cancel unless said otherwise:
@@ -61,6 +64,19 @@ class History:
 
 
 @dataclass(frozen=True, slots=True)
+class Published:
+    """What ``publish`` stored, and whether a cancel was asked of ``cancel_of``.
+
+    ``cancelled`` is read in the same atomic step as the append, so a
+    generation learns of a cancel with the chunk it just published and no
+    round trip of its own; it is False when no ``cancel_of`` was given.
+    """
+
+    event: Event
+    cancelled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     """A held lease. ``token`` is a fencing number: it grows with every grant."""
 
@@ -95,14 +111,22 @@ class Subscription(Protocol):
 
 
 class Broker(Protocol):
+    """Per-session ordered logs with live fan-out (guarantees in the module docstring)."""
+
     async def publish(
-        self, session_id: str, frame: Mapping[str, Any], *, lease: Lease | None = None
-    ) -> Event:
+        self,
+        session_id: str,
+        frame: Mapping[str, Any],
+        *,
+        lease: Lease | None = None,
+        cancel_of: str | None = None,
+    ) -> Published:
         """Append ``frame`` to the session log and fan it out; return the stored event.
 
         With ``lease``, the append happens only while that lease is still the
         current grant of its key (fencing): otherwise it raises ``LeaseLost``
-        and nothing is appended.
+        and nothing is appended. With ``cancel_of``, ``Published.cancelled``
+        says whether someone asked that message to stop (``request_cancel``).
         """
         ...
 
@@ -122,8 +146,14 @@ class Broker(Protocol):
         """Events with offset > ``since`` that the log still holds, oldest first."""
         ...
 
+    async def aclose(self) -> None:
+        """End every subscription's iteration and stop live delivery (idempotent)."""
+        ...
+
 
 class Registry(Protocol):
+    """Which sockets are open where: registrations expire unless heartbeats renew them."""
+
     async def register(self, connection: Connection, ttl: float) -> None:
         """Record an open socket; it expires unless ``heartbeat`` renews it within ``ttl``."""
         ...
@@ -160,7 +190,9 @@ class Registry(Protocol):
         ...
 
 
-class Coordinator(Protocol):
+class Coordination(Protocol):
+    """Leases with fencing tokens, cancel flags and token buckets, shared by every node."""
+
     async def acquire(self, key: str, ttl: float, holder: str) -> Lease | None:
         """Take the lease ``key`` for ``ttl`` seconds, or None if someone holds it."""
         ...
@@ -177,24 +209,12 @@ class Coordinator(Protocol):
         """Who holds ``key`` now (the ``holder`` given to ``acquire``), or None."""
         ...
 
-    async def expired_leases(self, prefix: str) -> list[Lease]:
-        """Leases under ``prefix`` whose ttl ran out without a release (orphans).
-
-        Each is reported until ``forget_lease`` is called for it, so a reaper
-        that dies mid-way leaves the work for the next one.
-        """
-        ...
-
-    async def forget_lease(self, lease: Lease) -> None:
-        """Stop reporting an expired lease (its orphan was dealt with)."""
-        ...
-
     async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
         """Ask the generation of ``message_id`` to stop, from any node."""
         ...
 
     async def cancel_requested(self, message_id: str) -> bool:
-        """Whether someone asked ``message_id`` to stop."""
+        """Whether someone asked ``message_id`` to stop (``publish`` can tell it for free)."""
         ...
 
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
@@ -202,13 +222,36 @@ class Coordinator(Protocol):
         ...
 
 
-class Engine(Broker, Registry, Coordinator, Protocol):
-    """The whole engine. Implementations: ``memory.MemoryEngine``, ``redis.RedisEngine``."""
+class Client(Protocol):
+    """The connection the facets of one engine share (the Redis client core)."""
 
     async def ping(self) -> bool:
-        """True when the engine answers (for health checks)."""
+        """True when the server answers; False (not an error) when it cannot be reached."""
         ...
 
     async def aclose(self) -> None:
-        """Close connections and stop background tasks."""
+        """Close every connection."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """One broker, registry and coordination, and the client they share (None in memory).
+
+    Built by :func:`chatrelay.engine.create_engine`; the app holds one per process.
+    """
+
+    broker: Broker
+    registry: Registry
+    coordination: Coordination
+    client: Client | None = None
+
+    async def ping(self) -> bool:
+        """True when the engine answers (for health checks); never raises."""
+        return True if self.client is None else await self.client.ping()
+
+    async def aclose(self) -> None:
+        """Stop live delivery, then close the shared connections."""
+        await self.broker.aclose()
+        if self.client is not None:
+            await self.client.aclose()

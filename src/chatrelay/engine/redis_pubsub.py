@@ -21,6 +21,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from chatrelay.engine.base import Event
+from chatrelay.engine.events import offset_of
 from chatrelay.exceptions import EngineError
 
 logger = logging.getLogger(__name__)
@@ -39,18 +40,10 @@ PUBSUB_PING_INTERVAL = 15.0
 RECONNECT_MIN_DELAY = 0.05
 RECONNECT_MAX_DELAY = 2.0
 RECONNECT_STABLE_AFTER = 1.0
-# Channels per SUBSCRIBE when resubscribing, sessions per registry script:
-# keeps each command and each script's time inside Redis small.
+# Channels per SUBSCRIBE when resubscribing: keeps each command small.
 SUBSCRIBE_BATCH = 500
 # aclose waits this long for the reader task.
 CLOSE_TIMEOUT = 5.0
-_OFFSET_START = len(b'{"offset":')
-
-
-def _offset_of(data: bytes) -> int:
-    """The offset of an event's JSON, which publish.lua put first."""
-    end = data.find(b",", _OFFSET_START)
-    return int(data[_OFFSET_START : end if end > 0 else -1])
 
 
 class RedisSubscription:
@@ -67,8 +60,7 @@ class RedisSubscription:
       from ``history`` even when no later event reveals it.
     """
 
-    def __init__(self, session_id: str, queue_size: int) -> None:
-        self.session_id = session_id
+    def __init__(self, queue_size: int) -> None:
         self.dropped = 0
         self.reconnects = 0
         self.reconnected = asyncio.Event()
@@ -79,7 +71,28 @@ class RedisSubscription:
         while (event := await self._queue.get()) is not None:
             yield event
 
-    def _close(self) -> None:
+    def deliver(self, event: Event) -> bool:
+        """Queue a live event; False (counted in ``dropped``) when the queue is full."""
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            return False
+        return True
+
+    def connection_lost(self) -> None:
+        """The pub/sub connection dropped: events may be missed until it resubscribes."""
+        self._lost_connection = True
+
+    def resubscribed(self) -> None:
+        """Redis confirmed the channel again; flag the gap if the connection had dropped."""
+        if self._lost_connection:
+            self._lost_connection = False
+            self.reconnects += 1
+            self.reconnected.set()
+
+    def close(self) -> None:
+        """End the iteration (the engine closed), dropping the oldest event if need be."""
         if self._queue.full():
             self._queue.get_nowait()
         self._queue.put_nowait(None)
@@ -98,6 +111,7 @@ class _Channel:
     sent: int = 0
     acked: int = 0
     waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+
 
 class PubSubRouter:
     """Multiplexes the session channels of one process over one pub/sub connection.
@@ -127,11 +141,15 @@ class PubSubRouter:
         #: Times the pub/sub connection was re-established after being lost.
         self.reconnects = 0
 
-    def subscription(self, session_id: str) -> RedisSubscription:
-        return RedisSubscription(session_id, self._queue_size)
-
+    def subscription(self) -> RedisSubscription:
+        """A new subscription with this router's queue bound (``join`` it to a channel)."""
+        return RedisSubscription(self._queue_size)
 
     async def join(self, name: bytes, subscription: RedisSubscription) -> None:
+        """Add ``subscription`` to channel ``name``; return once Redis confirmed it.
+
+        Raises ``EngineError`` when no confirmation comes within ``SUBSCRIBE_TIMEOUT``.
+        """
         if self._closed:
             raise EngineError("the engine is closed")
         if self._task is None or self._task.done():
@@ -160,6 +178,7 @@ class PubSubRouter:
             raise
 
     async def leave(self, name: bytes, subscription: RedisSubscription) -> None:
+        """Remove ``subscription``; the last one of a channel unsubscribes it. Idempotent."""
         channel = self._channels.get(name)
         if channel is None:
             return
@@ -248,7 +267,7 @@ class PubSubRouter:
             for channel in self._channels.values():
                 channel.sent = channel.acked = 0
                 for subscription in channel.subscribers:
-                    subscription._lost_connection = True
+                    subscription.connection_lost()
         await conn.disconnect(nowait=True)
 
     async def _read(self, conn: AbstractConnection) -> None:
@@ -295,12 +314,9 @@ class PubSubRouter:
         channel = self._channels.get(name)
         if channel is None or not channel.subscribers:
             return
-        event = Event(_offset_of(data), data)
+        event = Event(offset_of(data), data)
         for subscription in channel.subscribers:
-            try:
-                subscription._queue.put_nowait(event)
-            except asyncio.QueueFull:
-                subscription.dropped += 1
+            if not subscription.deliver(event):
                 self.dropped_live_events += 1
 
     def _confirm(self, name: bytes) -> None:
@@ -316,10 +332,7 @@ class PubSubRouter:
                 future.set_result(None)
         channel.waiters = pending
         for subscription in channel.subscribers:
-            if subscription._lost_connection:
-                subscription._lost_connection = False
-                subscription.reconnects += 1
-                subscription.reconnected.set()
+            subscription.resubscribed()
         if not channel.subscribers and channel.acked >= channel.sent:
             del self._channels[name]
 
@@ -338,5 +351,5 @@ class PubSubRouter:
                 logger.error("Redis pub/sub reader failed", exc_info=task.exception())
         for channel in self._channels.values():
             for subscription in channel.subscribers:
-                subscription._close()
+                subscription.close()
         self._channels.clear()

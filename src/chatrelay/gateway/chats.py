@@ -57,7 +57,7 @@ class Conversations:
             raise InvalidMessage(
                 f"the message is longer than {self._settings.max_message_chars} characters"
             )
-        wait = await self._engine.take_token(
+        wait = await self._engine.coordination.take_token(
             f"chat-rate:{user_id}",
             self._settings.chat_rate_burst,
             self._settings.chat_rate_per_second,
@@ -89,7 +89,7 @@ class Conversations:
         messages = await self._store.history(session_id, limit=limit, before=before)
         streaming = {m["id"]: m for m in messages if m["status"] == "streaming"}
         if streaming:
-            log = await self._engine.history(session_id, 0)
+            log = await self._engine.broker.history(session_id, 0)
             for message_id, text in partial_texts(log.events, streaming).items():
                 streaming[message_id]["content"] = text
         return messages

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from chatrelay import metrics
-from chatrelay.engine.base import Connection, Engine
+from chatrelay.engine.base import Connection, Registry
 from chatrelay.exceptions import EngineError, HandshakeRefused
 from chatrelay.gateway import close_codes
 from chatrelay.gateway.periodic import Periodic
@@ -48,7 +48,7 @@ class ConnectionRegistry:
 
     def __init__(
         self,
-        engine: Engine,
+        registry: Registry,
         *,
         ttl: float,
         max_per_user: int,
@@ -56,7 +56,7 @@ class ConnectionRegistry:
         node_id: str,
         drain_hooks: Iterable[DrainHook] = (),
     ) -> None:
-        self._engine = engine
+        self._registry = registry
         self._ttl = ttl
         self._max_per_user = max_per_user
         self._drain_timeout = drain_timeout
@@ -96,7 +96,7 @@ class ConnectionRegistry:
     async def admit(self, user_id: str) -> None:
         """Check ``user_id`` is under their socket limit; raises ``HandshakeRefused`` if not."""
         try:
-            count = await self._engine.user_connection_count(user_id)
+            count = await self._registry.user_connection_count(user_id)
         except EngineError as exc:
             raise HandshakeRefused(close_codes.OVERLOADED, "engine unavailable") from exc
         if count >= self._max_per_user:
@@ -112,7 +112,7 @@ class ConnectionRegistry:
         """
         self.refuse_if_draining()
         try:
-            await self._engine.register(connection, self._ttl)
+            await self._registry.register(connection, self._ttl)
             # A drain that began meanwhile did not tell this socket to reconnect.
             self.refuse_if_draining()
             self._open[connection] = socket
@@ -127,7 +127,7 @@ class ConnectionRegistry:
                     self._empty.set()
         finally:
             with contextlib.suppress(EngineError):
-                await self._engine.unregister(connection)
+                await self._registry.unregister(connection)
 
     async def drain(self) -> None:
         """Refuse new sockets, send ``reconnect`` to every open one, wait until they close.
@@ -156,6 +156,6 @@ class ConnectionRegistry:
         """Renew the registration of every open socket once (the heartbeat does it every TTL/3)."""
         try:
             for connection in list(self._open):
-                await self._engine.heartbeat(connection, self._ttl)
+                await self._registry.heartbeat(connection, self._ttl)
         except EngineError as exc:
             logger.warning("registry heartbeat failed: %s", exc)

@@ -22,6 +22,7 @@ import orjson
 
 from chatrelay import metrics
 from chatrelay.engine.base import Event
+from chatrelay.engine.events import timestamp_of
 from chatrelay.gateway import close_codes
 from chatrelay.protocol import reconnect_frame, reset_frame
 
@@ -144,7 +145,7 @@ class Outbound:
                 await send_text(data.decode())
                 if offset:
                     self._sent = offset
-                    metrics.observe_send(metrics.chunk_timestamp(data))
+                    metrics.observe_send(timestamp_of(data))
         except asyncio.CancelledError:
             # Our own cancel (see _overflow) ends the writer; anyone else's goes on.
             if not self._overflowed or self._writer is None or self._writer.uncancel() > 0:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chatrelay import metrics
-from chatrelay.engine.base import Engine, Event, History, Subscription
+from chatrelay.engine.base import Broker, Event, History, Subscription
 from chatrelay.exceptions import EngineError
 
 logger = logging.getLogger(__name__)
@@ -60,8 +60,8 @@ class _Channel:
 class Relay:
     """Fans a session's events out to the sinks attached to it."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
         self._channels: dict[str, _Channel] = {}
         self.gaps_repaired = 0
         self.resets = 0
@@ -72,11 +72,11 @@ class Relay:
 
     async def position(self, session_id: str) -> tuple[str, int]:
         """The session log's epoch and latest offset; raises ``EngineError``."""
-        return await self._engine.position(session_id)
+        return await self._broker.position(session_id)
 
     async def history(self, session_id: str, since: int) -> History:
         """The session log after ``since``; raises ``EngineError``."""
-        return await self._engine.history(session_id, since)
+        return await self._broker.history(session_id, since)
 
     @asynccontextmanager
     async def attach(self, session_id: str, sink: Sink) -> AsyncIterator[None]:
@@ -122,7 +122,7 @@ class Relay:
         delay = RETRY_FIRST_SECONDS
         while True:
             try:
-                async with self._engine.subscribe(channel.session_id) as subscription:
+                async with self._broker.subscribe(channel.session_id) as subscription:
                     epoch, latest = await self.position(channel.session_id)
                     if channel.ready.is_set():
                         await self._repair(channel, epoch, latest)  # after a failure

@@ -66,10 +66,10 @@ class GatewayServices:
         The engine, store and dispatcher are the caller's to close, after this.
         """
         async with AsyncExitStack() as stack:
-            relay = await stack.enter_async_context(aclosing(Relay(engine)))
+            relay = await stack.enter_async_context(aclosing(Relay(engine.broker)))
             connections = await stack.enter_async_context(
                 ConnectionRegistry(
-                    engine,
+                    engine.registry,
                     ttl=settings.heartbeat_ttl,
                     max_per_user=settings.max_connections_per_user,
                     drain_timeout=settings.drain_grace_seconds,

@@ -19,7 +19,7 @@ Guarantees a backend gives:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -50,8 +50,31 @@ class ModelBackend(Protocol):
         """The model's name as shown to users (``/health``, ``complete.usage``)."""
         ...
 
-    def stream(self, turns: list[Turn], params: GenerationParams) -> AsyncIterator[str]:
-        """Yield the answer to ``turns`` (the last one is the user's) as text deltas."""
+    @property
+    def description(self) -> str:
+        """One line saying which model answers and from where (start-up banner, ``/health``).
+
+        E.g. ``local SmolLM2-135M-Instruct (llama.cpp in-process, /…/smollm2.gguf)``,
+        ``openai-compatible gpt-4o-mini at https://api.openai.com/v1``, ``simulated``.
+        """
+        ...
+
+    async def load(self) -> None:
+        """Get ready to answer (load weights) before the first chat needs it; may be a no-op."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` takes for this model: exact if it can tokenize, else estimated.
+
+        Pure and quick: the generation loop calls it per turn when trimming history.
+        """
+        ...
+
+    def stream(self, turns: list[Turn], params: GenerationParams) -> AsyncGenerator[str, None]:
+        """Yield the answer to ``turns`` (the last one is the user's) as text deltas.
+
+        An async generator: ``aclose()`` on it stops the upstream work (see above).
+        """
         ...
 
     async def aclose(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from chatrelay.llm.base import ModelBackend, Turn
+from chatrelay.llm.base import Turn
 
 TokenCounter = Callable[[str], int]
 
@@ -25,12 +25,6 @@ TOKENS_PER_TURN = 5
 def approximate_tokens(text: str) -> int:
     """An estimate of how many tokens ``text`` takes (``ceil(len / 4)``); never raises."""
     return -(-len(text) // CHARS_PER_TOKEN)
-
-
-def token_counter_for(backend: ModelBackend) -> TokenCounter:
-    """The backend's exact counter (a ``count_tokens`` method) if it has one, else the estimate."""
-    counter = getattr(backend, "count_tokens", None)
-    return counter if callable(counter) else approximate_tokens
 
 
 def trim_to_budget(

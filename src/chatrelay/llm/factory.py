@@ -76,13 +76,3 @@ def create_backend(settings: Settings) -> ModelBackend:
 
         return LocalModel(settings.local_model_path, context_tokens=settings.context_tokens)
     raise ValueError(f"unknown model {settings.model!r}")
-
-
-def describe_backend(backend: ModelBackend) -> str:
-    """One line saying which model answers, for the start-up banner and ``/health``.
-
-    E.g. ``local SmolLM2-135M-Instruct (llama.cpp in-process, /…/smollm2.gguf)``,
-    ``openai-compatible gpt-4o-mini at https://api.openai.com/v1``, ``simulated``.
-    """
-    description = getattr(backend, "description", None)
-    return description if isinstance(description, str) else backend.name

@@ -26,7 +26,7 @@ import asyncio
 import importlib.util
 import os
 import threading
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncGenerator, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,7 +162,9 @@ class LocalModel:
             return approximate_tokens(text)
         return len(llama.tokenize(text.encode(), add_bos=False, special=False))
 
-    async def stream(self, turns: list[Turn], params: GenerationParams) -> AsyncIterator[str]:
+    async def stream(
+        self, turns: list[Turn], params: GenerationParams
+    ) -> AsyncGenerator[str, None]:
         """Yield the answer's deltas; raises ``ModelError`` if llama.cpp fails.
 
         Cancel-safe: stopping iteration stops the generation thread within one
@@ -273,5 +275,5 @@ class LocalModel:
                 finally:
                     chunks.close()
             run.send(None)
-        except Exception as exc:  # noqa: BLE001 - crosses to the loop, raised there
+        except Exception as exc:
             run.send(exc)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import httpx2
@@ -33,6 +33,7 @@ from openai import AsyncOpenAI
 
 from chatrelay.exceptions import ModelError
 from chatrelay.llm.base import GenerationParams, Turn
+from chatrelay.llm.budget import approximate_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,12 @@ class OpenAICompatModel:
         """Which model answers and from where, for the start-up banner and ``/health``."""
         return f"openai-compatible {self._model} at {', '.join(self._base_urls)}"
 
+    async def load(self) -> None:
+        return None  # a remote model: nothing to load here
+
+    def count_tokens(self, text: str) -> int:
+        return approximate_tokens(text)  # the server's tokenizer is not ours to call
+
     @property
     def base_urls(self) -> list[str]:
         return list(self._base_urls)
@@ -106,7 +113,9 @@ class OpenAICompatModel:
         healthy = [i for i in range(len(self._clients)) if i not in cooling]
         return healthy + sorted(cooling, key=self._failed_at.__getitem__)
 
-    async def stream(self, turns: list[Turn], params: GenerationParams) -> AsyncIterator[str]:
+    async def stream(
+        self, turns: list[Turn], params: GenerationParams
+    ) -> AsyncGenerator[str, None]:
         """Yield the answer's text deltas; raises ``ModelError`` (see the module docstring).
 
         Cancel-safe: closing the iterator or cancelling its consumer closes the

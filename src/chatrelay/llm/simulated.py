@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from chatrelay.exceptions import ModelError
 from chatrelay.llm.base import GenerationParams, Turn
+from chatrelay.llm.budget import approximate_tokens
 
 SHORT_ANSWERS = (
     "Hello! I am the simulated assistant of chatrelay. Ask me anything and I will stream "
@@ -72,7 +73,19 @@ class SimulatedModel:
     def name(self) -> str:
         return "simulated"
 
-    async def stream(self, turns: list[Turn], params: GenerationParams) -> AsyncIterator[str]:
+    @property
+    def description(self) -> str:
+        return self.name
+
+    async def load(self) -> None:
+        return None
+
+    def count_tokens(self, text: str) -> int:
+        return approximate_tokens(text)
+
+    async def stream(
+        self, turns: list[Turn], params: GenerationParams
+    ) -> AsyncGenerator[str, None]:
         message = turns[-1].content if turns else ""
         deltas = split_words(choose_answer(message))[: max(params.max_tokens, 1)]
         for index, delta in enumerate(deltas):

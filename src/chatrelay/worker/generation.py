@@ -32,7 +32,6 @@ from chatrelay.exceptions import (
     Unavailable,
 )
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
-from chatrelay.llm.budget import token_counter_for
 from chatrelay.protocol import (
     CancelRequest,
     ChatAccepted,
@@ -115,9 +114,10 @@ class Generations:
             user_message_id=request.user_message_id,
         )
         key = generation_lease_key(request.session_id)
-        lease = await self._engine.acquire(key, self._config.lease_ttl, request.message_id)
+        leases = self._engine.coordination
+        lease = await leases.acquire(key, self._config.lease_ttl, request.message_id)
         if lease is None:
-            if await self._engine.lease_holder(key) == request.message_id:
+            if await leases.lease_holder(key) == request.message_id:
                 return accepted
             raise Busy("a generation is already running in this session")
         try:
@@ -133,7 +133,7 @@ class Generations:
             if turn.owner != request.user_id:
                 raise Forbidden("this session belongs to another user")
             if not turn.started:
-                await self._engine.release(lease)  # a retry of a generation that already ran
+                await leases.release(lease)  # a retry of a generation that already ran
                 return accepted
             assert turn.user_message is not None and turn.assistant_message is not None
             turns = build_turns(
@@ -141,17 +141,17 @@ class Generations:
                 turn.history,
                 system_prompt=self._config.system_prompt,
                 budget_tokens=self._config.context_tokens - self._config.max_tokens,
-                count_tokens=token_counter_for(self._model),
+                count_tokens=self._model.count_tokens,
             )
-            await self._engine.publish(
+            await self._engine.broker.publish(
                 request.session_id, message_frame(turn.user_message), lease=lease
             )
-            await self._engine.publish(
+            await self._engine.broker.publish(
                 request.session_id, message_frame(turn.assistant_message), lease=lease
             )
         except BaseException:
             with contextlib.suppress(EngineError):
-                await self._engine.release(lease)
+                await leases.release(lease)
             raise
         cancelled = asyncio.Event()
         task = asyncio.create_task(
@@ -168,10 +168,11 @@ class Generations:
 
     async def cancel(self, request: CancelRequest) -> None:
         """Stop a generation running anywhere; raises ``NotFound`` if it is not running."""
-        holder = await self._engine.lease_holder(generation_lease_key(request.session_id))
+        key = generation_lease_key(request.session_id)
+        holder = await self._engine.coordination.lease_holder(key)
         if holder != request.message_id:
             raise NotFound(f"message {request.message_id} is not running in this session")
-        await self._engine.request_cancel(request.message_id)
+        await self._engine.coordination.request_cancel(request.message_id)
         local = self._running.get(request.message_id)
         if local is not None:
             local.cancelled.set()
@@ -196,7 +197,7 @@ class Generations:
         while True:
             await asyncio.sleep(lease.ttl / RENEWALS_PER_TTL)
             try:
-                renewed = await self._engine.renew(lease)
+                renewed = await self._engine.coordination.renew(lease)
             except EngineError:
                 continue  # the engine may come back before the lease expires
             if not renewed:
@@ -228,15 +229,16 @@ class Generations:
                 if lease_lost.is_set():
                     raise LeaseLost("the generation lease was lost")
                 seq += 1
-                await self._engine.publish(
+                published = await self._engine.broker.publish(
                     request.session_id,
                     chunk_frame(request.message_id, seq, delta, round(time.time(), 6)),
                     lease=lease,
+                    cancel_of=request.message_id,  # a cancel from any node, in the same step
                 )
                 # Only text that reached the log is the answer's: a delta whose publish
                 # failed was never seen by anyone, so the stored end must not hold it.
                 parts.append(delta)
-                if cancelled.is_set() or await self._engine.cancel_requested(request.message_id):
+                if cancelled.is_set() or published.cancelled:
                     status = "cancelled"
                     break
                 every = self._config.checkpoint_seconds
@@ -257,7 +259,7 @@ class Generations:
             status, error = "failed", f"the model failed: {type(exc).__name__}"
         finally:
             with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
         # The lease is kept until the end is stored and published: a slow store
         # must not let the reaper take a finished answer for an orphan.
         try:
@@ -309,7 +311,7 @@ class Generations:
                     model=self._model.name,
                     usage=usage,
                 )
-                await self._engine.publish(
+                await self._engine.broker.publish(
                     request.session_id,
                     complete_frame(request.message_id, status, content, error, usage),
                     lease=lease,
@@ -318,7 +320,7 @@ class Generations:
             logger.error("could not finalize %s: %s", request.message_id, exc)
         finally:
             with contextlib.suppress(EngineError):
-                await self._engine.release(lease)
+                await self._engine.coordination.release(lease)
         logger.info(
             "generation finished",
             extra={"message_id": request.message_id, "status": status, "tokens": usage["tokens"]},

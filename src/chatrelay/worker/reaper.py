@@ -54,7 +54,7 @@ class Reaper:
                 await self._task
         if self._lease is not None:
             with contextlib.suppress(EngineError):
-                await self._engine.release(self._lease)
+                await self._engine.coordination.release(self._lease)
 
     async def _loop(self) -> None:
         scans = 0
@@ -65,7 +65,7 @@ class Reaper:
                     scans += 1
                     if scans % SCANS_PER_REGISTRY_CLEANUP == 0:
                         # The other leader-only chore: sockets of nodes that died unannounced.
-                        await self._engine.cleanup_stale()
+                        await self._engine.registry.cleanup_stale()
             except EngineError as exc:
                 logger.warning("reaper skipped a scan: %s", exc)
             except Exception:
@@ -73,9 +73,11 @@ class Reaper:
             await asyncio.sleep(SCAN_INTERVAL_SECONDS)
 
     async def _lead(self) -> bool:
-        if self._lease is not None and await self._engine.renew(self._lease):
+        if self._lease is not None and await self._engine.coordination.renew(self._lease):
             return True
-        self._lease = await self._engine.acquire(REAPER_LEASE_KEY, REAPER_LEASE_TTL, self._node_id)
+        self._lease = await self._engine.coordination.acquire(
+            REAPER_LEASE_KEY, REAPER_LEASE_TTL, self._node_id
+        )
         return self._lease is not None
 
     async def reap_once(self) -> int:
@@ -83,9 +85,10 @@ class Reaper:
         count = 0
         for message in await self._store.streaming_messages():
             session_id, message_id = message["session_id"], message["id"]
-            if await self._engine.lease_holder(generation_lease_key(session_id)) == message_id:
+            holder = await self._engine.coordination.lease_holder(generation_lease_key(session_id))
+            if holder == message_id:
                 continue  # its generation is alive
-            log = await self._engine.history(session_id, 0)
+            log = await self._engine.broker.history(session_id, 0)
             logged = partial_texts(log.events, [message_id])[message_id]
             # Both are beginnings of one text: the log's is newer unless the log was lost.
             content = max(logged, message["content"], key=len)
@@ -93,7 +96,7 @@ class Reaper:
                 message_id, status="interrupted", content=content, error=INTERRUPTED_REASON
             ):
                 continue  # finished meanwhile
-            await self._engine.publish(
+            await self._engine.broker.publish(
                 session_id,
                 complete_frame(message_id, "interrupted", content, INTERRUPTED_REASON),
             )

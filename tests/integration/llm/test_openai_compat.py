@@ -8,9 +8,9 @@ import time
 import pytest
 
 from chatrelay.exceptions import ModelError
+from chatrelay.harness.processes import free_port
 from chatrelay.llm.base import GenerationParams, Turn
 from chatrelay.llm.openai_compat import OpenAICompatModel
-from tests.fixtures.processes import free_port
 from tests.integration.llm.llama_servers import LlamaServer
 from tests.timing import seconds
 

@@ -21,7 +21,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.fixtures.processes import free_port, start_process, wait_http_ok
+from chatrelay.harness.processes import free_port, start
+from chatrelay.harness.readiness import http_ok, wait_ready
 from tests.timing import seconds
 
 REPO = Path(__file__).resolve().parents[3]
@@ -160,6 +161,7 @@ def _write_testable_copy(folder: Path, gateway_ports: list[int], listen_port: in
     return conf
 
 
+@pytest.mark.external  # runs the real `nginx -t`
 def test_nginx_accepts_the_config(tmp_path: Path) -> None:
     nginx = _nginx_binary()
     conf = _write_testable_copy(tmp_path, [free_port() for _ in GATEWAYS], free_port())
@@ -202,16 +204,18 @@ def balancer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     serving.start()
     port = free_port()
     conf = _write_testable_copy(folder, [gateway.server_address[1]] * len(GATEWAYS), port)
-    process = start_process(
+    process = start(
         [str(nginx), "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(conf),
          "-g", "daemon off;"],
         folder / "nginx.out",
+        name="nginx",
     )
     try:
-        wait_http_ok(f"http://127.0.0.1:{port}/health", process, timeout=NGINX_START_TIMEOUT)
+        wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), [process], "GET /health",
+                   NGINX_START_TIMEOUT)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.stop(timeout=NGINX_START_TIMEOUT)
+        process.stop(NGINX_START_TIMEOUT)
         gateway.shutdown()
         gateway.server_close()
         serving.join(NGINX_START_TIMEOUT)

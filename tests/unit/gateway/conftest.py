@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from chatrelay.config import Settings
-from chatrelay.engine.memory import MemoryEngine
+from chatrelay.engine import create_engine
 from chatrelay.exceptions import NotFound
 from chatrelay.gateway.app import create_app
 from chatrelay.gateway.auth import DevAuthenticator
@@ -44,7 +44,7 @@ def gateway_app(settings: Settings, worker: Worker) -> FastAPI:
 
     @asynccontextmanager
     async def services() -> AsyncIterator[GatewayServices]:
-        engine = MemoryEngine()
+        engine = create_engine("memory://")
         async with (
             ConversationStore(settings.database_url) as store,
             GatewayServices.running(

@@ -1,4 +1,4 @@
-"""The connection registry on the memory engine: limits, heartbeats, drain."""
+"""The connection registry on the memory engine's registry: limits, heartbeats, drain."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 import pytest
 from prometheus_client import REGISTRY
 
-from chatrelay.engine.base import Connection
-from chatrelay.engine.memory import MemoryEngine
+from chatrelay.engine import create_engine
+from chatrelay.engine.base import Connection, Registry
 from chatrelay.exceptions import HandshakeRefused
 from chatrelay.gateway import close_codes
 from chatrelay.gateway.connections import ConnectionRegistry
@@ -38,7 +38,7 @@ def connection(n: int, user: str = "ana") -> Connection:
 
 @contextlib.asynccontextmanager
 async def registry(
-    engine: MemoryEngine,
+    engine: Registry,
     *,
     ttl: float = 60.0,
     max_per_user: int = 50,
@@ -63,7 +63,7 @@ def open_sockets_gauge() -> float:
 
 
 async def test_an_open_socket_is_registered_counted_and_forgotten() -> None:
-    engine = MemoryEngine()
+    engine = create_engine("memory://").registry
     before = open_sockets_gauge()
     async with registry(engine) as sockets:
         async with sockets.open(connection(1), Socket()):
@@ -76,7 +76,7 @@ async def test_an_open_socket_is_registered_counted_and_forgotten() -> None:
 
 
 async def test_a_user_over_the_limit_is_refused_with_4429() -> None:
-    engine = MemoryEngine()
+    engine = create_engine("memory://").registry
     async with registry(engine, max_per_user=2) as sockets:
         async with sockets.open(connection(1), Socket()), sockets.open(connection(2), Socket()):
             with pytest.raises(HandshakeRefused) as refused:
@@ -87,7 +87,7 @@ async def test_a_user_over_the_limit_is_refused_with_4429() -> None:
 
 
 async def test_drain_tells_every_socket_and_ends_when_the_last_one_leaves() -> None:
-    engine = MemoryEngine()
+    engine = create_engine("memory://").registry
     hooked_with: list[int] = []
     first, second = Socket(), Socket()
 
@@ -124,7 +124,7 @@ async def test_drain_tells_every_socket_and_ends_when_the_last_one_leaves() -> N
 
 
 async def test_a_drain_wakes_on_the_last_leave_without_polling() -> None:
-    engine = MemoryEngine()
+    engine = create_engine("memory://").registry
     async with registry(engine) as sockets:
         leave = asyncio.Event()
         entered = asyncio.Event()
@@ -148,7 +148,7 @@ async def test_a_drain_wakes_on_the_last_leave_without_polling() -> None:
 
 
 async def test_a_drain_waits_no_longer_than_its_timeout_then_runs_the_hooks() -> None:
-    engine = MemoryEngine()
+    engine = create_engine("memory://").registry
     hooks_ran = asyncio.Event()
 
     async def hook() -> None:
@@ -165,7 +165,7 @@ async def test_a_drain_waits_no_longer_than_its_timeout_then_runs_the_hooks() ->
 
 
 async def test_a_draining_registry_refuses_new_sockets_with_1013() -> None:
-    engine = MemoryEngine()
+    engine = create_engine("memory://").registry
     async with registry(engine) as sockets:
         await sockets.drain()  # nothing open: returns at once
         assert sockets.draining
@@ -177,7 +177,7 @@ async def test_a_draining_registry_refuses_new_sockets_with_1013() -> None:
 
 
 async def test_heartbeats_keep_registrations_alive_past_their_ttl() -> None:
-    engine = MemoryEngine()
+    engine = create_engine("memory://").registry
     ttl = seconds(0.5)
     async with registry(engine, ttl=ttl) as sockets, sockets.open(connection(1), Socket()):
         await engine.register(connection(2), ttl)  # the same, with no heartbeat

@@ -18,7 +18,8 @@ import pytest
 from starlette.types import Message
 
 from chatrelay.config import Settings
-from chatrelay.engine.memory import MemoryEngine
+from chatrelay.engine import create_engine
+from chatrelay.engine.base import Engine
 from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
@@ -32,7 +33,7 @@ from tests.unit.gateway.conftest import Worker
 class Socket:
     inbound: Inbound
     outbound: Outbound
-    engine: MemoryEngine
+    engine: Engine
     store: ConversationStore
     worker: Worker
 
@@ -62,9 +63,12 @@ class Socket:
 @pytest.fixture
 async def socket(tmp_path: Path) -> AsyncIterator[Socket]:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/chat.db")
-    engine = MemoryEngine()
+    engine = create_engine("memory://")
     worker = Worker()
-    async with ConversationStore(settings.database_url) as store, aclosing(Relay(engine)) as relay:
+    async with (
+        ConversationStore(settings.database_url) as store,
+        aclosing(Relay(engine.broker)) as relay,
+    ):
         conversations = Conversations(settings, engine, store, worker)
         await conversations.open("ana", "s1")
         outbound = Outbound(maxsize=64)
@@ -116,15 +120,15 @@ async def test_a_refused_cancel_names_its_message_id(socket: Socket) -> None:
 
 async def test_a_resume_replays_the_log_after_the_clients_offset(socket: Socket) -> None:
     for n in (1, 2, 3):
-        await socket.engine.publish("s1", {"type": "chunk", "delta": str(n)})
-    epoch, _ = await socket.engine.position("s1")
+        await socket.engine.broker.publish("s1", {"type": "chunk", "delta": str(n)})
+    epoch, _ = await socket.engine.broker.position("s1")
     socket.outbound.start_at(3)  # the welcome said 3; the client held 1
     frames = await socket.read(orjson.dumps({"type": "resume", "epoch": epoch, "offset": 1}))
     assert [(frame["offset"], frame["delta"]) for frame in frames] == [(2, "2"), (3, "3")]
 
 
 async def test_a_resume_from_another_epoch_is_told_to_reset(socket: Socket) -> None:
-    await socket.engine.publish("s1", {"type": "chunk", "delta": "x"})
-    epoch, latest = await socket.engine.position("s1")
+    await socket.engine.broker.publish("s1", {"type": "chunk", "delta": "x"})
+    epoch, latest = await socket.engine.broker.position("s1")
     frames = await socket.read('{"type": "resume", "epoch": "gone", "offset": 0}')
     assert frames == [{"type": "reset", "epoch": epoch, "offset": latest}]

@@ -16,9 +16,9 @@ from starlette.routing import Route
 
 from chatrelay.exceptions import Busy, Unavailable
 from chatrelay.gateway.upstream import HttpBalancer
+from chatrelay.harness.processes import free_port
 from chatrelay.protocol import GenerationRequest
-from tests.fixtures.processes import free_port
-from tests.timing import seconds
+from tests.timing import wait_until
 
 
 @dataclass
@@ -60,9 +60,7 @@ async def serving(*workers: FakeWorker) -> AsyncIterator[None]:
         config = uvicorn.Config(worker.app(), host="127.0.0.1", port=port, log_level="error")
         server = uvicorn.Server(config)
         servers.append((server, asyncio.create_task(server.serve())))
-    for server, _ in servers:
-        while not server.started:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: all(server.started for server, _ in servers), "fake workers listen")
     try:
         yield
     finally:
@@ -101,9 +99,7 @@ async def test_a_failing_node_is_skipped_then_cooled_down_and_probed_back() -> N
         assert len(broken.calls) == calls_while_cool  # skipped while cooling down
 
         broken.chat_status, broken.health_status = 202, 200
-        async with asyncio.timeout(seconds(10)):
-            while balancer.health()[0]["state"] != "up":
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: balancer.health()[0]["state"] == "up", "the worker probed back up")
         await balancer.start(request(10))
         await balancer.start(request(11))
         assert len(broken.calls) > calls_while_cool

@@ -4,7 +4,6 @@ from chatrelay.llm.base import Turn
 from chatrelay.llm.budget import (
     TOKENS_PER_TURN,
     approximate_tokens,
-    token_counter_for,
     trim_to_budget,
 )
 from chatrelay.llm.simulated import SimulatedModel
@@ -97,10 +96,5 @@ def test_uses_the_default_approximate_counter() -> None:
     assert kept == [turns[0], turns[3], turns[4], turns[5]]
 
 
-def test_token_counter_for_prefers_an_exact_counter() -> None:
-    class Exact(SimulatedModel):
-        def count_tokens(self, text: str) -> int:
-            return 42
-
-    assert token_counter_for(SimulatedModel())("abcdefgh") == 2
-    assert token_counter_for(Exact())("abcdefgh") == 42
+def test_a_backend_that_cannot_tokenize_counts_by_estimate() -> None:
+    assert SimulatedModel().count_tokens("abcdefgh") == approximate_tokens("abcdefgh") == 2

@@ -9,7 +9,6 @@ from chatrelay.config import Settings
 from chatrelay.llm import factory
 from chatrelay.llm.factory import (
     create_backend,
-    describe_backend,
     local_model_available,
     resolve_model_kind,
 )
@@ -30,12 +29,14 @@ def settings(**values: object) -> Settings:
     return Settings.model_validate(values)
 
 
+@pytest.mark.external  # needs the local model (make local-model-test)
 def test_local_model_is_installed_in_the_test_environment() -> None:
     # The test suite installs the local extra (scripts/install-local-model.sh --required);
     # if this fails, so would `model: auto` choose the simulated model.
     assert local_model_available()
 
 
+@pytest.mark.external  # needs the local model (make local-model-test)
 def test_auto_picks_local_when_installed() -> None:
     assert resolve_model_kind(settings(model="auto")) == "local"
     backend = create_backend(settings(model="auto"))
@@ -55,7 +56,7 @@ def test_auto_falls_back_to_simulated_without_llama_cpp(
     assert not local_model_available()
     backend = create_backend(settings(model="auto"))
     assert isinstance(backend, SimulatedModel)
-    assert describe_backend(backend) == "simulated"
+    assert backend.description == "simulated"
 
 
 def test_explicit_local_without_llama_cpp_says_what_to_install(
@@ -66,12 +67,13 @@ def test_explicit_local_without_llama_cpp_says_what_to_install(
         create_backend(settings(model="local"))
 
 
+@pytest.mark.external  # needs the local model (make local-model-test)
 def test_local_model_path_overrides_the_bundled_file(tmp_path: object) -> None:
     backend = create_backend(settings(model="local", local_model_path="/models/my-model.gguf"))
     assert isinstance(backend, LocalModel)
     assert backend.name == "my-model"
     assert str(backend.model_path) == "/models/my-model.gguf"
-    assert "my-model" in describe_backend(backend)
+    assert "my-model" in backend.description
 
 
 def test_simulated() -> None:
@@ -92,7 +94,7 @@ async def test_openai_takes_urls_model_and_key_from_settings() -> None:
         assert isinstance(backend, OpenAICompatModel)
         assert backend.name == "my-model"
         assert backend.base_urls == ["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"]
-        assert describe_backend(backend) == (
+        assert backend.description == (
             "openai-compatible my-model at http://127.0.0.1:1/v1, http://127.0.0.1:2/v1"
         )
     finally:

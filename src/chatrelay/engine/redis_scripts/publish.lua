@@ -1,23 +1,30 @@
 -- Append one event to a session log and fan it out: one round trip, atomic.
 --
 -- KEYS[1] session meta hash {epoch, latest}   KEYS[2] session stream
--- KEYS[3] (optional) lease key whose value must still be ARGV[7]
--- KEYS[4] (with KEYS[3]) the cancel key of the lease's holder
+-- KEYS[3] pub/sub channel of the session
+-- KEYS[4] (when ARGV[6] is not empty) lease key whose value must still be ARGV[6]
+-- KEYS[5] (or KEYS[4] without a lease; optional) a cancel key to report
 -- ARGV[1] the frame as a JSON object (starts with "{")
 -- ARGV[2] an epoch to use if the session has none (its meta was lost)
 -- ARGV[3] max entries kept   ARGV[4] max age of entries, ms
--- ARGV[5] meta TTL, ms       ARGV[6] pub/sub channel
--- ARGV[7] (with KEYS[3]) the lease value "{token}:{holder}" of the caller
+-- ARGV[5] meta TTL, ms
+-- ARGV[6] the caller's lease value "{token}:{holder}", or "" for no fencing
 --
--- Returns {offset, stop}: the event's offset (0 when the lease is no longer
--- current and nothing was appended), and 1 when the lease's holder was asked
--- to stop, so a generation learns of a cancel without a round trip of its own.
-local stop = 0
-if #KEYS == 4 then
-  if redis.call('GET', KEYS[3]) ~= ARGV[7] then
+-- The event is the frame with "offset" put first (engine/events.py holds
+-- the layout). Returns {offset, cancelled}: the event's offset (0 when the
+-- lease is no longer current and nothing was appended), and 1 when the
+-- cancel key exists, so a generation learns of a cancel without a round
+-- trip of its own.
+local next_key = 4
+if ARGV[6] ~= '' then
+  if redis.call('GET', KEYS[4]) ~= ARGV[6] then
     return {0, 0}
   end
-  stop = redis.call('EXISTS', KEYS[4])
+  next_key = 5
+end
+local cancelled = 0
+if KEYS[next_key] then
+  cancelled = redis.call('EXISTS', KEYS[next_key])
 end
 
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[2]) == 1 then
@@ -42,5 +49,5 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[3], '*', 'o', offset, 'd', data)
 redis.call('XTRIM', KEYS[2], 'MINID', '~', string.format('%d', now_ms - max_age))
 redis.call('PEXPIRE', KEYS[2], max_age)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[6], data)
-return {offset, stop}
+redis.call('PUBLISH', KEYS[3], data)
+return {offset, cancelled}

@@ -1,0 +1,87 @@
+"""Coordination kept in this process: leases, cancel flags, token buckets.
+
+The guarantees are those of ``base.Coordination`` within one process. The
+memory broker asks it (``is_current``, ``cancel_pending``) when it fences a
+publish, so the two answer as one atomic step, as ``publish.lua`` does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from chatrelay.engine.base import Lease
+
+
+@dataclass
+class _Grant:
+    lease: Lease
+    expires_at: float
+
+
+class MemoryCoordination:
+    """``Coordination`` of ``engine/base.py`` in this process's memory."""
+
+    def __init__(self) -> None:
+        self._grants: dict[str, _Grant] = {}
+        self._fences: dict[str, int] = {}
+        self._cancels: dict[str, float] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def is_current(self, lease: Lease) -> bool:
+        """Whether ``lease`` is still the live grant of its key (the fencing check)."""
+        grant = self._grants.get(lease.key)
+        return (
+            grant is not None
+            and grant.lease.token == lease.token
+            and grant.expires_at > time.monotonic()
+        )
+
+    def cancel_pending(self, message_id: str) -> bool:
+        """Whether a cancel of ``message_id`` was asked and has not expired."""
+        expires = self._cancels.get(message_id)
+        return expires is not None and expires > time.monotonic()
+
+    async def acquire(self, key: str, ttl: float, holder: str) -> Lease | None:
+        grant = self._grants.get(key)
+        if grant is not None and grant.expires_at > time.monotonic():
+            return None
+        token = self._fences.get(key, 0) + 1
+        self._fences[key] = token
+        lease = Lease(key, token, holder, ttl)
+        self._grants[key] = _Grant(lease, time.monotonic() + ttl)
+        return lease
+
+    async def renew(self, lease: Lease) -> bool:
+        if not self.is_current(lease):
+            return False
+        self._grants[lease.key].expires_at = time.monotonic() + lease.ttl
+        return True
+
+    async def release(self, lease: Lease) -> bool:
+        if not self.is_current(lease):
+            return False
+        del self._grants[lease.key]
+        return True
+
+    async def lease_holder(self, key: str) -> str | None:
+        grant = self._grants.get(key)
+        if grant is None or grant.expires_at <= time.monotonic():
+            return None
+        return grant.lease.holder
+
+    async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
+        self._cancels[message_id] = time.monotonic() + ttl
+
+    async def cancel_requested(self, message_id: str) -> bool:
+        return self.cancel_pending(message_id)
+
+    async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
+        now = time.monotonic()
+        tokens, stamp = self._buckets.get(key, (capacity, now))
+        tokens = min(capacity, tokens + (now - stamp) * refill_per_second)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / refill_per_second if refill_per_second > 0 else float("inf")

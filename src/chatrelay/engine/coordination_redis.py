@@ -1,0 +1,68 @@
+"""Coordination on Redis: leases, cancel flags and token buckets shared by every node.
+
+Each lease change is one Lua script (compare-and-set on the exact value
+``"{token}:{holder}"``), so it is atomic and costs one round trip; the
+fencing check and the cancel flag of a generation's chunks are read inside
+``publish.lua`` by the broker.
+"""
+
+from __future__ import annotations
+
+from chatrelay.engine.base import Lease
+from chatrelay.engine.redis_client import RedisClient, as_text, milliseconds
+
+# Fencing counters are kept this long after a key's last grant.
+FENCE_TTL = 7 * 24 * 3600.0
+
+
+def _lease_value(lease: Lease) -> str:
+    return f"{lease.token}:{lease.holder}"
+
+
+class RedisCoordination:
+    """``Coordination`` of ``engine/base.py`` on the Redis of ``client``."""
+
+    def __init__(self, client: RedisClient) -> None:
+        self._client = client
+        self._keys = client.keys
+
+    async def acquire(self, key: str, ttl: float, holder: str) -> Lease | None:
+        token = await self._client.run(
+            "acquire",
+            [self._keys.lease(key), self._keys.lease_fence(key)],
+            [holder, milliseconds(ttl), milliseconds(FENCE_TTL)],
+        )
+        return None if token is None else Lease(key, int(token), holder, ttl)
+
+    async def renew(self, lease: Lease) -> bool:
+        renewed = await self._client.run(
+            "renew", [self._keys.lease(lease.key)], [_lease_value(lease), milliseconds(lease.ttl)]
+        )
+        return bool(renewed)
+
+    async def release(self, lease: Lease) -> bool:
+        released = await self._client.run(
+            "release", [self._keys.lease(lease.key)], [_lease_value(lease)]
+        )
+        return bool(released)
+
+    async def lease_holder(self, key: str) -> str | None:
+        async with self._client.errors("GET"):
+            value = await self._client.redis.get(self._keys.lease(key))
+        return None if value is None else as_text(value).partition(":")[2]
+
+    async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
+        async with self._client.errors("SET"):
+            await self._client.redis.set(self._keys.cancel(message_id), b"1", px=milliseconds(ttl))
+
+    async def cancel_requested(self, message_id: str) -> bool:
+        async with self._client.errors("EXISTS"):
+            return bool(await self._client.redis.exists(self._keys.cancel(message_id)))
+
+    async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
+        wait = float(
+            await self._client.run(
+                "take_token", [self._keys.bucket(key)], [capacity, refill_per_second]
+            )
+        )
+        return float("inf") if wait < 0 else wait

@@ -1,0 +1,64 @@
+"""The registry kept in this process: which sockets are open, with TTLs.
+
+The guarantees are those of ``base.Registry`` within one process.
+"""
+
+from __future__ import annotations
+
+import time
+
+from chatrelay.engine.base import Connection
+
+# The seed's TTL of ``sessions:user:{userId}``, in seconds.
+USER_SESSIONS_TTL = 1800.0
+
+
+class MemoryRegistry:
+    """``Registry`` of ``engine/base.py`` in this process's memory."""
+
+    def __init__(self) -> None:
+        self._connections: dict[str, tuple[Connection, float]] = {}
+        self._user_sessions: dict[str, dict[str, float]] = {}
+
+    async def register(self, connection: Connection, ttl: float) -> None:
+        now = time.monotonic()
+        self._connections[connection.connection_id] = (connection, now + ttl)
+        sessions = self._user_sessions.setdefault(connection.user_id, {})
+        sessions[connection.session_id] = now + USER_SESSIONS_TTL
+
+    async def heartbeat(self, connection: Connection, ttl: float) -> None:
+        await self.register(connection, ttl)
+
+    async def unregister(self, connection: Connection) -> None:
+        self._connections.pop(connection.connection_id, None)
+
+    def _live(self) -> list[Connection]:
+        now = time.monotonic()
+        return [conn for conn, expires in self._connections.values() if expires > now]
+
+    async def session_connections(self, session_id: str) -> list[Connection]:
+        return [conn for conn in self._live() if conn.session_id == session_id]
+
+    async def user_connection_count(self, user_id: str) -> int:
+        return sum(1 for conn in self._live() if conn.user_id == user_id)
+
+    async def user_sessions(self, user_id: str) -> set[str]:
+        now = time.monotonic()
+        sessions = self._user_sessions.get(user_id, {})
+        return {session for session, expires in sessions.items() if expires > now}
+
+    async def active_sessions(self) -> dict[str, str]:
+        return {conn.session_id: conn.user_id for conn in self._live()}
+
+    async def cleanup_stale(self) -> int:
+        now = time.monotonic()
+        stale = [cid for cid, (_, expires) in self._connections.items() if expires <= now]
+        for cid in stale:
+            del self._connections[cid]
+        for user_id, sessions in list(self._user_sessions.items()):
+            for session, expires in list(sessions.items()):
+                if expires <= now:
+                    del sessions[session]
+            if not sessions:
+                del self._user_sessions[user_id]
+        return len(stale)

@@ -1,0 +1,126 @@
+"""The registry on Redis: which sockets are open where, seen by every node.
+
+Keys keep the seed's names (``sessions:active``, ``sessions:user:{userId}``)
+plus a heartbeat key per connection and per-session and per-user indexes
+scored by expiry (``engine/keys.py``; docs/engine.md draws the layout). Each
+change is one Lua script.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+
+from chatrelay.engine.base import Connection
+from chatrelay.engine.redis_client import RedisClient, as_text, milliseconds
+
+SCAN_BATCH = 500
+# The seed's TTL of ``sessions:user:{userId}``, in seconds.
+USER_SESSIONS_TTL = 1800
+# Registry indexes outlive their last socket this long, so ``cleanup_stale``
+# sees (and counts) what it drops; past it Redis drops them even if nobody cleans.
+INDEX_GRACE = 3600.0
+
+
+class RedisRegistry:
+    """``Registry`` of ``engine/base.py`` on the Redis of ``client``."""
+
+    def __init__(self, client: RedisClient) -> None:
+        self._client = client
+        self._keys = client.keys
+
+    def _socket_keys(self, c: Connection) -> list[str]:
+        """The keys a socket is recorded in: its heartbeat key and the three indexes."""
+        return [
+            self._keys.connection(c.connection_id),
+            self._keys.session_connections(c.session_id),
+            self._keys.user_connections(c.user_id),
+            self._keys.active_sessions(),
+        ]
+
+    async def register(self, connection: Connection, ttl: float) -> None:
+        c = connection
+        data = orjson.dumps(
+            {
+                "connection_id": c.connection_id,
+                "session_id": c.session_id,
+                "user_id": c.user_id,
+                "node_id": c.node_id,
+            }
+        )
+        await self._client.run(
+            "register",
+            [*self._socket_keys(c), self._keys.user_sessions(c.user_id)],
+            [
+                c.connection_id,
+                data,
+                milliseconds(ttl),
+                c.session_id,
+                c.user_id,
+                milliseconds(INDEX_GRACE),
+                USER_SESSIONS_TTL,
+            ],
+        )
+
+    async def heartbeat(self, connection: Connection, ttl: float) -> None:
+        await self.register(connection, ttl)
+
+    async def unregister(self, connection: Connection) -> None:
+        c = connection
+        await self._client.run("unregister", self._socket_keys(c), [c.connection_id, c.session_id])
+
+    async def session_connections(self, session_id: str) -> list[Connection]:
+        # The connection keys depend on the zset's members, so the script gets
+        # their prefix and appends the ids (one Redis, not Cluster: docs/engine.md).
+        found = await self._client.run(
+            "session_connections",
+            [self._keys.session_connections(session_id)],
+            [self._keys.connection()],
+        )
+        return [Connection(**orjson.loads(data)) for data in found]
+
+    async def user_connection_count(self, user_id: str) -> int:
+        return int(await self._client.run("count_live", [self._keys.user_connections(user_id)], []))
+
+    async def user_sessions(self, user_id: str) -> set[str]:
+        async with self._client.errors("SMEMBERS"):
+            members = await self._client.redis.smembers(self._keys.user_sessions(user_id))
+        return {as_text(member) for member in members}
+
+    async def _active_batches(self) -> AsyncIterator[list[tuple[str, str]]]:
+        """``sessions:active`` in batches (HSCAN), so no script walks it all at once."""
+        cursor, seen = 0, set[bytes | str]()
+        while True:
+            async with self._client.errors("HSCAN"):
+                cursor, batch = await self._client.redis.hscan(
+                    self._keys.active_sessions(), cursor, count=SCAN_BATCH
+                )
+            assert isinstance(batch, dict)
+            pairs = [(as_text(s), as_text(u)) for s, u in batch.items() if s not in seen]
+            seen.update(batch)
+            if pairs:
+                yield pairs
+            if cursor == 0:
+                return
+
+    async def active_sessions(self) -> dict[str, str]:
+        active: dict[str, str] = {}
+        async for pairs in self._active_batches():
+            live = await self._client.run(
+                "live_sessions", [self._keys.session_connections(s) for s, _ in pairs], []
+            )
+            active.update(pair for pair, flag in zip(pairs, live, strict=True) if flag)
+        return active
+
+    async def cleanup_stale(self) -> int:
+        dropped = 0
+        async for pairs in self._active_batches():
+            keys = [self._keys.active_sessions()]
+            for session_id, user_id in pairs:
+                keys += [
+                    self._keys.session_connections(session_id),
+                    self._keys.user_connections(user_id),
+                ]
+            dropped += await self._client.run("cleanup", keys, [s for s, _ in pairs])
+        return dropped
