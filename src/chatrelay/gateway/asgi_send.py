@@ -9,6 +9,8 @@ frames are the ones ``send_text`` would have sent.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import Send
 from starlette.websockets import WebSocket
 
@@ -26,6 +28,10 @@ class TextSender:
     def __init__(self, websocket: WebSocket) -> None:
         self._send: Send = websocket._send
 
-    async def send_text(self, text: str) -> None:
-        """Send one text frame; cancel-safe like the server's own ``send``."""
-        await self._send({"type": "websocket.send", "text": text})
+    def send_text(self, text: str) -> Awaitable[None]:
+        """Send one text frame: await the result; cancel-safe like the server's own ``send``.
+
+        A plain function returning the server's awaitable, not a coroutine of
+        its own: one coroutine less per frame on the hot path.
+        """
+        return self._send({"type": "websocket.send", "text": text})
