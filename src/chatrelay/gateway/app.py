@@ -11,9 +11,8 @@ from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from chatrelay.gateway.auth import NotAuthenticated
 from chatrelay.gateway.services import GatewayServices
-from chatrelay.gateway.websocket import ChatSocket
+from chatrelay.gateway.websocket import serve_socket
 from chatrelay.protocol import SESSION_ID_PATTERN
 from chatrelay.rest import (
     CancelAccepted,
@@ -49,13 +48,9 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
     app = create_service_app("chatrelay", services_factory)
 
-    @app.exception_handler(NotAuthenticated)
-    async def not_authenticated(request: Request, exc: NotAuthenticated) -> JSONResponse:
-        return error_response(401, "not_authenticated", str(exc))
-
     @app.websocket("/ws/chat")
     async def chat_socket(websocket: WebSocket) -> None:
-        await ChatSocket(websocket, websocket.app.state.services).serve()
+        await serve_socket(websocket, websocket.app.state.services)
 
     @app.post("/api/chat", status_code=202, response_model=ChatAccepted)
     async def post_chat(body: ChatBody, request: Request) -> ChatAccepted:
@@ -66,7 +61,9 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
 
     @app.post("/api/cancel")
     async def post_cancel(body: CancelBody, request: Request) -> CancelAccepted:
-        await _services(request).conversations.cancel(_user(request), body.session_id, body.message_id)
+        await _services(request).conversations.cancel(
+            _user(request), body.session_id, body.message_id
+        )
         return {"status": "cancelled"}
 
     # response_model=None: the bodies are built from typed records; validating
@@ -97,8 +94,12 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
     async def health(request: Request) -> JSONResponse:
         services = _services(request)
         return await health_response(
-            services.engine, node=services.node_id, role="gateway", model=services.model,
-            draining=services.draining, connections=len(services.connections),
+            services.engine,
+            node=services.node_id,
+            role="gateway",
+            model=services.model,
+            draining=services.connections.draining,
+            connections=services.connections.count,
         )
 
     app.add_api_route("/health", health, methods=["GET"])
