@@ -8,7 +8,7 @@ GATEWAYS ?= 3
 WORKERS ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast cluster local-model local-model-test install install-test system-deps web web-test lint clean
+.PHONY: run test test-fast cluster local-model local-model-test install install-test system-deps web web-test schema lint clean
 
 # -- environment ---------------------------------------------------------------
 
@@ -48,6 +48,12 @@ web:
 
 web-test:
 	@if [ -f web/package.json ]; then cd web && npm ci --no-audit --no-fund && npx vitest run && npm run build; fi
+
+# The wire protocol as JSON Schema, and the web UI's types generated from it (both
+# checked in; tests/unit/test_wire_schema.py and web/src/chat/wire.test.ts catch drift).
+schema: install
+	$(BIN)/chatrelay schema --out docs/protocol.schema.json
+	cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run --silent wire-types
 
 # -- the two commands ------------------------------------------------------------
 

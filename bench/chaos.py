@@ -43,9 +43,10 @@ from chatrelay.cluster.manifest import cluster_ready, pid_alive
 from chatrelay.exceptions import ClientClosed, ProcessError
 from chatrelay.harness.processes import Process, free_port, start
 from chatrelay.harness.readiness import wait_ready
+from chatrelay.protocol import ServerFrame
+from chatrelay.wire_client import Turn, gather_turn, log_offset
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
-LOG_FRAMES = ("message", "chunk", "complete")
 PROMPTS = ("hello there", "explain how a chunk travels", "what is an offset", "tell me a story",
            "good morning", "why do leases expire")
 # Bounds: how long one chat may take (a killed worker's answer ends after its lease,
@@ -157,7 +158,8 @@ class Chatter:
 
     client: ChatClient
     source: str
-    frames: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[ServerFrame] = field(default_factory=list)
+    turns: dict[str, Turn] = field(default_factory=dict)
     welcome_offset: int = 0
     sent: int = 0
     refused: dict[str, int] = field(default_factory=dict)
@@ -187,7 +189,7 @@ class Chatter:
                 frame = await self.client.receive(timeout=max(0.01, deadline - time.monotonic()))
             except TimeoutError:
                 break
-            self.frames.append(frame)
+            self._keep(frame)
             for frame in self.frames[index:]:
                 index += 1
                 kind = frame["type"]
@@ -208,12 +210,14 @@ class Chatter:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and self._open_answers():
             with contextlib.suppress(TimeoutError):
-                self.frames.append(await self.client.receive(timeout=0.5))
+                self._keep(await self.client.receive(timeout=0.5))
+
+    def _keep(self, frame: ServerFrame) -> None:
+        self.frames.append(frame)
+        gather_turn(self.turns, frame)
 
     def _open_answers(self) -> set[str]:
-        started = {f["message"]["id"] for f in self.frames
-                   if f["type"] == "message" and f["message"]["role"] == "assistant"}
-        return started - {f["message_id"] for f in self.frames if f["type"] == "complete"}
+        return {message_id for message_id, turn in self.turns.items() if turn.complete is None}
 
     async def audit(self, http: httpx.AsyncClient) -> dict[str, int]:
         """Compare what this client was handed with the store."""
@@ -224,12 +228,12 @@ class Chatter:
             if frame["type"] == "reset":
                 counts["resets"] += 1
                 expected = frame["offset"] + 1
-            elif frame["type"] in LOG_FRAMES:
-                if frame["offset"] < expected:
+            elif (offset := log_offset(frame)) is not None:
+                if offset < expected:
                     counts["repeats"] += 1
-                elif frame["offset"] > expected:
-                    counts["losses"] += frame["offset"] - expected
-                expected = frame["offset"] + 1
+                elif offset > expected:
+                    counts["losses"] += offset - expected
+                expected = offset + 1
         for attempt in range(10):  # a gateway may be restarting: nginx answers 502
             response = await http.get(f"/api/history/{self.client.session_id}",
                                       params={"user_id": self.client.user_id})
@@ -244,16 +248,14 @@ class Chatter:
                 self.stuck.append({"message_id": message["id"], "stored": message["status"],
                                    "session_id": self.client.session_id})
         for message_id in self._whole_messages():
-            chunks = [f for f in self.frames
-                      if f["type"] == "chunk" and f["message_id"] == message_id]
-            complete = next((f for f in self.frames
-                             if f["type"] == "complete" and f["message_id"] == message_id), None)
+            turn = self.turns.get(message_id) or Turn(message_id)
+            chunks, complete = turn.chunks, turn.complete
             counts["chats"] += 1
             counts["chunks"] += len(chunks)
             seqs = [c["seq"] for c in chunks]
             counts["repeats"] += len(seqs) - len(set(seqs))
             counts["losses"] += max(seqs, default=0) - len(set(seqs))
-            text = "".join(c["delta"] for c in chunks)
+            text = turn.text
             if complete is None:
                 # Ended in the store (counted above if not), but this client never got
                 # its end: it could not get back to a gateway before the audit.

@@ -29,6 +29,7 @@ import uvloop
 
 from chatrelay.engine.keys import KeySpace
 from chatrelay.llm.simulated import LONG_ANSWER, split_words
+from chatrelay.protocol import ChunkEvent, CompleteEvent, chunk_frame, complete_frame
 
 TICK_SECONDS = 0.005
 WORDS = split_words(LONG_ANSWER)[:-1]  # every one ends with a space
@@ -59,7 +60,7 @@ async def _publish(kind: str, redis_url: str, session_ids: Sequence[str], rate: 
     published = 0
     behind = 0.0
 
-    def add(pipe: Any, index: int, frame: dict[str, Any]) -> None:
+    def add(pipe: Any, index: int, frame: ChunkEvent | CompleteEvent) -> None:
         session_id = session_ids[index]
         body = orjson.dumps(frame)
         if kind == "chatrelay":
@@ -82,16 +83,15 @@ async def _publish(kind: str, redis_url: str, session_ids: Sequence[str], rate: 
             for number in range(published, due):
                 index = number % len(session_ids)
                 sent[index] += 1
-                add(pipe, index, {"type": "chunk", "message_id": _message_id(session_ids[index]),
-                                  "seq": sent[index], "delta": WORDS[(sent[index] - 1) % len(WORDS)],
-                                  "ts": ts})
+                add(pipe, index, chunk_frame(_message_id(session_ids[index]), sent[index],
+                                             WORDS[(sent[index] - 1) % len(WORDS)], ts))
             await pipe.execute()
             published = due
         await asyncio.sleep(TICK_SECONDS)
     pipe = client.pipeline(transaction=False)
     for index, session_id in enumerate(session_ids):
-        add(pipe, index, {"type": "complete", "message_id": _message_id(session_id),
-                          "status": "completed", "content": content_of(sent[index])})
+        add(pipe, index, complete_frame(_message_id(session_id), "completed",
+                                        content_of(sent[index])))
     await pipe.execute()
     await client.aclose()
     return {"published": published, "max_behind_s": round(behind, 4)}

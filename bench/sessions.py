@@ -9,7 +9,8 @@ or listens (a bench publisher streams into its session).
 
 Each session checks what it receives, at the wire level (the lean client
 here drops nothing; ``chatrelay.client.ChatClient`` would silently drop a
-repeated offset, which is exactly what must be counted):
+repeated offset, which is exactly what must be counted; it parses with
+``chatrelay.wire_client.parse_server_frame`` like every client):
 
 - every log frame's ``offset`` is the one after the previous: a jump counts
   the missing offsets as **lost**, a repeat counts as **duplicated**;
@@ -38,6 +39,8 @@ import uvloop
 import websockets
 from processes import raise_open_files_limit
 from websockets.exceptions import ConnectionClosed
+
+from chatrelay.wire_client import log_offset, parse_server_frame
 
 # Connection attempts in flight per client process (a burst of thousands of
 # handshakes at once only measures the listen backlog).
@@ -141,11 +144,13 @@ class _Session:
 
     def on_frame(self, raw: str | bytes, now: float) -> None:
         totals = self.totals
-        frame = orjson.loads(raw)
+        # The same frame definitions as every client, parsed without validation:
+        # this loop reads tens of thousands of frames a second.
+        frame: Any = parse_server_frame(raw)
         totals.frames += 1
-        kind = frame.get("type")
-        offset = frame.get("offset")
-        if offset is not None and kind in ("message", "chunk", "complete"):
+        kind = frame["type"]
+        offset = log_offset(frame)
+        if offset is not None:
             if self.offset is not None:
                 if offset <= self.offset:
                     totals.duplicated += 1

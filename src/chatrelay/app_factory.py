@@ -4,6 +4,11 @@
   process, the worker called in-process;
 - ``create_gateway_app``: ``chatrelay gateway``, workers reached over HTTP;
 - ``create_worker_app``: ``chatrelay worker``.
+
+Each opens its parts on one exit stack, so they close in reverse: the gateway's
+own owners first (heartbeat, then relay), then the dispatcher (generations,
+or the balancer), then the store and the engine (docs/architecture.md,
+"Shutting down"). The drain before it is ``GatewayServices.drain``.
 """
 
 from __future__ import annotations
@@ -102,8 +107,8 @@ def create_all_in_one_app(settings: Settings, engine: Engine | None = None) -> F
         async with AsyncExitStack() as stack:
             shared, store = await _open_shared(settings, stack, engine)
             generations = await _open_generations(settings, stack, shared, store)
-            gateway = GatewayServices(
-                settings=settings,
+            async with GatewayServices.running(
+                settings,
                 engine=shared,
                 store=store,
                 dispatcher=InProcessDispatcher(
@@ -111,11 +116,9 @@ def create_all_in_one_app(settings: Settings, engine: Engine | None = None) -> F
                 ),
                 auth=create_authenticator(settings.auth_mode),
                 model=generations.model_name,
-            )
-            gateway.drain_hooks.append(generations.wait_idle)
-            gateway.start()
-            stack.push_async_callback(gateway.aclose)
-            yield gateway
+                drain_hooks=[generations.wait_idle],
+            ) as gateway:
+                yield gateway
 
     return create_app(services)
 
@@ -127,20 +130,18 @@ def create_gateway_app(settings: Settings) -> FastAPI:
     async def services() -> AsyncIterator[GatewayServices]:
         async with AsyncExitStack() as stack:
             engine, store = await _open_shared(settings, stack)
-            balancer = HttpBalancer(settings.ai_service_urls, settings.internal_token)
-            stack.push_async_callback(balancer.aclose)
-            balancer.start_probing()
-            gateway = GatewayServices(
-                settings=settings,
+            balancer = await stack.enter_async_context(
+                HttpBalancer(settings.ai_service_urls, settings.internal_token)
+            )
+            async with GatewayServices.running(
+                settings,
                 engine=engine,
                 store=store,
                 dispatcher=balancer,
                 auth=create_authenticator(settings.auth_mode),
                 model="remote",
-            )
-            gateway.start()
-            stack.push_async_callback(gateway.aclose)
-            yield gateway
+            ) as gateway:
+                yield gateway
 
     return create_app(services)
 

@@ -132,6 +132,19 @@ def chat(
     asyncio.run(run_chat(url, session, user))
 
 
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option(help="Where to write it.")] = Path(
+        "docs/protocol.schema.json"
+    ),
+) -> None:
+    """Write the wire protocol (frames and REST bodies) as JSON Schema."""
+    from chatrelay import wire_schema
+
+    out.write_text(wire_schema.render(), encoding="utf-8")
+    typer.echo(f"wrote {out}")
+
+
 def main() -> None:
     app()
 

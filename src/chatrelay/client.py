@@ -8,27 +8,28 @@ so the frames it hands out have no gap and no repeat: every ``message``,
 answers ``reset`` (the log from our position is gone), the ``reset`` frame is
 handed out and the caller reloads history over REST.
 
-Used by the tests, the benchmarks and ``chatrelay chat``.
+Each connection is read by a :class:`~chatrelay.wire_client.WireClient`,
+which parses the frames; this class adds the reconnects and the exactly-once
+bookkeeping across them. Used by the tests, the benchmarks and ``chatrelay chat``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import math
 import random
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import websockets
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from chatrelay.exceptions import ClientClosed
+from chatrelay.exceptions import ClientClosed, FrameError
+from chatrelay.protocol import ServerFrame, WireMessage
+from chatrelay.wire_client import WireClient, log_offset
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ BACKOFF_CAP_SECONDS = 20.0
 INBOX_SIZE = 10_000
 # Close codes after which reconnecting cannot help.
 FINAL_CLOSE_CODES = frozenset({4400, 4401, 4403})
-LOG_FRAMES = frozenset({"message", "chunk", "complete"})
 
 
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
@@ -76,8 +76,8 @@ class ChatClient:
         #: ``reconnect`` frames received, and the close code of every connection that ended.
         self.reconnect_frames = 0
         self.close_codes: list[int | None] = []
-        self._inbox: asyncio.Queue[dict[str, Any] | ClientClosed] = asyncio.Queue(INBOX_SIZE)
-        self._connection: ClientConnection | None = None
+        self._inbox: asyncio.Queue[ServerFrame | ClientClosed] = asyncio.Queue(INBOX_SIZE)
+        self._connection: WireClient | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -112,7 +112,7 @@ class ChatClient:
 
     # -- sending
 
-    async def send(self, frame: dict[str, Any], timeout: float = 30.0) -> None:
+    async def send(self, frame: Mapping[str, object], timeout: float = 30.0) -> None:
         """Send a frame, waiting (up to ``timeout``) for a connection if there is none."""
         async with asyncio.timeout(timeout):
             while True:
@@ -121,7 +121,7 @@ class ChatClient:
                 if connection is None:
                     continue
                 try:
-                    await connection.send(json.dumps(frame))
+                    await connection.send(frame)
                     return
                 except ConnectionClosed:
                     self._connected.clear()
@@ -137,7 +137,7 @@ class ChatClient:
 
     # -- receiving
 
-    async def receive(self, timeout: float | None = None) -> dict[str, Any]:
+    async def receive(self, timeout: float | None = None) -> ServerFrame:
         """The next frame (log frames exactly once, in order); raises ClientClosed at the end."""
         async with asyncio.timeout(timeout):
             item = await self._inbox.get()
@@ -146,14 +146,14 @@ class ChatClient:
             raise item
         return item
 
-    async def frames(self) -> AsyncIterator[dict[str, Any]]:
+    async def frames(self) -> AsyncIterator[ServerFrame]:
         while True:
             try:
                 yield await self.receive()
             except ClientClosed:
                 return
 
-    async def history(self) -> list[dict[str, Any]]:
+    async def history(self) -> list[WireMessage]:
         """The session's stored messages over REST (what to show after a ``reset``)."""
         parts = urlsplit(self.url)
         scheme = "https" if parts.scheme == "wss" else "http"
@@ -162,13 +162,13 @@ class ChatClient:
         async with httpx.AsyncClient(base_url=base) as http:
             response = await http.get(f"/api/history/{self.session_id}", params=params)
             response.raise_for_status()
-            messages: list[dict[str, Any]] = response.json()["messages"]
+            messages: list[WireMessage] = response.json()["messages"]
             return messages
 
     # -- the connection loop
 
-    def _connect_url(self) -> str:
-        query = {
+    def _query(self) -> dict[str, str]:
+        return {
             key: value
             for key, value in (
                 ("session_id", self.session_id),
@@ -177,32 +177,31 @@ class ChatClient:
             )
             if value
         }
-        return f"{self.url}?{urlencode(query)}" if query else self.url
 
     async def _run(self) -> None:
         attempt = 0
         try:
             while not self._closing:
                 try:
-                    connection = await websockets.connect(
-                        self._connect_url(), max_size=None, local_addr=self.local_addr,
-                        open_timeout=10,
+                    # record=False: this client hands frames out; it keeps none.
+                    connection = await WireClient.connect(
+                        self.url, self._query(), local_addr=self.local_addr, record=False
                     )
                 except (OSError, InvalidHandshake, TimeoutError) as exc:
                     logger.info("connect failed (%s); retrying", exc)
+                except FrameError as exc:
+                    raise ClientClosed(exc.detail) from exc
+                except ConnectionClosed as exc:  # refused right after the upgrade
+                    self._note_close(exc)
                 else:
+                    attempt = 0  # a welcome came: the next failure backs off from the start
                     try:
                         if await self._serve(connection):
-                            attempt = 0
                             continue  # asked to reconnect: no wait
-                        attempt = 0
                     except ConnectionClosed as exc:
-                        code = exc.rcvd.code if exc.rcvd else None
-                        self.close_codes.append(code)
-                        if code in FINAL_CLOSE_CODES:
-                            raise ClientClosed(
-                                f"refused: {exc.rcvd.reason if exc.rcvd else ''}", code
-                            ) from exc
+                        self._note_close(exc)
+                    except FrameError as exc:  # the server broke the protocol
+                        raise ClientClosed(exc.detail) from exc
                     finally:
                         self._connected.clear()
                         self._connection = None
@@ -215,17 +214,24 @@ class ChatClient:
             self._inbox.put_nowait(exc)
             raise
 
-    async def _ask_resume(self, connection: ClientConnection) -> int:
+    def _note_close(self, exc: ConnectionClosed) -> None:
+        """Record how a connection ended; raise ClientClosed if reconnecting cannot help."""
+        code = exc.rcvd.code if exc.rcvd else None
+        self.close_codes.append(code)
+        if code in FINAL_CLOSE_CODES:
+            raise ClientClosed(f"refused: {exc.rcvd.reason if exc.rcvd else ''}", code) from exc
+
+    async def _ask_resume(self, connection: WireClient) -> int:
         """Ask for every event after our offset; returns that offset."""
-        frame = {"type": "resume", "epoch": self.epoch, "offset": self.offset}
-        await connection.send(json.dumps(frame))
+        assert self.epoch is not None
+        await connection.resume(self.epoch, self.offset)
         return self.offset
 
-    async def _serve(self, connection: ClientConnection) -> bool:
-        """Read one connection's frames; True if the server asked us to reconnect."""
-        welcome = json.loads(await connection.recv())
-        if welcome.get("type") != "welcome":
-            raise ClientClosed(f"expected welcome, got {welcome.get('type')}")
+    async def _serve(self, connection: WireClient) -> bool:
+        """Read one connection's frames until it closes (raising ``ConnectionClosed``);
+        True if the server asked us to reconnect."""
+        welcome = connection.welcome
+        assert welcome is not None  # WireClient.connect read it
         self.connects += 1
         self.node = welcome["node"]
         self.session_id = welcome["session_id"]
@@ -241,16 +247,16 @@ class ChatClient:
             asked_after = await self._ask_resume(connection)
         self._connection = connection
         self._connected.set()
-        async for raw in connection:
-            frame = json.loads(raw)
-            kind = frame.get("type")
-            if kind in LOG_FRAMES:
+        while True:
+            frame = await connection.recv(timeout=math.inf)
+            offset = log_offset(frame)
+            if offset is not None:
                 if stale:
                     continue
-                if frame["offset"] <= self.offset:
+                if offset <= self.offset:
                     self.duplicates += 1
                     continue  # already handed out
-                if frame["offset"] > self.offset + 1:
+                if offset > self.offset + 1:
                     # A live event overtook the replay of what we missed (it was sent
                     # between welcome and our resume). Handing it out would skip its
                     # predecessors for good: drop it; the replay brings it in order.
@@ -258,16 +264,14 @@ class ChatClient:
                     if asked_after != self.offset:
                         asked_after = await self._ask_resume(connection)
                     continue
-                self.offset = frame["offset"]
-            elif kind == "reset":
+                self.offset = offset
+            elif frame["type"] == "reset":
                 stale = False
                 self.resets += 1
                 self.epoch, self.offset = frame["epoch"], frame["offset"]
-            elif kind == "reconnect":
+            elif frame["type"] == "reconnect":
                 self.reconnect_frames += 1
                 await connection.close()
                 self.close_codes.append(connection.close_code)
                 return True
             await self._inbox.put(frame)
-        self.close_codes.append(connection.close_code)
-        return False

@@ -10,8 +10,11 @@ Errors a client may be shown carry the machine-readable ``code`` of PROTOCOL.md:
     ├── RateLimited           rate_limited      429  (retry_after seconds)
     ├── Unavailable           unavailable       503
     ├── ModelError            model_error       502  (a backend could not answer)
-    └── EngineError           unavailable       503  (the engine could not be reached)
-        └── LeaseLost         lease_lost        409  (a fencing token is no longer current)
+    ├── EngineError           unavailable       503  (the engine could not be reached)
+    │   └── LeaseLost         lease_lost        409  (a fencing token is no longer current)
+    └── NotAuthenticated      not_authenticated 401  (close 4401 on a socket)
+
+    HandshakeRefused          a socket refused before its welcome: close code and reason
 
 Errors of the process harness (``harness/``) and the local cluster, shown to
 an operator, never to a client::
@@ -23,6 +26,7 @@ an operator, never to a client::
     └── ClusterError              ``chatrelay cluster up`` could not start the cluster
 
     ClientClosed                  the wire client's server refused it for good, or it was closed
+    FrameError                    a frame breaks the protocol (``code``: the error frame's code)
 
 Library errors are translated into these at the boundary (``raise X(...) from exc``);
 clients see ``{"code", "detail"}`` and never a stack trace.
@@ -125,3 +129,33 @@ class ClientClosed(Exception):
     def __init__(self, reason: str, code: int | None = None) -> None:
         super().__init__(reason)
         self.code = code
+
+
+class FrameError(Exception):
+    """A frame that breaks the protocol; ``code`` is the error code to send.
+
+    Not a :class:`ChatRelayError`: a bad frame is answered with an ``error``
+    frame on the same socket, never with an HTTP status.
+    """
+
+    def __init__(self, code: str, detail: str, client_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.client_id = client_id
+
+
+class NotAuthenticated(ChatRelayError):
+    """The request names no acceptable user (close 4401 / HTTP 401)."""
+
+    code = "not_authenticated"
+    http_status = 401
+
+
+class HandshakeRefused(Exception):
+    """A socket is refused before its welcome; the gateway closes it with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason

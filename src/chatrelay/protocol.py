@@ -1,33 +1,37 @@
-"""Wire types: WebSocket frames, REST bodies, the gateway -> worker calls.
+"""Wire types: the WebSocket frames, both ways, and the session log's events.
 
 This module is the one place where the gateway and the worker meet (with the
 engine and the store). ``docs/protocol.md`` explains the same contract in
 words; change both together.
 
-Client frames are parsed by :func:`parse_client_frame`, which raises
-:class:`FrameError` with the protocol's error code. Server frames are plain
-dicts built by the ``*_frame`` functions, encoded once with orjson.
+Client frames are pydantic models parsed by :func:`parse_client_frame`, which
+raises :class:`~chatrelay.exceptions.FrameError` with the protocol's error
+code. Server frames are TypedDicts built by the ``*_frame`` functions and
+encoded once with orjson; ``chatrelay.wire_client`` reads them. REST bodies
+are in ``chatrelay.rest``; ``chatrelay.wire_schema`` exports all of them as
+JSON Schema (``make schema``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, cast
 
 import orjson
 import uuid_utils
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+# pydantic reads TypedDicts (for the JSON Schema) only from typing_extensions before 3.12.
+from typing_extensions import TypedDict
+
+from chatrelay.exceptions import FrameError
+from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role
 
 PROTOCOL_VERSION = 1
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MAX_CLIENT_ID_CHARS = 64
 CLIENT_FRAME_TYPES = frozenset({"chat", "cancel", "resume", "ping"})
-
-MessageStatus = Literal["complete", "streaming", "completed", "cancelled", "failed", "interrupted"]
-FinalStatus = Literal["completed", "cancelled", "failed", "interrupted"]
-FINAL_STATUSES: frozenset[str] = frozenset({"completed", "cancelled", "failed", "interrupted"})
 
 
 def new_id() -> str:
@@ -35,50 +39,43 @@ def new_id() -> str:
     return str(uuid_utils.uuid7())
 
 
-def now_iso() -> str:
-    """The current time as ISO 8601 with a UTC offset."""
-    return datetime.now(UTC).isoformat()
-
-
 def valid_session_id(value: object) -> bool:
+    """Whether ``value`` is a session id: 1 to 128 of ``[A-Za-z0-9_.:-]``."""
     return isinstance(value, str) and SESSION_ID_PATTERN.match(value) is not None
 
 
 # -- client -> server ------------------------------------------------------------
 
 
-class FrameError(Exception):
-    """A client frame that breaks the protocol; ``code`` is the error code to send."""
-
-    def __init__(self, code: str, detail: str, client_id: str | None = None) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.client_id = client_id
+class _ClientFrameModel(BaseModel):
+    # The schema marks ``type`` required (a default is for building frames in Python).
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
-class ChatFrame(BaseModel):
+class ChatFrame(_ClientFrameModel):
     type: Literal["chat"] = "chat"
     content: str
     client_id: str | None = None
 
 
-class CancelFrame(BaseModel):
+class CancelFrame(_ClientFrameModel):
     type: Literal["cancel"] = "cancel"
     message_id: str
 
 
-class ResumeFrame(BaseModel):
+class ResumeFrame(_ClientFrameModel):
     type: Literal["resume"] = "resume"
     epoch: str
     offset: int
 
 
-class PingFrame(BaseModel):
+class PingFrame(_ClientFrameModel):
     type: Literal["ping"] = "ping"
 
 
-ClientFrame = ChatFrame | CancelFrame | ResumeFrame | PingFrame
+ClientFrame = Annotated[
+    ChatFrame | CancelFrame | ResumeFrame | PingFrame, Field(discriminator="type")
+]
 
 
 def _string_field(data: dict[str, Any], name: str, *, limit: int | None = None) -> str:
@@ -132,35 +129,152 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
 
 
 # -- server -> client --------------------------------------------------------------
+# TypedDicts: a chunk is built per model delta, so no pydantic round trip. The
+# worker publishes ``*Event``s; the engine numbers them, the frame has the ``offset``.
 
 
-def message_object(
-    *,
-    message_id: str,
-    session_id: str,
-    role: Literal["user", "assistant"],
-    content: str,
-    status: MessageStatus,
-    created_at: str,
-    client_id: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """A ``message`` object as PROTOCOL.md defines it."""
-    body: dict[str, Any] = {
-        "id": message_id,
-        "session_id": session_id,
-        "role": role,
-        "content": content,
-        "status": status,
-        "created_at": created_at,
+class Usage(TypedDict):
+    """What an answer cost: its model, deltas, time to first token and duration."""
+
+    model: str
+    tokens: int
+    ttft_ms: float | None
+    duration_ms: float
+
+
+class WireMessage(TypedDict):
+    """A stored message, in ``message`` frames and REST history."""
+
+    id: str
+    session_id: str
+    role: Role
+    content: str
+    status: MessageStatus
+    created_at: str
+    client_id: NotRequired[str]
+    error: NotRequired[str]
+    model: NotRequired[str]
+    usage: NotRequired[Usage]
+
+
+class WelcomeFrame(TypedDict):
+    """The first frame of a socket; ``offset`` is the newest of the session log."""
+
+    type: Literal["welcome"]
+    node: str
+    session_id: str
+    user_id: str
+    epoch: str
+    offset: int
+    protocol: int
+
+
+class MessageEvent(TypedDict):
+    """A stored message appeared: a user's, or an answer starting (``streaming``)."""
+
+    type: Literal["message"]
+    message: WireMessage
+
+
+class MessageFrame(MessageEvent):
+    offset: int
+
+
+class ChunkEvent(TypedDict):
+    """The next delta of an answer; ``seq`` counts 1, 2, 3 within it."""
+
+    type: Literal["chunk"]
+    message_id: str
+    seq: int
+    delta: str
+    ts: float
+
+
+class ChunkFrame(ChunkEvent):
+    offset: int
+
+
+class CompleteEvent(TypedDict):
+    """An answer ended; ``content`` is its whole text as stored."""
+
+    type: Literal["complete"]
+    message_id: str
+    status: FinalStatus
+    content: str
+    error: NotRequired[str]
+    usage: NotRequired[Usage]
+
+
+class CompleteFrame(CompleteEvent):
+    offset: int
+
+
+class ErrorFrame(TypedDict):
+    """A request of this client failed; the socket stays open."""
+
+    type: Literal["error"]
+    code: str
+    detail: str
+    client_id: NotRequired[str]
+    message_id: NotRequired[str]
+
+
+class PongFrame(TypedDict):
+    type: Literal["pong"]
+
+
+class ReconnectFrame(TypedDict):
+    """This node is going away: connect again (any node) and resume."""
+
+    type: Literal["reconnect"]
+    reason: str
+
+
+class ResetFrame(TypedDict):
+    """The log from the client's position is gone: reload history, go on from here."""
+
+    type: Literal["reset"]
+    epoch: str
+    offset: int
+
+
+ServerFrame = Annotated[
+    WelcomeFrame
+    | MessageFrame
+    | ChunkFrame
+    | CompleteFrame
+    | ErrorFrame
+    | PongFrame
+    | ReconnectFrame
+    | ResetFrame,
+    Field(discriminator="type"),
+]
+
+
+def wire_message(record: MessageRecord) -> WireMessage:
+    """A stored message as the wire shows it (fields the store has not are left out)."""
+    message: WireMessage = {
+        "id": record.id,
+        "session_id": record.session_id,
+        "role": record.role,
+        "content": record.content,
+        "status": record.status,
+        "created_at": record.created_at.isoformat(),
     }
-    if client_id is not None:
-        body["client_id"] = client_id
-    body.update({key: value for key, value in extra.items() if value is not None})
-    return body
+    if record.client_id is not None:
+        message["client_id"] = record.client_id
+    if record.error is not None:
+        message["error"] = record.error
+    if record.model is not None:
+        message["model"] = record.model
+    if record.usage is not None:
+        message["usage"] = cast(Usage, record.usage)
+    return message
 
 
-def welcome_frame(node: str, session_id: str, user_id: str, epoch: str, offset: int) -> dict[str, Any]:
+def welcome_frame(
+    node: str, session_id: str, user_id: str, epoch: str, offset: int
+) -> WelcomeFrame:
     return {
         "type": "welcome",
         "node": node,
@@ -172,12 +286,12 @@ def welcome_frame(node: str, session_id: str, user_id: str, epoch: str, offset: 
     }
 
 
-def message_frame(message: dict[str, Any]) -> dict[str, Any]:
+def message_frame(message: MessageRecord) -> MessageEvent:
     """A stored message appeared (published through the engine, which adds ``offset``)."""
-    return {"type": "message", "message": message}
+    return {"type": "message", "message": wire_message(message)}
 
 
-def chunk_frame(message_id: str, seq: int, delta: str, ts: float) -> dict[str, Any]:
+def chunk_frame(message_id: str, seq: int, delta: str, ts: float) -> ChunkEvent:
     """A chunk; ``ts`` (its publish time, Unix seconds) stays last: metrics find it there."""
     return {"type": "chunk", "message_id": message_id, "seq": seq, "delta": delta, "ts": ts}
 
@@ -187,9 +301,9 @@ def complete_frame(
     status: FinalStatus,
     content: str,
     error: str | None = None,
-    usage: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    frame: dict[str, Any] = {
+    usage: Usage | None = None,
+) -> CompleteEvent:
+    frame: CompleteEvent = {
         "type": "complete",
         "message_id": message_id,
         "status": status,
@@ -204,8 +318,8 @@ def complete_frame(
 
 def error_frame(
     code: str, detail: str, client_id: str | None = None, message_id: str | None = None
-) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error", "code": code, "detail": detail}
+) -> ErrorFrame:
+    frame: ErrorFrame = {"type": "error", "code": code, "detail": detail}
     if client_id is not None:
         frame["client_id"] = client_id
     if message_id is not None:
@@ -213,69 +327,18 @@ def error_frame(
     return frame
 
 
-PONG_FRAME = orjson.dumps({"type": "pong"})
+PONG_FRAME = orjson.dumps(PongFrame(type="pong"))
 
 
-def reconnect_frame(reason: str) -> dict[str, Any]:
+def reconnect_frame(reason: str) -> ReconnectFrame:
     return {"type": "reconnect", "reason": reason}
 
 
-def reset_frame(epoch: str, offset: int) -> dict[str, Any]:
+def reset_frame(epoch: str, offset: int) -> ResetFrame:
     return {"type": "reset", "epoch": epoch, "offset": offset}
 
 
-# -- REST bodies (gateway) -----------------------------------------------------------
-
-
-class ChatBody(BaseModel):
-    """``POST /api/chat``."""
-
-    message: str = Field(min_length=1)
-    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
-
-
-class CancelBody(BaseModel):
-    """``POST /api/cancel``."""
-
-    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
-    message_id: str = Field(min_length=1, max_length=128)
-
-
-class ChatAccepted(BaseModel):
-    """Answer to a chat request (gateway REST and worker ``POST /chat``)."""
-
-    message_id: str
-    session_id: str
-    status: Literal["streaming"] = "streaming"
-    user_message_id: str | None = None
-
-
-# -- gateway -> worker ---------------------------------------------------------------
-
-# Gateway -> worker calls carry the shared internal token in this header.
-INTERNAL_TOKEN_HEADER = "X-Internal-Token"
-
-
-class GenerationRequest(BaseModel):
-    """``POST /chat`` on a worker; the seed's body plus ids chosen by the caller.
-
-    ``message_id`` names the assistant message; a request repeated with the
-    same ``message_id`` never starts a second generation.
-    """
-
-    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
-    user_id: str = Field(min_length=1, max_length=128)
-    message: str = Field(min_length=1)
-    message_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
-    user_message_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
-    client_id: str | None = Field(None, max_length=MAX_CLIENT_ID_CHARS)
-
-
-class CancelRequest(BaseModel):
-    """``POST /cancel`` on a worker (works on any worker)."""
-
-    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
-    message_id: str = Field(min_length=1, max_length=128)
+# -- session logs ------------------------------------------------------------------
 
 
 def partial_texts(events: Iterable[Any], message_ids: Iterable[str]) -> dict[str, str]:
@@ -291,6 +354,3 @@ def partial_texts(events: Iterable[Any], message_ids: Iterable[str]) -> dict[str
 def generation_lease_key(session_id: str) -> str:
     """The lease that allows one generation per session at a time."""
     return f"generation:{session_id}"
-
-
-GENERATION_LEASE_PREFIX = "generation:"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from chatrelay.client import ChatClient
 from chatrelay.exceptions import ClientClosed
+from chatrelay.protocol import ServerFrame
 
 
 class TerminalChat:
@@ -27,22 +28,21 @@ class TerminalChat:
         self._out.write(text + end)
         self._out.flush()
 
-    def show(self, frame: dict[str, Any]) -> None:
-        kind = frame["type"]
-        if kind == "message":
+    def show(self, frame: ServerFrame) -> None:
+        if frame["type"] == "message":
             message = frame["message"]
             if message["role"] == "assistant":
                 self._running = message["id"]
                 self._print("assistant> ", end="")
-        elif kind == "chunk":
+        elif frame["type"] == "chunk":
             self._print(frame["delta"], end="")
-        elif kind == "complete":
+        elif frame["type"] == "complete":
             self._running = None
             suffix = "" if frame["status"] == "completed" else f"  [{frame['status']}]"
             self._print(suffix)
-        elif kind == "error":
+        elif frame["type"] == "error":
             self._print(f"! {frame['code']}: {frame['detail']}")
-        elif kind == "reset":
+        elif frame["type"] == "reset":
             self._print("! the stream was lost; the answer so far is in the history")
 
     async def _printer(self) -> None:

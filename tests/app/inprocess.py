@@ -21,8 +21,9 @@ from fastapi import FastAPI
 from chatrelay.app_factory import create_all_in_one_app
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
+from chatrelay.wire_client import WireClient
 from tests.app.asgi_socket import AsgiSocket
-from tests.wsclient import WsClient
+from tests.timing import seconds
 
 NODE_ID = "in-process"
 # The simulated model's pause between words: the long answer (~190 words) streams
@@ -54,11 +55,10 @@ class InProcessApp:
         await socket.open()
         return socket
 
-    async def connect(self, **query: str) -> WsClient:
+    async def connect(self, **query: str) -> WireClient:
         """A protocol client on a new socket, its ``welcome`` read."""
-        client = WsClient(await self.socket(**query))  # type: ignore[arg-type]
-        client.welcome = await client.recv()
-        assert client.welcome["type"] == "welcome", client.welcome
+        client = WireClient(await self.socket(**query), timeout=seconds(10))
+        await client.read_welcome()
         return client
 
     async def history(self, session_id: str, user: str) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from chatrelay.llm.simulated import LONG_ANSWER, choose_answer, split_words
+from chatrelay.wire_client import Turn, WireClient
 from tests.app.inprocess import InProcessApp, new_session, new_user, running_app
 from tests.faulty_engine import Faults, faulty_engine
-from tests.wsclient import Turn, WsClient
 
 # Live events lost in one go mid-answer: several chunks, as a dropped pub/sub connection loses.
 LOST_IN_A_ROW = 5
@@ -32,13 +32,13 @@ async def faulty_app(tmp_path: Path, faults: Faults) -> AsyncIterator[InProcessA
         yield running
 
 
-def assert_seen_once_in_order(client: WsClient, turn: Turn, answer: str) -> None:
+def assert_seen_once_in_order(client: WireClient, turn: Turn, answer: str) -> None:
     """Every frame of the turn arrived, once and in order, and the answer is whole."""
     assert turn.complete is not None and turn.complete["status"] == "completed"
-    chunks = [frame for frame in client.frames if frame["type"] == "chunk"]
-    assert [chunk["seq"] for chunk in chunks] == list(range(1, len(chunks) + 1))
-    assert "".join(chunk["delta"] for chunk in chunks) == turn.complete["content"] == answer
+    assert [chunk["seq"] for chunk in turn.chunks] == list(range(1, len(turn.chunks) + 1))
+    assert turn.text == turn.complete["content"] == answer
     assert client.offsets() == list(range(1, len(client.offsets()) + 1))
+    assert client.duplicates == 0
 
 
 @pytest.mark.parametrize("then_reconnect", [False, True])

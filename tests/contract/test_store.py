@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 
 import pytest
 
 from chatrelay.store.conversations import ConversationStore, TurnStart
+from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role
 from tests.fixtures.postgres_server import PostgresNotInstalled, PostgresServer, running_postgres
 from tests.timing import seconds
 
@@ -54,8 +56,14 @@ async def store(database_url: str) -> AsyncIterator[ConversationStore]:
         yield opened
 
 
-async def add(store: ConversationStore, message_id: str, session: str = "s1", role: str = "user",
-              content: str = "hello", status: str = "complete") -> dict[str, object]:
+async def add(
+    store: ConversationStore,
+    message_id: str,
+    session: str = "s1",
+    role: Role = "user",
+    content: str = "hello",
+    status: MessageStatus = "complete",
+) -> MessageRecord:
     message, _ = await store.add_message(
         message_id=message_id, session_id=session, role=role, content=content, status=status
     )
@@ -79,17 +87,20 @@ async def test_messages_come_back_oldest_first_with_their_fields(store: Conversa
     await add(store, "m1", content="first question")
     await add(store, "m2", role="assistant", content="", status="streaming")
     assert await store.finish_message(
-        "m2", status="completed", content="an answer", model="simulated",
+        "m2",
+        status="completed",
+        content="an answer",
+        model="simulated",
         usage={"tokens": 2, "ttft_ms": 1.5},
     )
     messages = await store.history("s1")
-    assert [(m["id"], m["role"], m["content"], m["status"]) for m in messages] == [
+    assert [(m.id, m.role, m.content, m.status) for m in messages] == [
         ("m1", "user", "first question", "complete"),
         ("m2", "assistant", "an answer", "completed"),
     ]
-    assert messages[1]["usage"] == {"tokens": 2, "ttft_ms": 1.5}
-    assert messages[1]["model"] == "simulated"
-    assert str(messages[0]["created_at"]).endswith("+00:00")
+    assert messages[1].usage == {"tokens": 2, "ttft_ms": 1.5}
+    assert messages[1].model == "simulated"
+    assert messages[0].created_at.utcoffset() == timedelta(0)
 
 
 async def test_a_message_id_is_stored_once(store: ConversationStore) -> None:
@@ -101,7 +112,7 @@ async def test_a_message_id_is_stored_once(store: ConversationStore) -> None:
         message_id="m1", session_id="s1", role="user", content="changed", status="complete"
     )
     assert (first_new, second_new) == (True, False)
-    assert again["content"] == "hello"
+    assert again.content == "hello"
     assert len(await store.history("s1")) == 1
 
 
@@ -111,7 +122,7 @@ async def test_a_finished_message_is_not_finished_again(store: ConversationStore
     assert await store.finish_message("m1", status="cancelled", content="part")
     assert not await store.finish_message("m1", status="interrupted", content="")
     message = await store.get_message("m1")
-    assert message is not None and (message["status"], message["content"]) == ("cancelled", "part")
+    assert message is not None and (message.status, message.content) == ("cancelled", "part")
 
 
 async def test_history_pages_backwards(store: ConversationStore) -> None:
@@ -119,9 +130,9 @@ async def test_history_pages_backwards(store: ConversationStore) -> None:
     for n in range(1, 8):
         await add(store, f"m{n}", content=f"message {n}")
     page = await store.history("s1", limit=3)
-    assert [m["id"] for m in page] == ["m5", "m6", "m7"]
+    assert [m.id for m in page] == ["m5", "m6", "m7"]
     older = await store.history("s1", limit=3, before="m5")
-    assert [m["id"] for m in older] == ["m2", "m3", "m4"]
+    assert [m.id for m in older] == ["m2", "m3", "m4"]
 
 
 async def test_sessions_list_newest_first_with_titles(store: ConversationStore) -> None:
@@ -132,15 +143,15 @@ async def test_sessions_list_newest_first_with_titles(store: ConversationStore) 
     await add(store, "m2", session="new", content="x" * 100)
     await store.claim_session("other", "bob")
     sessions = await store.list_sessions("alice")
-    assert [s["id"] for s in sessions] == ["new", "old"]
-    assert sessions[1]["title"] == "An old question with lines"
-    assert sessions[0]["title"] == "x" * 60
+    assert [s.id for s in sessions] == ["new", "old"]
+    assert sessions[1].title == "An old question with lines"
+    assert sessions[0].title == "x" * 60
 
 
 async def test_streaming_messages_are_listed_until_finished(store: ConversationStore) -> None:
     await store.claim_session("s1", "alice")
     await add(store, "m1", role="assistant", content="", status="streaming")
-    assert [m["id"] for m in await store.streaming_messages()] == ["m1"]
+    assert [m.id for m in await store.streaming_messages()] == ["m1"]
     await store.finish_message("m1", status="interrupted", content="")
     assert await store.streaming_messages() == []
 
@@ -149,7 +160,7 @@ async def test_unicode_and_long_text_survive(store: ConversationStore) -> None:
     await store.claim_session("s1", "alice")
     text = "héllo — 你好 — 🚀 " * 1000
     await add(store, "m1", content=text)
-    assert (await store.history("s1"))[0]["content"] == text
+    assert (await store.history("s1"))[0].content == text
 
 
 async def test_nodes_starting_together_all_migrate_the_same_database(database_url: str) -> None:
@@ -171,57 +182,67 @@ async def test_nodes_starting_together_all_migrate_the_same_database(database_ur
 
 async def test_concurrent_adds_of_one_message_store_it_once(store: ConversationStore) -> None:
     await store.claim_session("s1", "alice")
-    results = await asyncio.gather(*(
-        store.add_message(message_id="m1", session_id="s1", role="user", content=f"try {n}",
-                          status="complete")
-        for n in range(5)
-    ))
+    results = await asyncio.gather(
+        *(
+            store.add_message(
+                message_id="m1", session_id="s1", role="user", content=f"try {n}", status="complete"
+            )
+            for n in range(5)
+        )
+    )
     assert sorted(new for _, new in results) == [False, False, False, False, True]
-    assert len({message["content"] for message, _ in results}) == 1
+    assert len({message.content for message, _ in results}) == 1
     assert len(await store.history("s1")) == 1
 
 
 async def test_concurrent_adds_in_one_session_are_all_stored(store: ConversationStore) -> None:
     await store.claim_session("s1", "alice")
     await asyncio.gather(*(add(store, f"m{n}", content=f"message {n}") for n in range(8)))
-    assert sorted(m["id"] for m in await store.history("s1")) == [f"m{n}" for n in range(8)]
+    assert sorted(m.id for m in await store.history("s1")) == [f"m{n}" for n in range(8)]
 
 
 async def test_only_one_of_concurrent_finishes_wins(store: ConversationStore) -> None:
     # The worker finishing an answer races the reaper marking it interrupted.
     await store.claim_session("s1", "alice")
     await add(store, "m1", role="assistant", content="", status="streaming")
-    statuses = ["completed", "interrupted", "cancelled", "failed"]
-    won = await asyncio.gather(*(
-        store.finish_message("m1", status=status, content=status) for status in statuses
-    ))
+    statuses: list[FinalStatus] = ["completed", "interrupted", "cancelled", "failed"]
+    won = await asyncio.gather(
+        *(store.finish_message("m1", status=status, content=status) for status in statuses)
+    )
     assert sorted(won) == [False, False, False, True]
     message = await store.get_message("m1")
     winner = statuses[won.index(True)]
-    assert message is not None and (message["status"], message["content"]) == (winner, winner)
+    assert message is not None and (message.status, message.content) == (winner, winner)
 
 
-async def begin(store: ConversationStore, user: str = "alice", answer: str = "a1",
-                content: str = "hello there") -> TurnStart:
+async def begin(
+    store: ConversationStore, user: str = "alice", answer: str = "a1", content: str = "hello there"
+) -> TurnStart:
     return await store.begin_turn(
-        session_id="s1", user_id=user, user_message_id=f"u-{answer}", content=content,
-        client_id="c1", assistant_id=answer, history_limit=10,
+        session_id="s1",
+        user_id=user,
+        user_message_id=f"u-{answer}",
+        content=content,
+        client_id="c1",
+        assistant_id=answer,
+        history_limit=10,
     )
 
 
 async def test_a_turn_begins_in_one_go(store: ConversationStore) -> None:
     first = await begin(store)
     assert first.started and first.owner == "alice"
-    assert first.user_message is not None and first.user_message["client_id"] == "c1"
+    assert first.user_message is not None and first.user_message.client_id == "c1"
     assert first.assistant_message is not None
-    assert first.assistant_message["status"] == "streaming"
-    assert [(m["role"], m["status"]) for m in first.history] == [
-        ("user", "complete"), ("assistant", "streaming"),
+    assert first.assistant_message.status == "streaming"
+    assert [(m.role, m.status) for m in first.history] == [
+        ("user", "complete"),
+        ("assistant", "streaming"),
     ]
-    assert (await store.list_sessions("alice"))[0]["title"] == "hello there"
+    assert (await store.list_sessions("alice"))[0].title == "hello there"
     await store.finish_message("a1", status="completed", content="hi")
     second = await begin(store, answer="a2", content="again")
-    assert [m["content"] for m in second.history] == ["hello there", "hi", "again", ""]
+    assert [m.content for m in second.history] == ["hello there", "hi", "again", ""]
 
 
 async def test_a_turn_writes_nothing_for_another_owner_or_a_retry(
@@ -232,4 +253,4 @@ async def test_a_turn_writes_nothing_for_another_owner_or_a_retry(
     assert (intruder.owner, intruder.started) == ("alice", False)
     retry = await begin(store)
     assert (retry.owner, retry.started) == ("alice", False)
-    assert [m["id"] for m in await store.history("s1")] == ["u-a1", "a1"]
+    assert [m.id for m in await store.history("s1")] == ["u-a1", "a1"]

@@ -15,9 +15,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from chatrelay.llm.simulated import choose_answer
+from tests import wsclient
 from tests.fixtures.processes import Server
 from tests.timing import wait_until
-from tests.wsclient import WsClient
 
 CLOSE_TOO_BIG = 1009
 
@@ -32,7 +32,7 @@ def new_session() -> str:
 
 async def test_serve_streams_a_chat_and_stores_it(server: Server) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     assert (client.welcome["session_id"], client.welcome["user_id"]) == (session, user)
 
     turn = await client.follow(await client.chat("hello there", client_id="c-1"))
@@ -51,7 +51,7 @@ async def test_serve_streams_a_chat_and_stores_it(server: Server) -> None:
 
 
 async def test_an_oversized_frame_closes_with_1009(server: Server) -> None:
-    client = await WsClient.connect(server.ws, session_id=new_session(), user_id=new_user())
+    client = await wsclient.connect(server.ws, session_id=new_session(), user_id=new_user())
     await client.send('{"type": "chat", "content": "' + "x" * (64 * 1024) + '"}')
     with pytest.raises(ConnectionClosed) as closed:
         await client.recv()
@@ -60,7 +60,7 @@ async def test_an_oversized_frame_closes_with_1009(server: Server) -> None:
 
 async def test_connections_are_logged_with_node_session_and_user(server: Server) -> None:
     user, session = new_user(), new_session()
-    client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(server.ws, session_id=session, user_id=user)
     await client.close()
 
     def lines_of(event: str) -> list[str]:

@@ -9,9 +9,9 @@ import httpx
 
 from chatrelay.harness.processes import free_port, start
 from chatrelay.harness.readiness import http_ok, wait_ready
+from tests import wsclient
 from tests.fixtures.processes import REPO
 from tests.timing import seconds
-from tests.wsclient import WsClient
 
 
 async def test_make_run_serves_a_streamed_answer(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ async def test_make_run_serves_a_streamed_answer(tmp_path: Path) -> None:
     make = start(["make", "run", f"PORT={port}"], log, cwd=REPO, env=env, signal_group=True)
     try:
         wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), [make], "GET /health", seconds(240))
-        client = await WsClient.connect(f"ws://127.0.0.1:{port}/ws/chat", user_id="newcomer")
+        client = await wsclient.connect(f"ws://127.0.0.1:{port}/ws/chat", user_id="newcomer")
         message_id = await client.chat("Hello! What can you do?")
         turn = await client.follow(message_id, timeout=seconds(60))
         assert turn.complete is not None and turn.complete["status"] == "completed"

@@ -9,33 +9,35 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection
 
 from chatrelay.client import ChatClient
 from chatrelay.llm.simulated import LONG_ANSWER
+from chatrelay.protocol import ServerFrame
+from chatrelay.wire_client import log_offset
+from tests import wsclient
 from tests.fixtures.processes import Server, start_server
 from tests.timing import seconds
-from tests.wsclient import WsClient
 
 
 def ids() -> tuple[str, str]:
     return f"user-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:12]}"
 
 
-async def collect(client: ChatClient, until_complete: int = 1) -> list[dict[str, Any]]:
+async def collect(client: ChatClient, until_complete: int = 1) -> list[ServerFrame]:
     """Frames until ``until_complete`` complete frames arrived."""
-    frames: list[dict[str, Any]] = []
+    frames: list[ServerFrame] = []
     async with asyncio.timeout(seconds(30)):
         while sum(f["type"] == "complete" for f in frames) < until_complete:
             frames.append(await client.receive())
     return frames
 
 
-def log_offsets(frames: list[dict[str, Any]]) -> list[int]:
-    return [f["offset"] for f in frames if f["type"] in ("message", "chunk", "complete")]
+def log_offsets(frames: list[ServerFrame]) -> list[int]:
+    return [offset for frame in frames if (offset := log_offset(frame)) is not None]
 
 
 async def test_a_dropped_connection_resumes_without_gap_or_repeat(server: Server) -> None:
@@ -44,7 +46,9 @@ async def test_a_dropped_connection_resumes_without_gap_or_repeat(server: Server
         await client.chat("explain the journey of a chunk")
         frames = [await client.receive() for _ in range(8)]
         assert client._connection is not None
-        client._connection.transport.abort()  # the network drops under us
+        socket = client._connection.connection
+        assert isinstance(socket, ClientConnection)
+        socket.transport.abort()  # the network drops under us
         frames += await collect(client)
         assert client.connects == 2
     offsets = log_offsets(frames)
@@ -62,7 +66,7 @@ async def test_sigterm_drains_sockets_and_interrupts_honestly(
     draining = start_server(tmp, {"CHUNK_DELAY": "0.05", "CHATRELAY_DRAIN_GRACE_SECONDS": "1"})
     user, session = ids()
     try:
-        client = await WsClient.connect(draining.ws, session_id=session, user_id=user)
+        client = await wsclient.connect(draining.ws, session_id=session, user_id=user)
         message_id = await client.chat("explain the drain")
         await client.recv_type("chunk")
         draining.process.signal(signal.SIGTERM)

@@ -14,8 +14,9 @@ from tests.timing import seconds
 
 
 def _event(offset: int) -> str:
-    return json.dumps({"type": "chunk", "offset": offset, "message_id": "m", "seq": offset,
-                       "delta": f"{offset} "})
+    return json.dumps(
+        {"type": "chunk", "offset": offset, "message_id": "m", "seq": offset, "delta": f"{offset} "}
+    )
 
 
 async def _receive_offsets(client: ChatClient, last: int) -> list[int]:
@@ -38,15 +39,21 @@ async def test_a_live_event_that_overtakes_the_replay_is_not_handed_out_before_i
         nonlocal connections
         connections += 1
         if connections == 1:
-            await ws.send(json.dumps({"type": "welcome", "node": "g1", "session_id": "s",
-                                      "epoch": "e", "offset": 0}))
+            await ws.send(
+                json.dumps(
+                    {"type": "welcome", "node": "g1", "session_id": "s", "epoch": "e", "offset": 0}
+                )
+            )
             for offset in (1, 2):
                 await ws.send(_event(offset))
             await handed_out.wait()
             ws.transport.abort()  # the node dies: no close frame
             return
-        await ws.send(json.dumps({"type": "welcome", "node": "g2", "session_id": "s",
-                                  "epoch": "e", "offset": 5}))
+        await ws.send(
+            json.dumps(
+                {"type": "welcome", "node": "g2", "session_id": "s", "epoch": "e", "offset": 5}
+            )
+        )
         await ws.send(_event(6))  # live, before the resume is read
         resumes.append(json.loads(await ws.recv()))
         for offset in (3, 4, 5, 6, 7):  # the replay of everything after 2, then live
@@ -70,15 +77,27 @@ async def test_frames_of_a_new_epoch_wait_for_the_reset() -> None:
     async def serve(ws: ServerConnection) -> None:
         if not hasattr(serve, "seen"):
             serve.seen = True  # type: ignore[attr-defined]
-            await ws.send(json.dumps({"type": "welcome", "node": "g1", "session_id": "s",
-                                      "epoch": "old", "offset": 0}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "welcome",
+                        "node": "g1",
+                        "session_id": "s",
+                        "epoch": "old",
+                        "offset": 0,
+                    }
+                )
+            )
             for offset in (1, 2, 3):
                 await ws.send(_event(offset))
             await handed_out.wait()
             ws.transport.abort()
             return
-        await ws.send(json.dumps({"type": "welcome", "node": "g2", "session_id": "s",
-                                  "epoch": "new", "offset": 0}))
+        await ws.send(
+            json.dumps(
+                {"type": "welcome", "node": "g2", "session_id": "s", "epoch": "new", "offset": 0}
+            )
+        )
         await ws.send(_event(4))  # offset 4 of the new epoch: not the old epoch's next
         await ws.recv()
         await ws.send(json.dumps({"type": "reset", "epoch": "new", "offset": 4}))
@@ -92,5 +111,10 @@ async def test_frames_of_a_new_epoch_wait_for_the_reset() -> None:
             handed_out.set()
             frames += [await client.receive(timeout=seconds(10)) for _ in range(2)]
             assert [(f["type"], f["offset"]) for f in frames] == [
-                ("chunk", 1), ("chunk", 2), ("chunk", 3), ("reset", 4), ("chunk", 5)]
+                ("chunk", 1),
+                ("chunk", 2),
+                ("chunk", 3),
+                ("reset", 4),
+                ("chunk", 5),
+            ]
             assert (client.epoch, client.offset) == ("new", 5)

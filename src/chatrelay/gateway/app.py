@@ -11,10 +11,17 @@ from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from chatrelay.gateway.auth import NotAuthenticated
 from chatrelay.gateway.services import GatewayServices
-from chatrelay.gateway.websocket import ChatSocket
-from chatrelay.protocol import SESSION_ID_PATTERN, CancelBody, ChatAccepted, ChatBody
+from chatrelay.gateway.websocket import serve_socket
+from chatrelay.protocol import SESSION_ID_PATTERN
+from chatrelay.rest import (
+    CancelAccepted,
+    CancelBody,
+    ChatAccepted,
+    ChatBody,
+    HistoryBody,
+    SessionsBody,
+)
 from chatrelay.service_app import create_service_app, error_response, health_response
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -41,13 +48,9 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
     app = create_service_app("chatrelay", services_factory)
 
-    @app.exception_handler(NotAuthenticated)
-    async def not_authenticated(request: Request, exc: NotAuthenticated) -> JSONResponse:
-        return error_response(401, "not_authenticated", str(exc))
-
     @app.websocket("/ws/chat")
     async def chat_socket(websocket: WebSocket) -> None:
-        await ChatSocket(websocket, websocket.app.state.services).serve()
+        await serve_socket(websocket, websocket.app.state.services)
 
     @app.post("/api/chat", status_code=202, response_model=ChatAccepted)
     async def post_chat(body: ChatBody, request: Request) -> ChatAccepted:
@@ -57,26 +60,30 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
         return await conversations.send(user, body.session_id, body.message)
 
     @app.post("/api/cancel")
-    async def post_cancel(body: CancelBody, request: Request) -> dict[str, str]:
-        await _services(request).conversations.cancel(_user(request), body.session_id, body.message_id)
+    async def post_cancel(body: CancelBody, request: Request) -> CancelAccepted:
+        await _services(request).conversations.cancel(
+            _user(request), body.session_id, body.message_id
+        )
         return {"status": "cancelled"}
 
-    @app.get("/api/history/{session_id}")
+    # response_model=None: the bodies are built from typed records; validating
+    # up to 1,000 messages again on the way out would only cost time.
+    @app.get("/api/history/{session_id}", response_model=None)
     async def get_history(
         request: Request,
         session_id: str,
         limit: int = Query(200, ge=1, le=1000),
         before: str | None = Query(None, max_length=128),
-    ) -> dict[str, Any]:
+    ) -> HistoryBody | JSONResponse:
         if not SESSION_ID_PATTERN.match(session_id):
-            return error_response(422, "invalid_message", "invalid session id")  # type: ignore[return-value]
+            return error_response(422, "invalid_message", "invalid session id")
         messages = await _services(request).conversations.history(
             _user(request), session_id, limit=limit, before=before
         )
         return {"session_id": session_id, "messages": messages}
 
-    @app.get("/api/sessions")
-    async def get_sessions(request: Request) -> dict[str, Any]:
+    @app.get("/api/sessions", response_model=None)
+    async def get_sessions(request: Request) -> SessionsBody:
         return {"sessions": await _services(request).conversations.sessions(_user(request))}
 
     @app.get("/api/health")
@@ -87,8 +94,12 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
     async def health(request: Request) -> JSONResponse:
         services = _services(request)
         return await health_response(
-            services.engine, node=services.node_id, role="gateway", model=services.model,
-            draining=services.draining, connections=len(services.connections),
+            services.engine,
+            node=services.node_id,
+            role="gateway",
+            model=services.model,
+            draining=services.connections.draining,
+            connections=services.connections.count,
         )
 
     app.add_api_route("/health", health, methods=["GET"])

@@ -11,16 +11,13 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
+from chatrelay.exceptions import NotAuthenticated
 from chatrelay.protocol import valid_session_id
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEV_USER = "demo_user"
 DEV_TOKEN = "dev-token"
-
-
-class NotAuthenticated(Exception):
-    """The request names no acceptable user (close 4401 / HTTP 401)."""
 
 
 class Authenticator(Protocol):

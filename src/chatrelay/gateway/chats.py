@@ -8,18 +8,18 @@ called (so a retried call cannot start two generations).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import Forbidden, InvalidMessage, RateLimited
 from chatrelay.gateway.upstream import Dispatcher
-from chatrelay.protocol import (
+from chatrelay.protocol import WireMessage, new_id, partial_texts, wire_message
+from chatrelay.rest import (
     CancelRequest,
     ChatAccepted,
     GenerationRequest,
-    new_id,
-    partial_texts,
+    SessionSummary,
+    session_summary,
 )
 from chatrelay.store.conversations import ConversationStore
 
@@ -82,11 +82,12 @@ class Conversations:
 
     async def history(
         self, user_id: str, session_id: str, limit: int = 200, before: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[WireMessage]:
         """Stored messages, oldest first; a message still streaming shows its text so far."""
         if not await self._check_owner(user_id, session_id):
             return []
-        messages = await self._store.history(session_id, limit=limit, before=before)
+        records = await self._store.history(session_id, limit=limit, before=before)
+        messages = [wire_message(record) for record in records]
         streaming = {m["id"]: m for m in messages if m["status"] == "streaming"}
         if streaming:
             log = await self._engine.broker.history(session_id, 0)
@@ -94,5 +95,5 @@ class Conversations:
                 streaming[message_id]["content"] = text
         return messages
 
-    async def sessions(self, user_id: str) -> list[dict[str, Any]]:
-        return await self._store.list_sessions(user_id)
+    async def sessions(self, user_id: str) -> list[SessionSummary]:
+        return [session_summary(record) for record in await self._store.list_sessions(user_id)]

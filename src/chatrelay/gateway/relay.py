@@ -7,12 +7,15 @@ at-most-once, so when an offset jumps, or the engine's live connection was
 re-established, the relay fills the hole from the session's log before
 passing anything on. When the log cannot fill it (trimmed, or lost with a
 new epoch) the sinks are told to reset.
+
+The relay is also the gateway's one reader of session logs (``position``,
+``history``), and it owns its pump tasks: ``aclose`` cancels and awaits
+every one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chatrelay import metrics
-from chatrelay.engine.base import Engine, Event, Subscription
+from chatrelay.engine.base import Broker, Event, History, Subscription
 from chatrelay.exceptions import EngineError
 
 logger = logging.getLogger(__name__)
@@ -57,8 +60,8 @@ class _Channel:
 class Relay:
     """Fans a session's events out to the sinks attached to it."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
         self._channels: dict[str, _Channel] = {}
         self.gaps_repaired = 0
         self.resets = 0
@@ -66,6 +69,14 @@ class Relay:
     @property
     def session_count(self) -> int:
         return len(self._channels)
+
+    async def position(self, session_id: str) -> tuple[str, int]:
+        """The session log's epoch and latest offset; raises ``EngineError``."""
+        return await self._broker.position(session_id)
+
+    async def history(self, session_id: str, since: int) -> History:
+        """The session log after ``since``; raises ``EngineError``."""
+        return await self._broker.history(session_id, since)
 
     @asynccontextmanager
     async def attach(self, session_id: str, sink: Sink) -> AsyncIterator[None]:
@@ -95,10 +106,11 @@ class Relay:
                 metrics.RELAYED_SESSIONS.dec()
                 assert channel.task is not None
                 channel.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await channel.task
+                # Not suppress(CancelledError): that would also swallow a cancel of this task.
+                await asyncio.wait([channel.task])
 
     async def aclose(self) -> None:
+        """Stop every pump (the sockets are gone by now: the registry drained them)."""
         channels = list(self._channels.values())
         self._channels.clear()
         tasks = [channel.task for channel in channels if channel.task is not None]
@@ -110,8 +122,8 @@ class Relay:
         delay = RETRY_FIRST_SECONDS
         while True:
             try:
-                async with self._engine.broker.subscribe(channel.session_id) as subscription:
-                    epoch, latest = await self._engine.broker.position(channel.session_id)
+                async with self._broker.subscribe(channel.session_id) as subscription:
+                    epoch, latest = await self.position(channel.session_id)
                     if channel.ready.is_set():
                         await self._repair(channel, epoch, latest)  # after a failure
                     else:
@@ -124,8 +136,7 @@ class Relay:
                             await self._forward(channel, event)
                     finally:
                         watcher.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await watcher
+                        await asyncio.wait([watcher])
             except EngineError as exc:
                 metrics.ENGINE_ERRORS.labels("relay").inc()
                 logger.warning("relay of %s lost its subscription: %s", channel.session_id, exc)
@@ -138,7 +149,7 @@ class Relay:
             await subscription.reconnected.wait()
             subscription.reconnected.clear()
             try:
-                epoch, latest = await self._engine.broker.position(channel.session_id)
+                epoch, latest = await self.position(channel.session_id)
                 await self._repair(channel, epoch, latest)
             except EngineError as exc:
                 logger.warning("relay of %s could not repair: %s", channel.session_id, exc)
@@ -161,7 +172,7 @@ class Relay:
         """Deliver events (channel.last, until] from the log, or reset if it lost them."""
         if until <= channel.last:
             return
-        history = await self._engine.broker.history(channel.session_id, channel.last)
+        history = await self.history(channel.session_id, channel.last)
         self.gaps_repaired += 1
         metrics.GAP_REPAIRS.inc()
         if history.epoch != channel.epoch or not history.complete:

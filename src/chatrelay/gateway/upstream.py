@@ -1,18 +1,17 @@
 """How a gateway reaches workers.
 
 The gateway depends only on the :class:`Dispatcher` protocol. In the
-all-in-one process the worker's ``Generations`` object is the dispatcher
-itself (called in-process); in a cluster an HTTP balancer over
+all-in-one process :class:`InProcessDispatcher` wraps the worker's
+``Generations`` (called in-process); in a cluster :class:`HttpBalancer` over
 ``AI_SERVICE_URLS`` plays the part.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import httpx
 
@@ -24,7 +23,8 @@ from chatrelay.exceptions import (
     NotFound,
     Unavailable,
 )
-from chatrelay.protocol import (
+from chatrelay.gateway.periodic import Periodic
+from chatrelay.rest import (
     INTERNAL_TOKEN_HEADER,
     CancelRequest,
     ChatAccepted,
@@ -110,6 +110,9 @@ class HttpBalancer:
     probed on ``/health`` until it recovers. Retrying a ``POST /chat`` is safe
     because its ``message_id`` is chosen by the gateway: a worker that already
     runs that message answers with it instead of starting another.
+
+    Use it as an async context manager: entering starts probing cooled-down
+    workers in the background, leaving stops it and closes the HTTP client.
     """
 
     def __init__(self, urls: list[str], internal_token: str) -> None:
@@ -122,17 +125,20 @@ class HttpBalancer:
             timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
-        self._prober: asyncio.Task[None] | None = None
+        self._prober = Periodic(PROBE_INTERVAL_SECONDS, self._probe, "upstream-prober")
 
-    def start_probing(self) -> None:
-        """Probe cooled-down workers in the background until ``aclose``."""
-        self._prober = asyncio.create_task(self._probe(), name="upstream-prober")
+    async def __aenter__(self) -> Self:
+        self._prober.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
-        if self._prober is not None:
-            self._prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
+        """Stop probing and close the HTTP client."""
+        await self._prober.aclose()
         await self._client.aclose()
 
     def health(self) -> list[dict[str, Any]]:
@@ -159,7 +165,9 @@ class HttpBalancer:
         for node in self._order():
             node.requests += 1
             try:
-                response = await self._client.post(node.url + path, json=body, headers=self._headers)
+                response = await self._client.post(
+                    node.url + path, json=body, headers=self._headers
+                )
             except httpx.HTTPError as exc:
                 self._failed(node, f"{type(exc).__name__}: {exc}")
                 errors.append(f"{node.url}: {type(exc).__name__}")
@@ -191,16 +199,14 @@ class HttpBalancer:
             logger.warning("worker cooled down", extra={"url": node.url})
 
     async def _probe(self) -> None:
-        while True:
-            await asyncio.sleep(PROBE_INTERVAL_SECONDS)
-            for node in [n for n in self.nodes if n.state == "cooldown"]:
-                try:
-                    response = await self._client.get(node.url + "/health")
-                except httpx.HTTPError:
-                    continue
-                if response.status_code == 200:
-                    node.state, node.failures, node.last_error = "up", 0, None
-                    logger.info("worker recovered", extra={"url": node.url})
+        for node in [n for n in self.nodes if n.state == "cooldown"]:
+            try:
+                response = await self._client.get(node.url + "/health")
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200:
+                node.state, node.failures, node.last_error = "up", 0, None
+                logger.info("worker recovered", extra={"url": node.url})
 
 
 def _detail(response: httpx.Response) -> str:

@@ -1,5 +1,6 @@
-"""Durable conversations: SQLAlchemy 2 async on SQLite or PostgreSQL."""
+"""Durable conversations: SQLAlchemy 2 async on SQLite or PostgreSQL.
 
-from chatrelay.store.conversations import ConversationStore
-
-__all__ = ["ConversationStore"]
+``ConversationStore`` lives in ``chatrelay.store.conversations``; this package
+root stays free of SQLAlchemy so the wire (``chatrelay.protocol``) can import
+the records without it.
+"""

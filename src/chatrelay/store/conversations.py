@@ -10,19 +10,25 @@ log both died (the all-in-one server killed) still keeps most of its text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from chatrelay.protocol import message_object
 from chatrelay.store.migrate import upgrade
+from chatrelay.store.records import (
+    FinalStatus,
+    MessageRecord,
+    MessageStatus,
+    Role,
+    SessionRecord,
+)
 from chatrelay.store.schema import MessageRow, SessionRow
 
 TITLE_CHARS = 60
@@ -46,14 +52,15 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _message_dict(row: MessageRow) -> dict[str, Any]:
-    return message_object(
-        message_id=row.id,
+def _message_record(row: MessageRow) -> MessageRecord:
+    return MessageRecord(
+        id=row.id,
         session_id=row.session_id,
-        role=row.role,  # type: ignore[arg-type]
+        # The columns hold only what the typed methods below wrote.
+        role=cast(Role, row.role),
         content=row.content,
-        status=row.status,  # type: ignore[arg-type]
-        created_at=_utc(row.created_at).isoformat(),
+        status=cast(MessageStatus, row.status),
+        created_at=_utc(row.created_at),
         client_id=row.client_id,
         error=row.error,
         model=row.model,
@@ -68,9 +75,9 @@ class TurnStart:
     owner: str
     # False: nothing was written (another owner, or the answer's id already exists).
     started: bool
-    user_message: dict[str, Any] | None = None
-    assistant_message: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    user_message: MessageRecord | None = None
+    assistant_message: MessageRecord | None = None
+    history: list[MessageRecord] = field(default_factory=list)
 
 
 class ConversationStore:
@@ -127,7 +134,7 @@ class ConversationStore:
         async with self._sessions() as db:
             return await db.scalar(select(SessionRow.user_id).where(SessionRow.id == session_id))
 
-    async def list_sessions(self, user_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def list_sessions(self, user_id: str, limit: int = 100) -> list[SessionRecord]:
         """The user's sessions, newest first."""
         async with self._sessions() as db:
             rows = await db.scalars(
@@ -137,12 +144,7 @@ class ConversationStore:
                 .limit(limit)
             )
             return [
-                {
-                    "id": row.id,
-                    "title": row.title or "New chat",
-                    "updated_at": _utc(row.updated_at).isoformat(),
-                }
-                for row in rows
+                SessionRecord(row.id, row.title or "New chat", _utc(row.updated_at)) for row in rows
             ]
 
     # -- messages
@@ -152,11 +154,11 @@ class ConversationStore:
         *,
         message_id: str,
         session_id: str,
-        role: str,
+        role: Role,
         content: str,
-        status: str,
+        status: MessageStatus,
         client_id: str | None = None,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[MessageRecord, bool]:
         """Insert a message; return it and whether it is new (an id is stored once)."""
         now = datetime.now(UTC)
         row = MessageRow(
@@ -181,7 +183,7 @@ class ConversationStore:
             if existing is None:
                 raise
             return existing, False
-        return _message_dict(row), True
+        return _message_record(row), True
 
     async def begin_turn(
         self,
@@ -204,7 +206,12 @@ class ConversationStore:
         for attempt in (1, 2):
             try:
                 return await self._begin_turn(
-                    session_id, user_id, user_message_id, content, client_id, assistant_id,
+                    session_id,
+                    user_id,
+                    user_message_id,
+                    content,
+                    client_id,
+                    assistant_id,
                     history_limit,
                 )
             except IntegrityError:
@@ -234,12 +241,21 @@ class ConversationStore:
             if exists is not None:
                 return TurnStart(owner=user_id, started=False)
             user_row = MessageRow(
-                id=user_message_id, session_id=session_id, role="user", content=content,
-                status="complete", client_id=client_id, created_at=now,
+                id=user_message_id,
+                session_id=session_id,
+                role="user",
+                content=content,
+                status="complete",
+                client_id=client_id,
+                created_at=now,
             )
             assistant_row = MessageRow(
-                id=assistant_id, session_id=session_id, role="assistant", content="",
-                status="streaming", created_at=now,
+                id=assistant_id,
+                session_id=session_id,
+                role="assistant",
+                content="",
+                status="streaming",
+                created_at=now,
             )
             db.add_all([user_row, assistant_row])
             session.updated_at = now
@@ -257,20 +273,20 @@ class ConversationStore:
             return TurnStart(
                 owner=user_id,
                 started=True,
-                user_message=_message_dict(user_row),
-                assistant_message=_message_dict(assistant_row),
-                history=[_message_dict(row) for row in reversed(rows)],
+                user_message=_message_record(user_row),
+                assistant_message=_message_record(assistant_row),
+                history=[_message_record(row) for row in reversed(rows)],
             )
 
     async def finish_message(
         self,
         message_id: str,
         *,
-        status: str,
+        status: FinalStatus,
         content: str,
         error: str | None = None,
         model: str | None = None,
-        usage: dict[str, Any] | None = None,
+        usage: Mapping[str, object] | None = None,
     ) -> bool:
         """Store a message's end (only if it is still streaming); True if it was updated."""
         async with self._sessions.begin() as db:
@@ -282,7 +298,7 @@ class ConversationStore:
                     content=content,
                     error=error,
                     model=model,
-                    usage=usage,
+                    usage=None if usage is None else dict(usage),
                     finished_at=datetime.now(UTC),
                 )
             )
@@ -297,14 +313,14 @@ class ConversationStore:
                 .values(content=content)
             )
 
-    async def get_message(self, message_id: str) -> dict[str, Any] | None:
+    async def get_message(self, message_id: str) -> MessageRecord | None:
         async with self._sessions() as db:
             row = await db.scalar(select(MessageRow).where(MessageRow.id == message_id))
-            return None if row is None else _message_dict(row)
+            return None if row is None else _message_record(row)
 
     async def history(
         self, session_id: str, limit: int = 200, before: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[MessageRecord]:
         """Messages of a session, oldest first: the last ``limit`` ones before ``before``."""
         query = select(MessageRow).where(MessageRow.session_id == session_id)
         async with self._sessions() as db:
@@ -315,10 +331,10 @@ class ConversationStore:
             rows: Sequence[MessageRow] = (
                 await db.scalars(query.order_by(MessageRow.row_id.desc()).limit(limit))
             ).all()
-        return [_message_dict(row) for row in reversed(rows)]
+        return [_message_record(row) for row in reversed(rows)]
 
-    async def streaming_messages(self) -> list[dict[str, Any]]:
+    async def streaming_messages(self) -> list[MessageRecord]:
         """Assistant messages not finished yet, on every session."""
         async with self._sessions() as db:
             rows = await db.scalars(select(MessageRow).where(MessageRow.status == "streaming"))
-            return [_message_dict(row) for row in rows]
+            return [_message_record(row) for row in rows]

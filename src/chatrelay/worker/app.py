@@ -6,14 +6,21 @@ import hmac
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import Unavailable
-from chatrelay.protocol import INTERNAL_TOKEN_HEADER, CancelRequest, ChatAccepted, GenerationRequest
+from chatrelay.protocol import wire_message
+from chatrelay.rest import (
+    INTERNAL_TOKEN_HEADER,
+    CancelAccepted,
+    CancelRequest,
+    ChatAccepted,
+    GenerationRequest,
+    HistoryBody,
+)
 from chatrelay.service_app import create_service_app, error_response, health_response
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.generation import Generations
@@ -76,16 +83,16 @@ def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
         return await services.generations.start(body)
 
     @app.post("/cancel", dependencies=internal)
-    async def cancel(body: CancelRequest, request: Request) -> dict[str, str]:
+    async def cancel(body: CancelRequest, request: Request) -> CancelAccepted:
         await _services(request).generations.cancel(body)
         return {"status": "cancelled"}
 
-    @app.get("/history/{session_id}", dependencies=internal)
+    @app.get("/history/{session_id}", dependencies=internal, response_model=None)
     async def history(
         session_id: str, request: Request, limit: int = Query(200, ge=1, le=1000)
-    ) -> dict[str, Any]:
+    ) -> HistoryBody:
         messages = await _services(request).store.history(session_id, limit=limit)
-        return {"session_id": session_id, "messages": messages}
+        return {"session_id": session_id, "messages": [wire_message(m) for m in messages]}
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:

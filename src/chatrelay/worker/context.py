@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from chatrelay.llm.base import Turn
 from chatrelay.llm.budget import TokenCounter, approximate_tokens, trim_to_budget
+from chatrelay.store.records import MessageRecord
 
 
 def build_turns(
-    messages: Iterable[dict[str, Any]],
+    messages: Iterable[MessageRecord],
     *,
     system_prompt: str,
     budget_tokens: int,
@@ -23,8 +23,8 @@ def build_turns(
     """
     turns = [Turn("system", system_prompt)] if system_prompt else []
     turns += [
-        Turn(message["role"], message["content"])
+        Turn(message.role, message.content)
         for message in messages
-        if message["content"] and message["status"] != "streaming"
+        if message.content and message.status != "streaming"
     ]
     return trim_to_budget(turns, budget_tokens, count_tokens)

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from chatrelay import metrics
 from chatrelay.engine.base import Engine, Lease
@@ -33,16 +32,15 @@ from chatrelay.exceptions import (
 )
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
 from chatrelay.protocol import (
-    CancelRequest,
-    ChatAccepted,
-    FinalStatus,
-    GenerationRequest,
+    Usage,
     chunk_frame,
     complete_frame,
     generation_lease_key,
     message_frame,
 )
+from chatrelay.rest import CancelRequest, ChatAccepted, GenerationRequest
 from chatrelay.store.conversations import ConversationStore
+from chatrelay.store.records import FinalStatus
 from chatrelay.worker.context import build_turns
 
 logger = logging.getLogger(__name__)
@@ -283,7 +281,7 @@ class Generations:
         metrics.GENERATIONS.labels(status).inc()
         if first_token_at is not None:
             metrics.TIME_TO_FIRST_TOKEN.observe(first_token_at - started)
-        usage = {
+        usage: Usage = {
             "model": self._model.name,
             "tokens": len(parts),
             "ttft_ms": None if first_token_at is None else round((first_token_at - started) * 1000, 1),
@@ -299,7 +297,7 @@ class Generations:
         status: FinalStatus,
         content: str,
         error: str | None,
-        usage: dict[str, Any],
+        usage: Usage,
     ) -> None:
         try:
             async with asyncio.timeout(FINALIZE_TIMEOUT_SECONDS):

@@ -84,14 +84,14 @@ class Reaper:
         """Finalize every orphan found now; return how many."""
         count = 0
         for message in await self._store.streaming_messages():
-            session_id, message_id = message["session_id"], message["id"]
+            session_id, message_id = message.session_id, message.id
             holder = await self._engine.coordination.lease_holder(generation_lease_key(session_id))
             if holder == message_id:
                 continue  # its generation is alive
             log = await self._engine.broker.history(session_id, 0)
             logged = partial_texts(log.events, [message_id])[message_id]
             # Both are beginnings of one text: the log's is newer unless the log was lost.
-            content = max(logged, message["content"], key=len)
+            content = max(logged, message.content, key=len)
             if not await self._store.finish_message(
                 message_id, status="interrupted", content=content, error=INTERRUPTED_REASON
             ):

@@ -10,15 +10,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any
-from urllib.parse import urlencode
 
 import httpx
-import websockets
 
+from chatrelay.protocol import ServerFrame
+from chatrelay.wire_client import WireClient
+from tests import wsclient
 from tests.fixtures.cluster import RunningCluster
 from tests.timing import seconds
-from tests.wsclient import WsClient
 
 # Source addresses tried when looking for one per gateway.
 SOURCES = [f"127.0.{third}.1" for third in range(1, 25)]
@@ -32,14 +31,9 @@ def new_session() -> str:
     return f"s-{uuid.uuid4().hex[:12]}"
 
 
-async def connect(cluster: RunningCluster, source: str, **query: str) -> WsClient:
+async def connect(cluster: RunningCluster, source: str, **query: str) -> WireClient:
     """A WebSocket through nginx from ``source``; ``welcome`` already read."""
-    url = f"{cluster.ws}?{urlencode(query)}"
-    connection = await websockets.connect(url, max_size=None, local_addr=(source, 0))
-    client = WsClient(connection)
-    client.welcome = await client.recv()
-    assert client.welcome["type"] == "welcome", client.welcome
-    return client
+    return await wsclient.connect(cluster.ws, local_addr=(source, 0), **query)
 
 
 def http(cluster: RunningCluster, source: str) -> httpx.AsyncClient:
@@ -70,15 +64,20 @@ def changed(before: dict[str, int], after: dict[str, int]) -> list[str]:
     return [url for url, count in after.items() if count != before.get(url, 0)]
 
 
-def wait_for_log(cluster: RunningCluster, pattern: str, roles: tuple[str, ...] = ("worker",),
-                 timeout: float | None = None) -> dict[str, list[str]]:
+def wait_for_log(
+    cluster: RunningCluster,
+    pattern: str,
+    roles: tuple[str, ...] = ("worker",),
+    timeout: float | None = None,
+) -> dict[str, list[str]]:
     """Wait until ``pattern`` matches a log line of some node; the matches per node id."""
     regex = re.compile(pattern)
     deadline = time.monotonic() + (timeout or seconds(20))
     while True:
         matches = {
             node.node_id: [line for line in node.log_text().splitlines() if regex.search(line)]
-            for node in cluster.nodes if node.role in roles
+            for node in cluster.nodes
+            if node.role in roles
         }
         matches = {node_id: lines for node_id, lines in matches.items() if lines}
         if matches or time.monotonic() > deadline:
@@ -86,5 +85,5 @@ def wait_for_log(cluster: RunningCluster, pattern: str, roles: tuple[str, ...] =
         time.sleep(0.1)
 
 
-def frames_of(client: WsClient, message_id: str, *types: str) -> list[dict[str, Any]]:
+def frames_of(client: WireClient, message_id: str, *types: str) -> list[ServerFrame]:
     return [f for f in client.frames if f.get("message_id") == message_id and f["type"] in types]

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from chatrelay.llm.simulated import LONG_ANSWER
+from chatrelay.wire_client import WireClient
 from tests.fixtures.cluster import RunningCluster
 from tests.integration.cluster.clients import (
     changed,
@@ -23,7 +24,6 @@ from tests.integration.cluster.clients import (
     worker_requests,
 )
 from tests.timing import seconds, wait_until
-from tests.wsclient import WsClient
 
 # The cancel call may race one chunk already on its way through the relay,
 # and the worker may publish one more before it next checks the flag.
@@ -98,7 +98,7 @@ async def test_cancel_through_another_gateway_and_another_worker_stops_within_a_
 
 
 async def _read_until_complete(
-    client: WsClient, message_id: str, arrivals: list[tuple[float, dict[str, Any]]]
+    client: WireClient, message_id: str, arrivals: list[tuple[float, dict[str, Any]]]
 ) -> dict[str, Any]:
     while True:
         frame = await client.recv(seconds(15))

@@ -22,10 +22,11 @@ import httpx
 
 from chatrelay.client import ChatClient
 from chatrelay.exceptions import ClientClosed
+from chatrelay.protocol import ServerFrame, WireMessage
+from chatrelay.wire_client import Turn, gather_turn, log_offset
 from tests.timing import seconds, wait_until
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
-LOG_FRAMES = ("message", "chunk", "complete")
 
 
 def new_user() -> str:
@@ -42,14 +43,16 @@ class Observed:
 
     client: ChatClient
     source: str
-    frames: list[dict[str, Any]] = field(default_factory=list)
+    frames: list[ServerFrame] = field(default_factory=list)
+    turns: dict[str, Turn] = field(default_factory=dict)
     arrivals: list[float] = field(default_factory=list)
     welcome_offset: int = 0
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, ws_url: str, session_id: str, user_id: str,
-                   source: str = "127.0.0.1") -> Observed:
+    async def open(
+        cls, ws_url: str, session_id: str, user_id: str, source: str = "127.0.0.1"
+    ) -> Observed:
         client = ChatClient(ws_url, session_id, user_id, local_addr=(source, 0))
         await client.start(timeout=seconds(20))
         observed = cls(client, source, welcome_offset=client.offset)
@@ -62,6 +65,7 @@ class Observed:
                 frame = await self.client.receive()
                 self.arrivals.append(time.monotonic())
                 self.frames.append(frame)
+                gather_turn(self.turns, frame)
 
     async def close(self) -> None:
         if self._reader is not None:
@@ -72,8 +76,9 @@ class Observed:
 
     # -- waiting
 
-    async def wait_for(self, predicate: Any, timeout: float, what: str = "",
-                       start: int = 0) -> dict[str, Any]:
+    async def wait_for(
+        self, predicate: Any, timeout: float, what: str = "", start: int = 0
+    ) -> ServerFrame:
         """The first frame from index ``start`` for which ``predicate`` holds (waits)."""
         deadline = time.monotonic() + timeout
         index = start
@@ -93,57 +98,66 @@ class Observed:
         client_id = await self.client.chat(content)
         start = len(self.frames)
         await self.wait_for(
-            lambda f: f.get("type") == "message" and f["message"].get("client_id") == client_id
-            or (f.get("type") == "error" and f.get("client_id") == client_id),
-            timeout or seconds(20), f"user message {client_id}", start,
+            lambda f: (
+                f.get("type") == "message"
+                and f["message"].get("client_id") == client_id
+                or (f.get("type") == "error" and f.get("client_id") == client_id)
+            ),
+            timeout or seconds(20),
+            f"user message {client_id}",
+            start,
         )
-        errors = [f for f in self.frames[start:]
-                  if f.get("type") == "error" and f.get("client_id") == client_id]
+        errors = [
+            f
+            for f in self.frames[start:]
+            if f.get("type") == "error" and f.get("client_id") == client_id
+        ]
         if errors:
             raise ChatRefused(errors[0]["code"], errors[0])
         frame = await self.wait_for(
             lambda f: f.get("type") == "message" and f["message"]["role"] == "assistant",
-            timeout or seconds(20), "assistant message", start,
+            timeout or seconds(20),
+            "assistant message",
+            start,
         )
         message_id: str = frame["message"]["id"]
         return message_id
 
-    def chunks(self, message_id: str) -> list[dict[str, Any]]:
-        return [f for f in self.frames if f["type"] == "chunk" and f["message_id"] == message_id]
-
-    def text(self, message_id: str) -> str:
-        return "".join(f["delta"] for f in self.chunks(message_id))
-
-    def complete(self, message_id: str) -> dict[str, Any] | None:
-        return next((f for f in self.frames
-                     if f["type"] == "complete" and f["message_id"] == message_id), None)
+    def turn(self, message_id: str) -> Turn:
+        return self.turns.get(message_id) or Turn(message_id)
 
     async def wait_chunks(self, message_id: str, count: int, timeout: float | None = None) -> None:
-        await wait_until(lambda: len(self.chunks(message_id)) >= count,
-                         f"{count} chunks of {message_id}", timeout or seconds(20))
-
-    async def wait_complete(self, message_id: str, timeout: float | None = None) -> dict[str, Any]:
-        return await self.wait_for(
-            lambda f: f["type"] == "complete" and f["message_id"] == message_id,
-            timeout or seconds(30), f"complete of {message_id}",
+        await wait_until(
+            lambda: len(self.turn(message_id).chunks) >= count,
+            f"{count} chunks of {message_id}",
+            timeout or seconds(20),
         )
 
-    async def history(self) -> list[dict[str, Any]]:
+    async def wait_complete(self, message_id: str, timeout: float | None = None) -> ServerFrame:
+        return await self.wait_for(
+            lambda f: f["type"] == "complete" and f["message_id"] == message_id,
+            timeout or seconds(30),
+            f"complete of {message_id}",
+        )
+
+    async def history(self) -> list[WireMessage]:
         """The session's stored messages, through nginx from this client's address."""
         client = self.client
         base = client.url.replace("ws://", "http://", 1).split("/ws/")[0]
         transport = httpx.AsyncHTTPTransport(local_address=self.source)
-        async with httpx.AsyncClient(base_url=base, transport=transport,
-                                     timeout=seconds(10)) as http:
-            response = await http.get(f"/api/history/{client.session_id}",
-                                      params={"user_id": client.user_id})
+        async with httpx.AsyncClient(
+            base_url=base, transport=transport, timeout=seconds(10)
+        ) as http:
+            response = await http.get(
+                f"/api/history/{client.session_id}", params={"user_id": client.user_id}
+            )
         response.raise_for_status()
-        messages: list[dict[str, Any]] = response.json()["messages"]
+        messages: list[WireMessage] = response.json()["messages"]
         return messages
 
 
 class ChatRefused(Exception):
-    def __init__(self, code: str, frame: dict[str, Any]) -> None:
+    def __init__(self, code: str, frame: ServerFrame) -> None:
         super().__init__(f"{code}: {frame}")
         self.code = code
 
@@ -155,11 +169,11 @@ def offset_problems(observed: Observed) -> list[str]:
     for frame in observed.frames:
         if frame["type"] == "reset":
             expected = frame["offset"] + 1
-        elif frame["type"] in LOG_FRAMES:
-            if frame["offset"] != expected:
-                kind = "repeat" if frame["offset"] < expected else "gap"
-                problems.append(f"{kind}: offset {frame['offset']} where {expected} was due")
-            expected = frame["offset"] + 1
+        elif (offset := log_offset(frame)) is not None:
+            if offset != expected:
+                kind = "repeat" if offset < expected else "gap"
+                problems.append(f"{kind}: offset {offset} where {expected} was due")
+            expected = offset + 1
     return problems
 
 
@@ -180,12 +194,11 @@ async def check_invariants(observed: Observed, *, expect_complete: bool = True) 
     stored = {m["id"]: m for m in await observed.history()}
     checked = 0
     for message_id in _whole_messages(observed):
-        chunks = observed.chunks(message_id)
-        seqs = [c["seq"] for c in chunks]
+        turn = observed.turn(message_id)
+        seqs = [c["seq"] for c in turn.chunks]
         if seqs != list(range(1, len(seqs) + 1)):
             problems.append(f"{message_id}: chunk seqs {seqs[:5]}... not 1, 2, 3 ...")
-        complete = observed.complete(message_id)
-        text = observed.text(message_id)
+        complete, text = turn.complete, turn.text
         if complete is None:
             if expect_complete:
                 problems.append(f"{message_id}: no complete")
@@ -193,19 +206,24 @@ async def check_invariants(observed: Observed, *, expect_complete: bool = True) 
         if complete["status"] not in FINAL:
             problems.append(f"{message_id}: status {complete['status']}")
         if complete["content"] != text:
-            problems.append(f"{message_id}: assembled {len(text)} chars != complete "
-                            f"{len(complete['content'])} chars")
+            problems.append(
+                f"{message_id}: assembled {len(text)} chars != complete "
+                f"{len(complete['content'])} chars"
+            )
         message = stored.get(message_id)
         if message is None:
             problems.append(f"{message_id}: not stored")
             continue
         if (message["content"], message["status"]) != (text, complete["status"]):
-            problems.append(f"{message_id}: stored {message['status']} "
-                            f"{len(message['content'])} chars != seen {complete['status']} "
-                            f"{len(text)} chars")
+            problems.append(
+                f"{message_id}: stored {message['status']} "
+                f"{len(message['content'])} chars != seen {complete['status']} "
+                f"{len(text)} chars"
+            )
         checked += 1
-    streaming = [m["id"] for m in stored.values()
-                 if m["role"] == "assistant" and m["status"] not in FINAL]
+    streaming = [
+        m["id"] for m in stored.values() if m["role"] == "assistant" and m["status"] not in FINAL
+    ]
     if streaming and expect_complete:
         problems.append(f"stored but not final: {streaming}")
     assert not problems, "\n".join(problems)

@@ -50,7 +50,7 @@ async def _stream_through_a_lost_gateway(
         for client, message_id in zip(clients, message_ids, strict=True):
             complete = await client.wait_complete(message_id, seconds(30))
             assert complete["status"] == "completed", complete
-            assert client.text(message_id) == LONG_ANSWER, offset_problems(client)
+            assert client.turn(message_id).text == LONG_ANSWER, offset_problems(client)
             assert client.client.connects >= 2
             assert client.client.node != victim, client.client.node
         await watcher.wait_complete(message_ids[0], seconds(30))

@@ -33,7 +33,7 @@ async def test_killing_the_pubsub_connections_loses_no_chunk(
         for client, message_id in zip(clients, message_ids, strict=True):
             complete = await client.wait_complete(message_id, seconds(30))
             assert complete["status"] == "completed"
-            assert client.text(message_id) == LONG_ANSWER
+            assert client.turn(message_id).text == LONG_ANSWER
             assert client.client.connects == 1  # repaired inside the gateway, not by resume
             await check_invariants(client)
         assert killed >= 3

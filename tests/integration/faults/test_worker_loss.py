@@ -47,7 +47,7 @@ async def test_worker_sigkill_mid_answer_ends_it_interrupted_within_lease_ttl(
         complete = await observed.wait_complete(message_id, seconds(LEASE_TTL + 5))
         waited = time.monotonic() - killed_at
         assert complete["status"] == "interrupted", complete
-        partial = observed.text(message_id)
+        partial = observed.turn(message_id).text
         assert 0 < len(partial) < len(LONG_ANSWER) and LONG_ANSWER.startswith(partial)
         assert complete["content"] == partial
         await check_invariants(observed)  # stored interrupted, with that same text

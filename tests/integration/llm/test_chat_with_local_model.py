@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from chatrelay.wire_client import WireClient
+from tests import wsclient
 from tests.fixtures.processes import Server, start_server
 from tests.timing import seconds
-from tests.wsclient import WsClient
 
 # Pings answered while three sessions generate: the gateway kept answering. How fast
 # each was answered is measured, not asserted: bench/local_model.py (issue 6's target).
@@ -36,7 +37,7 @@ def ids() -> tuple[str, str]:
 
 async def test_auto_answers_with_the_local_model(chatrelay: Server) -> None:
     user, session = ids()
-    client = await WsClient.connect(chatrelay.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(chatrelay.ws, session_id=session, user_id=user)
     message_id = await client.chat("What is the capital of France? Answer in one sentence.")
     turn = await client.follow(message_id, timeout=seconds(60))
     await client.close()
@@ -54,12 +55,12 @@ async def test_pings_are_answered_while_several_sessions_generate(chatrelay: Ser
     chatters = []
     for question in ("Name three colours.", "Tell me about the sea.", "What is bread?"):
         user, session = ids()
-        client = await WsClient.connect(chatrelay.ws, session_id=session, user_id=user)
+        client = await wsclient.connect(chatrelay.ws, session_id=session, user_id=user)
         chatters.append((client, question))
     user, session = ids()
-    pinger = await WsClient.connect(chatrelay.ws, session_id=session, user_id=user)
+    pinger = await wsclient.connect(chatrelay.ws, session_id=session, user_id=user)
 
-    async def chat(client: WsClient, question: str) -> str:
+    async def chat(client: WireClient, question: str) -> str:
         # One model instance answers one session at a time: a session may wait for
         # the others' whole answers before its first chunk, so frames are awaited
         # with a long timeout each.

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from chatrelay.harness.processes import free_port
+from tests import wsclient
 from tests.fixtures.processes import Server, start_server
 from tests.integration.llm.llama_servers import LlamaServer
 from tests.timing import seconds
-from tests.wsclient import WsClient
 
 LONG_QUESTION = "Write a long story about a dragon who learns to bake bread."
 # Tokens the model server may produce after the user's cancel reached the worker.
@@ -56,7 +56,7 @@ async def test_a_chat_streams_real_tokens_end_to_end(
     chatrelay: Server, llama_server: LlamaServer
 ) -> None:
     user, session = ids()
-    client = await WsClient.connect(chatrelay.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(chatrelay.ws, session_id=session, user_id=user)
     before = len(llama_server.sampled_times())
     message_id = await client.chat("What is the capital of France? Answer in one sentence.")
     turn = await client.follow(message_id, timeout=seconds(60))
@@ -90,7 +90,7 @@ async def test_cancel_from_the_socket_stops_the_model_server(
     chatrelay: Server, llama_server: LlamaServer
 ) -> None:
     user, session = ids()
-    client = await WsClient.connect(chatrelay.ws, session_id=session, user_id=user)
+    client = await wsclient.connect(chatrelay.ws, session_id=session, user_id=user)
     before = len(llama_server.sampled_times())
     message_id = await client.chat(LONG_QUESTION)
     seen = 0
@@ -123,7 +123,7 @@ async def test_a_model_server_killed_mid_answer_fails_the_message_with_its_parti
     server = start_server(tmp_path, env=chatrelay_env(doomed_llama_server.base_url))
     try:
         user, session = ids()
-        client = await WsClient.connect(server.ws, session_id=session, user_id=user)
+        client = await wsclient.connect(server.ws, session_id=session, user_id=user)
         message_id = await client.chat(LONG_QUESTION)
         shown: list[str] = []
         while len(shown) < 5:

@@ -52,7 +52,7 @@ async def faults() -> AsyncIterator[Faults]:
 
 @pytest.fixture
 async def relay(faults: Faults) -> AsyncIterator[Relay]:
-    created = Relay(faults.engine)
+    created = Relay(faults.engine.broker)
     yield created
     await created.aclose()
 
@@ -105,7 +105,7 @@ async def test_a_re_established_subscription_fills_the_gap_with_no_later_event(
 
 async def test_a_gap_the_trimmed_log_cannot_fill_resets_the_sockets() -> None:
     faults = faulty_engine(max_events=SHORT_LOG)
-    relay = Relay(faults.engine)
+    relay = Relay(faults.engine.broker)
     socket = RecordingSocket()
     try:
         async with relay.attach(SESSION, socket):

@@ -17,8 +17,8 @@ from starlette.routing import Route
 from chatrelay.exceptions import Busy, Unavailable
 from chatrelay.gateway.upstream import HttpBalancer
 from chatrelay.harness.processes import free_port
-from chatrelay.protocol import GenerationRequest
-from tests.timing import seconds
+from chatrelay.rest import GenerationRequest
+from tests.timing import wait_until
 
 
 @dataclass
@@ -37,15 +37,18 @@ class FakeWorker:
             if self.chat_status != 202:
                 return JSONResponse({"code": "x", "detail": "refused"}, self.chat_status)
             return JSONResponse(
-                {"message_id": body["message_id"], "session_id": body["session_id"],
-                 "status": "streaming"}, 202,
+                {
+                    "message_id": body["message_id"],
+                    "session_id": body["session_id"],
+                    "status": "streaming",
+                },
+                202,
             )
 
         async def health(request: Request) -> JSONResponse:
             return JSONResponse({"status": "ok"}, self.health_status)
 
-        return Starlette(routes=[Route("/chat", chat, methods=["POST"]),
-                                 Route("/health", health)])
+        return Starlette(routes=[Route("/chat", chat, methods=["POST"]), Route("/health", health)])
 
 
 @contextlib.asynccontextmanager
@@ -57,9 +60,7 @@ async def serving(*workers: FakeWorker) -> AsyncIterator[None]:
         config = uvicorn.Config(worker.app(), host="127.0.0.1", port=port, log_level="error")
         server = uvicorn.Server(config)
         servers.append((server, asyncio.create_task(server.serve())))
-    for server, _ in servers:
-        while not server.started:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: all(server.started for server, _ in servers), "fake workers listen")
     try:
         yield
     finally:
@@ -85,9 +86,10 @@ async def test_round_robin_spreads_requests() -> None:
 
 async def test_a_failing_node_is_skipped_then_cooled_down_and_probed_back() -> None:
     broken, healthy = FakeWorker(chat_status=500, health_status=503), FakeWorker()
-    async with serving(broken, healthy):
-        balancer = HttpBalancer([broken.url, healthy.url], "token")
-        balancer.start_probing()
+    async with (
+        serving(broken, healthy),
+        HttpBalancer([broken.url, healthy.url], "token") as balancer,
+    ):
         for n in range(4):
             await balancer.start(request(n))  # every one succeeds on the healthy node
         states = {node["url"]: node["state"] for node in balancer.health()}
@@ -97,13 +99,10 @@ async def test_a_failing_node_is_skipped_then_cooled_down_and_probed_back() -> N
         assert len(broken.calls) == calls_while_cool  # skipped while cooling down
 
         broken.chat_status, broken.health_status = 202, 200
-        async with asyncio.timeout(seconds(10)):
-            while balancer.health()[0]["state"] != "up":
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: balancer.health()[0]["state"] == "up", "the worker probed back up")
         await balancer.start(request(10))
         await balancer.start(request(11))
         assert len(broken.calls) > calls_while_cool
-        await balancer.aclose()
 
 
 async def test_a_refusal_is_not_retried_elsewhere() -> None:
@@ -117,11 +116,11 @@ async def test_a_refusal_is_not_retried_elsewhere() -> None:
 
 
 async def test_every_node_down_is_unavailable() -> None:
-    balancer = HttpBalancer([f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"],
-                            "token")
+    balancer = HttpBalancer(
+        [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"], "token"
+    )
     with pytest.raises(Unavailable) as refused:
         await balancer.start(request())
     assert "no worker could take the request" in refused.value.detail
     assert all(node["failures"] == 1 for node in balancer.health())
     await balancer.aclose()
-

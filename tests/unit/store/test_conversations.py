@@ -40,12 +40,12 @@ async def test_a_checkpoint_keeps_the_text_so_far_and_never_overwrites_the_end(
 ) -> None:
     await begin(store, "alice", "a1")
     await store.save_progress("a1", "Once upon")
-    assert [m["content"] for m in await store.streaming_messages()] == ["Once upon"]
+    assert [m.content for m in await store.streaming_messages()] == ["Once upon"]
     assert await store.finish_message("a1", status="completed", content="Once upon a time.")
     await store.save_progress("a1", "Once upon a")  # a late checkpoint, racing the end
     message = await store.get_message("a1")
     assert message is not None
-    assert (message["status"], message["content"]) == ("completed", "Once upon a time.")
+    assert (message.status, message.content) == ("completed", "Once upon a time.")
 
 
 async def test_users_racing_for_a_new_session_agree_on_one_owner(
@@ -62,4 +62,4 @@ async def test_users_racing_for_a_new_session_agree_on_one_owner(
 async def test_a_turn_retried_concurrently_starts_once(store: ConversationStore) -> None:
     turns = await asyncio.gather(*(begin(store, "alice", "a1") for _ in range(RACING_TURNS)))
     assert sorted(turn.started for turn in turns) == [False] * (RACING_TURNS - 1) + [True]
-    assert [m["id"] for m in await store.history("s1")] == ["u-a1", "a1"]
+    assert [m.id for m in await store.history("s1")] == ["u-a1", "a1"]

@@ -11,8 +11,10 @@ import pytest
 
 from chatrelay.exceptions import Busy, EngineError, Forbidden, NotFound, Unavailable
 from chatrelay.llm.base import Turn
-from chatrelay.protocol import CancelRequest, GenerationRequest, generation_lease_key
+from chatrelay.protocol import generation_lease_key
+from chatrelay.rest import CancelRequest, GenerationRequest
 from chatrelay.store.conversations import ConversationStore
+from chatrelay.store.records import MessageRecord
 from chatrelay.worker.generation import GenerationConfig, Generations
 from tests.faulty_engine import Faults
 from tests.scripted_model import FAILURE_DETAIL, ScriptedModel
@@ -49,7 +51,7 @@ async def logged(faults: Faults) -> list[dict[str, Any]]:
     return [orjson.loads(event.data) for event in history.events]
 
 
-async def stored(store: ConversationStore, message_id: str = "answer-1") -> dict[str, Any]:
+async def stored(store: ConversationStore, message_id: str = "answer-1") -> MessageRecord:
     message = await store.get_message(message_id)
     assert message is not None
     return message
@@ -61,7 +63,7 @@ async def lease_is_free(faults: Faults) -> bool:
 
 async def assert_ended(
     faults: Faults, store: ConversationStore, status: str, text: str
-) -> dict[str, Any]:
+) -> MessageRecord:
     """The answer ended ``status`` with ``text``: in its ``complete``, in the store, lease free.
 
     Returns the stored answer.
@@ -76,7 +78,7 @@ async def assert_ended(
         text,
     )
     answer = await stored(store)
-    assert (answer["status"], answer["content"]) == (status, text)
+    assert (answer.status, answer.content) == (status, text)
     assert await lease_is_free(faults)
     return answer
 
@@ -145,13 +147,13 @@ async def test_a_turn_is_published_in_order_and_stored(
     assert complete["usage"]["tokens"] == len(DELTAS)
 
     answer = await stored(store)
-    assert (answer["status"], answer["content"], answer["model"]) == (
+    assert (answer.status, answer.content, answer.model) == (
         "completed",
         "".join(DELTAS),
         "scripted",
     )
     question = await stored(store, "question-of-answer-1")
-    assert (question["role"], question["content"]) == ("user", "count to five")
+    assert (question.role, question.content) == ("user", "count to five")
     assert await lease_is_free(faults)
 
 
@@ -232,7 +234,7 @@ async def test_a_model_that_fails_mid_answer_ends_failed_with_its_text(
     await generations.start(request())
     await generations.wait_idle()
     answer = await assert_ended(faults, store, "failed", "".join(DELTAS[:2]))
-    assert answer["error"] == (await logged(faults))[-1]["error"] == error
+    assert answer.error == (await logged(faults))[-1]["error"] == error
 
 
 async def test_a_chunk_whose_publish_failed_is_not_in_the_stored_answer(
@@ -242,7 +244,7 @@ async def test_a_chunk_whose_publish_failed_is_not_in_the_stored_answer(
     faults.broker.fail_publishes(1)  # the third chunk's
     await one_more_chunk(stepped, gated)
     answer = await assert_ended(faults, store, "failed", "".join(DELTAS[:2]))
-    assert answer["error"].startswith("the engine failed")
+    assert answer.error is not None and answer.error.startswith("the engine failed")
 
 
 async def test_a_generation_that_lost_its_lease_publishes_nothing_more(
@@ -256,7 +258,7 @@ async def test_a_generation_that_lost_its_lease_publishes_nothing_more(
     frames = await logged(faults)
     assert [frame["type"] for frame in frames] == ["message", "message", "chunk", "chunk"]
     # Not ended by the fenced-out worker: the reaper ends it (see test_reaper.py).
-    assert (await stored(store))["status"] == "streaming"
+    assert (await stored(store)).status == "streaming"
     assert await faults.engine.coordination.lease_holder(LEASE_KEY) == "the-next-answer"
 
 
@@ -266,7 +268,7 @@ async def test_aclose_interrupts_a_running_answer_and_stores_its_text(
     await stream_until(stepped, gated, 1)
     await stepped.aclose()
     answer = await assert_ended(faults, store, "interrupted", DELTAS[0])
-    assert answer["error"] == "the worker shut down"
+    assert answer.error == "the worker shut down"
     with pytest.raises(Unavailable):
         await stepped.start(request(message_id="answer-2"))
 
@@ -292,7 +294,7 @@ async def test_a_running_answer_is_checkpointed_in_the_store(
     generations = Generations(faults.engine, store, gated, checkpointing)
     await stream_until(generations, gated, 2)
     answer = await stored(store)
-    assert (answer["status"], answer["content"]) == ("streaming", "".join(DELTAS[:2]))
+    assert (answer.status, answer.content) == ("streaming", "".join(DELTAS[:2]))
     gated.allow(len(DELTAS))
     await generations.wait_idle()
-    assert (await stored(store))["content"] == "".join(DELTAS)
+    assert (await stored(store)).content == "".join(DELTAS)

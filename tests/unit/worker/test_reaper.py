@@ -10,6 +10,7 @@ import pytest
 
 from chatrelay.protocol import chunk_frame, generation_lease_key, message_frame
 from chatrelay.store.conversations import ConversationStore
+from chatrelay.store.records import MessageRecord
 from chatrelay.worker import reaper as reaper_module
 from chatrelay.worker.generation import Generations
 from chatrelay.worker.reaper import INTERRUPTED_REASON, REAPER_LEASE_KEY, Reaper
@@ -49,7 +50,7 @@ async def orphan(
         await broker.publish(session_id, chunk_frame(message_id, seq, delta, 0.0))
 
 
-async def stored(store: ConversationStore, message_id: str) -> dict[str, Any]:
+async def stored(store: ConversationStore, message_id: str) -> MessageRecord:
     message = await store.get_message(message_id)
     assert message is not None
     return message
@@ -70,7 +71,7 @@ async def test_an_orphan_is_ended_interrupted_with_the_text_of_the_log(
 
     text = "".join(DELTAS[:3])
     answer = await stored(store, "answer-1")
-    assert (answer["status"], answer["content"], answer["error"]) == (
+    assert (answer.status, answer.content, answer.error) == (
         "interrupted",
         text,
         INTERRUPTED_REASON,
@@ -95,14 +96,14 @@ async def test_an_answer_whose_lease_is_held_is_left_alone(
     assert lease is not None
     reaper = Reaper(faults.engine, store, "node-1")
     assert await reaper.reap_once() == 0
-    assert (await stored(store, "answer-1"))["status"] == "streaming"
+    assert (await stored(store, "answer-1")).status == "streaming"
     assert (await last_frame(faults))["type"] == "chunk"
 
     # The session's lease held by a newer answer: this one's worker is gone after all.
     await faults.engine.coordination.release(lease)
     assert await faults.engine.coordination.acquire(key, 30.0, "answer-2")
     assert await reaper.reap_once() == 1
-    assert (await stored(store, "answer-1"))["status"] == "interrupted"
+    assert (await stored(store, "answer-1")).status == "interrupted"
 
 
 async def test_a_generation_fenced_out_of_its_session_is_ended_by_the_reaper(
@@ -116,7 +117,7 @@ async def test_a_generation_fenced_out_of_its_session_is_ended_by_the_reaper(
 
     assert await Reaper(faults.engine, store, "node-1").reap_once() == 1
     text = "".join(DELTAS[:2])
-    assert (await stored(store, "answer-1"))["content"] == text
+    assert (await stored(store, "answer-1")).content == text
     complete = await last_frame(faults, "s-generation")
     assert (complete["status"], complete["content"]) == ("interrupted", text)
 
@@ -128,7 +129,7 @@ async def test_the_store_checkpoint_is_used_when_the_log_was_lost(
     await store.save_progress("answer-1", "".join(DELTAS[:4]))
     faults.broker.lose_logs()  # the engine restarted empty
     assert await Reaper(faults.engine, store, "node-1").reap_once() == 1
-    assert (await stored(store, "answer-1"))["content"] == "".join(DELTAS[:4])
+    assert (await stored(store, "answer-1")).content == "".join(DELTAS[:4])
 
 
 async def test_the_store_checkpoint_is_used_when_the_log_was_trimmed(
@@ -141,7 +142,7 @@ async def test_the_store_checkpoint_is_used_when_the_log_was_trimmed(
     checkpoint = "".join(DELTAS[:9])
     await store.save_progress("answer-1", checkpoint)
     assert await Reaper(faults.engine, store, "node-1").reap_once() == 1
-    assert (await stored(store, "answer-1"))["content"] == checkpoint
+    assert (await stored(store, "answer-1")).content == checkpoint
 
 
 @pytest.mark.xfail(
@@ -157,7 +158,7 @@ async def test_a_trimmed_log_never_puts_the_end_of_an_answer_in_its_place(
     checkpoint = "".join(DELTAS[:4])  # shorter than the chunks the trimmed log still holds
     await store.save_progress("answer-1", checkpoint)
     assert await Reaper(faults.engine, store, "node-1").reap_once() == 1
-    assert (await stored(store, "answer-1"))["content"] == checkpoint
+    assert (await stored(store, "answer-1")).content == checkpoint
 
 
 @pytest.fixture

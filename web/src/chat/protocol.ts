@@ -1,24 +1,29 @@
 // Wire types of chatrelay's WebSocket protocol, version 1 (docs/protocol.md).
 // Unknown fields are ignored; unknown frame types are dropped by the reducer.
 
-export type Epoch = string | number;
+import type { ErrorFrame, ServerFrame, WelcomeFrame, WireMessage } from "./wire";
 
-export type AssistantStatus = "streaming" | "completed" | "cancelled" | "failed" | "interrupted";
+// The frame and body types are generated from docs/protocol.schema.json (`make schema`).
+export type {
+  ChunkFrame,
+  ClientFrame,
+  CompleteFrame,
+  ErrorFrame,
+  MessageFrame,
+  PongFrame,
+  ReconnectFrame,
+  ResetFrame,
+  ServerFrame,
+  WelcomeFrame,
+  WireMessage,
+} from "./wire";
+
+export type Epoch = WelcomeFrame["epoch"];
+export type WireStatus = WireMessage["status"];
+export type AssistantStatus = Exclude<WireStatus, "complete">;
 export type FinalStatus = Exclude<AssistantStatus, "streaming">;
-export type WireStatus = "complete" | AssistantStatus;
 
-/** A stored message as the server sends it (in `message` frames and REST history). */
-export interface WireMessage {
-  id: string;
-  session_id: string;
-  role: "user" | "assistant";
-  content: string;
-  status: WireStatus;
-  created_at: string;
-  client_id?: string | null;
-  error?: string | null;
-}
-
+/** The codes docs/protocol.md lists; the server may add others. */
 export type ErrorCode =
   | "bad_frame"
   | "unknown_type"
@@ -27,72 +32,7 @@ export type ErrorCode =
   | "not_found"
   | "rate_limited"
   | "unavailable"
-  | (string & {});
-
-export interface WelcomeFrame {
-  type: "welcome";
-  node: string;
-  session_id: string;
-  user_id: string;
-  epoch: Epoch;
-  offset: number;
-  protocol: number;
-}
-export interface MessageFrame {
-  type: "message";
-  offset: number;
-  message: WireMessage;
-}
-export interface ChunkFrame {
-  type: "chunk";
-  offset: number;
-  message_id: string;
-  seq: number;
-  delta: string;
-}
-export interface CompleteFrame {
-  type: "complete";
-  offset: number;
-  message_id: string;
-  status: FinalStatus;
-  content: string;
-  error?: string | null;
-}
-export interface ErrorFrame {
-  type: "error";
-  code: ErrorCode;
-  detail: string;
-  client_id?: string | null;
-  message_id?: string | null;
-}
-export interface PongFrame {
-  type: "pong";
-}
-export interface ReconnectFrame {
-  type: "reconnect";
-  reason?: string;
-}
-export interface ResetFrame {
-  type: "reset";
-  epoch: Epoch;
-  offset: number;
-}
-
-export type ServerFrame =
-  | WelcomeFrame
-  | MessageFrame
-  | ChunkFrame
-  | CompleteFrame
-  | ErrorFrame
-  | PongFrame
-  | ReconnectFrame
-  | ResetFrame;
-
-export type ClientFrame =
-  | { type: "chat"; content: string; client_id: string }
-  | { type: "cancel"; message_id: string }
-  | { type: "resume"; epoch: Epoch; offset: number }
-  | { type: "ping" };
+  | (ErrorFrame["code"] & {});
 
 /** Longest `chat` content the server accepts by default. */
 export const MAX_MESSAGE_LENGTH = 16_000;
@@ -103,16 +43,17 @@ export const FATAL_CLOSE_CODES: ReadonlyMap<number, string> = new Map([
   [4403, "This conversation belongs to another user."],
 ]);
 
-const SERVER_FRAME_TYPES = new Set([
-  "welcome",
-  "message",
-  "chunk",
-  "complete",
-  "error",
-  "pong",
-  "reconnect",
-  "reset",
-]);
+// A record, not a list: tsc fails when a generated frame type is missing here.
+const SERVER_FRAME_TYPES: Record<ServerFrame["type"], true> = {
+  welcome: true,
+  message: true,
+  chunk: true,
+  complete: true,
+  error: true,
+  pong: true,
+  reconnect: true,
+  reset: true,
+};
 
 /** Parse one WebSocket text message; `null` for anything that is not a known frame. */
 export function parseFrame(data: unknown): ServerFrame | null {
@@ -125,6 +66,6 @@ export function parseFrame(data: unknown): ServerFrame | null {
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
   const type = (value as { type?: unknown }).type;
-  if (typeof type !== "string" || !SERVER_FRAME_TYPES.has(type)) return null;
+  if (typeof type !== "string" || !Object.hasOwn(SERVER_FRAME_TYPES, type)) return null;
   return value as ServerFrame;
 }

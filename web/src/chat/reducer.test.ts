@@ -19,7 +19,7 @@ function frames(state: ChatState, ...list: ServerFrame[]): ChatState {
   return run(state, ...list.map((frame) => ({ type: "frame", frame }) as ChatAction));
 }
 
-function welcome(offset = 0, epoch: string | number = "e1"): WelcomeFrame {
+function welcome(offset = 0, epoch = "e1"): WelcomeFrame {
   return { type: "welcome", node: "gw-1", session_id: "s1", user_id: "u1", epoch, offset, protocol: 1 };
 }
 
@@ -47,7 +47,7 @@ function start(offset: number, id: string): ServerFrame {
 }
 
 function chunk(offset: number, id: string, seq: number, delta: string): ServerFrame {
-  return { type: "chunk", offset, message_id: id, seq, delta };
+  return { type: "chunk", offset, message_id: id, seq, delta, ts: 0 };
 }
 
 /** A connected tab with an empty session. */

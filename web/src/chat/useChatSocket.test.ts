@@ -200,7 +200,7 @@ describe("ChatConnection", () => {
     first.receive(
       welcome(0),
       { type: "message", offset: 1, message: stored("a1", "assistant", "", "streaming") },
-      { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hel" },
+      { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hel", ts: 0 },
     );
     first.drop(1006);
     const connection = conn.getState().connection;
@@ -218,8 +218,8 @@ describe("ChatConnection", () => {
     expect(conn.getState().node).toBe("gw-2");
     // The replay repeats offset 2, then carries on.
     second.receive(
-      { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hel" },
-      { type: "chunk", offset: 3, message_id: "a1", seq: 2, delta: "lo" },
+      { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hel", ts: 0 },
+      { type: "chunk", offset: 3, message_id: "a1", seq: 2, delta: "lo", ts: 0 },
       { type: "complete", offset: 4, message_id: "a1", status: "completed", content: "Hello" },
     );
     expect(conn.getState().messages).toHaveLength(1);
@@ -269,7 +269,7 @@ describe("ChatConnection", () => {
     expect(historyCalls).toBe(1);
     socket.receive(
       { type: "message", offset: 1, message: stored("a1", "assistant", "", "streaming") },
-      { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hel" },
+      { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hel", ts: 0 },
     );
     history = [stored("a1", "assistant", "Hel", "interrupted")];
     socket.receive({ type: "reset", epoch: "e2", offset: 7 });
@@ -385,7 +385,7 @@ describe("useChatSocket", () => {
       socket.receive(
         welcome(0),
         { type: "message", offset: 1, message: stored("a1", "assistant", "", "streaming") },
-        { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hi" },
+        { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hi", ts: 0 },
       );
     });
     expect(result.current.state.connection.status).toBe("connected");

@@ -1,0 +1,174 @@
+"""What a socket sends: one bounded queue, one writer, each offset at most once.
+
+Frames to the client leave through one bounded queue and one writer, so a
+client that stops reading never blocks the relay or the other sockets of its
+session: when the queue is full the writer is stopped and the socket closed
+with a hint to resume, and the client comes back for exactly what it missed.
+
+Every event frame carries its session offset; an outbound queue takes each
+offset at most once and in order (``_last``), which is what makes resume and
+live delivery meet without a duplicate. While the socket is being welcomed or
+is replaying the log, live events are held aside and released afterwards,
+dropping those the replay already sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import orjson
+
+from chatrelay import metrics
+from chatrelay.engine.base import Event
+from chatrelay.engine.events import timestamp_of
+from chatrelay.gateway import close_codes
+from chatrelay.protocol import ServerFrame, reconnect_frame, reset_frame
+
+SendText = Callable[[str], Awaitable[None]]
+
+# Marks the end of the queue: the writer stops after the frames before it.
+_END = b""
+
+
+class Outbound:
+    """The frames waiting for one socket, and the writer that sends them.
+
+    ``deliver`` and ``reset`` are the relay's side (a ``relay.Sink``) and
+    never block; every ``send_*`` method only queues. ``write`` is the one
+    writer.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        # (offset, or 0 for frames outside the log; the frame's bytes)
+        self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(maxsize)
+        self._held: list[Event] | None = None  # live events waiting while we replay
+        self._last = 0  # newest offset queued
+        self._sent = 0  # newest offset written to the socket
+        self._closing: tuple[int, str] = (close_codes.NORMAL, "")
+        self._overflowed = False
+        self._writer: asyncio.Task[Any] | None = None
+
+    @property
+    def close_reason(self) -> tuple[int, str]:
+        """The close code and reason the socket should end with, as things stand."""
+        if self._overflowed:
+            return close_codes.TOO_SLOW, f"too slow; reconnect and resume from offset {self._sent}"
+        return self._closing
+
+    # -- the relay's side (must not block)
+
+    def deliver(self, event: Event) -> None:
+        """Queue a live event, or hold it aside while the socket replays."""
+        if self._held is not None:
+            if len(self._held) >= self._queue.maxsize:
+                self._overflow()
+            else:
+                self._held.append(event)
+            return
+        self._push(event)
+
+    def reset(self, epoch: str, latest: int) -> None:
+        """The log lost events up to ``latest``: tell the client, drop what is held."""
+        if self._held is not None:
+            self._held.clear()
+        self.send_frame(reset_frame(epoch, latest))
+        self._last = latest
+
+    # -- frames outside the log
+
+    def send_frame(self, frame: ServerFrame) -> None:
+        """Queue a frame that carries no offset (welcome, error, reset)."""
+        self._enqueue(orjson.dumps(frame))
+
+    def send_encoded(self, data: bytes) -> None:
+        """Queue a frame already encoded as JSON (a pong)."""
+        self._enqueue(data)
+
+    def send_reconnect(self, reason: str) -> None:
+        """Tell the client to come back (elsewhere) and resume; the writer ends after it."""
+        self.send_frame(reconnect_frame(reason))
+        self._closing = (close_codes.RESTARTING, reason)
+        self._enqueue(_END)
+
+    # -- welcome and resume
+
+    def hold(self) -> None:
+        """Hold live events aside until ``release`` (while the log is read)."""
+        self._held = []
+
+    def release(self) -> None:
+        """Queue what was held, dropping the offsets already queued."""
+        held, self._held = self._held or [], None
+        for event in held:
+            self._push(event)
+
+    def skip_to(self, latest: int) -> None:
+        """The client holds (or was told to reset to) ``latest``: queue nothing up to it."""
+        self._last = max(self._last, latest)
+
+    def start_at(self, latest: int) -> None:
+        """The welcome said ``latest``: live delivery starts after it."""
+        self._last = latest
+
+    async def replay(self, after: int, events: Iterable[Event]) -> None:
+        """Queue the log's events after ``after``, waiting for room (a replay is not dropped).
+
+        Cancel-safe: what was queued stays queued.
+        """
+        self._last = after
+        for event in events:
+            if event.offset > self._last:
+                self._last = event.offset
+                await self._queue.put((event.offset, event.data))
+
+    # -- the writer
+
+    async def write(self, send_text: SendText) -> None:
+        """Send queued frames until the end marker of ``send_reconnect`` or an overflow.
+
+        An overflow cancels this writer, wherever it waits (usually inside
+        ``send_text`` on a client that stopped reading); it then returns
+        normally and ``close_reason`` says 4408. Cancelled from outside, it
+        raises ``CancelledError`` as usual.
+        """
+        if self._overflowed:
+            return
+        self._writer = asyncio.current_task()
+        queue = self._queue
+        try:
+            while True:
+                offset, data = queue.get_nowait() if queue.qsize() else await queue.get()
+                if not data:  # _END
+                    return
+                await send_text(data.decode())
+                if offset:
+                    self._sent = offset
+                    metrics.observe_send(timestamp_of(data))
+        except asyncio.CancelledError:
+            # Our own cancel (see _overflow) ends the writer; anyone else's goes on.
+            if not self._overflowed or self._writer is None or self._writer.uncancel() > 0:
+                raise
+        finally:
+            self._writer = None
+
+    def _push(self, event: Event) -> None:
+        if event.offset <= self._last:
+            return
+        self._last = event.offset
+        self._enqueue(event.data, event.offset)
+
+    def _enqueue(self, data: bytes, offset: int = 0) -> None:
+        try:
+            self._queue.put_nowait((offset, data))
+        except asyncio.QueueFull:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        if self._overflowed:
+            return
+        self._overflowed = True
+        metrics.SEND_QUEUE_DROPS.inc()
+        if self._writer is not None:
+            self._writer.cancel()

@@ -1,0 +1,101 @@
+"""REST bodies: the gateway's public API and the gateway -> worker calls.
+
+Requests are pydantic models (FastAPI validates them once per call); answers
+the gateway builds from store records are TypedDicts, like the server frames
+of ``chatrelay.protocol``. ``docs/protocol.md`` explains them in words.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
+
+from chatrelay.protocol import MAX_CLIENT_ID_CHARS, SESSION_ID_PATTERN, WireMessage, new_id
+from chatrelay.store.records import SessionRecord
+
+# -- REST bodies (gateway) -----------------------------------------------------------
+
+
+class ChatBody(BaseModel):
+    """``POST /api/chat``."""
+
+    message: str = Field(min_length=1)
+    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+
+
+class CancelBody(BaseModel):
+    """``POST /api/cancel``."""
+
+    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+    message_id: str = Field(min_length=1, max_length=128)
+
+
+class ChatAccepted(BaseModel):
+    """Answer to a chat request (gateway REST and worker ``POST /chat``)."""
+
+    # Always sent, so the schema marks every field required.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    message_id: str
+    session_id: str
+    status: Literal["streaming"] = "streaming"
+    user_message_id: str | None = None
+
+
+class CancelAccepted(TypedDict):
+    """Answer to ``POST /api/cancel`` and the worker's ``POST /cancel``."""
+
+    status: Literal["cancelled"]
+
+
+class HistoryBody(TypedDict):
+    """``GET /api/history/{session_id}``: stored messages, oldest first."""
+
+    session_id: str
+    messages: list[WireMessage]
+
+
+class SessionSummary(TypedDict):
+    id: str
+    title: str
+    updated_at: str
+
+
+class SessionsBody(TypedDict):
+    """``GET /api/sessions``: the user's sessions, newest first."""
+
+    sessions: list[SessionSummary]
+
+
+def session_summary(record: SessionRecord) -> SessionSummary:
+    return {"id": record.id, "title": record.title, "updated_at": record.updated_at.isoformat()}
+
+
+# -- gateway -> worker ---------------------------------------------------------------
+
+# Gateway -> worker calls carry the shared internal token in this header.
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+
+
+class GenerationRequest(BaseModel):
+    """``POST /chat`` on a worker; the seed's body plus ids chosen by the caller.
+
+    ``message_id`` names the assistant message; a request repeated with the
+    same ``message_id`` never starts a second generation.
+    """
+
+    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+    user_id: str = Field(min_length=1, max_length=128)
+    message: str = Field(min_length=1)
+    message_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
+    user_message_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
+    client_id: str | None = Field(None, max_length=MAX_CLIENT_ID_CHARS)
+
+
+class CancelRequest(BaseModel):
+    """``POST /cancel`` on a worker (works on any worker)."""
+
+    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+    message_id: str = Field(min_length=1, max_length=128)

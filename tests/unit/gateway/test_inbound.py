@@ -1,0 +1,134 @@
+"""The inbound dispatcher: client frames routed, bad input answered, the socket carries on.
+
+Runs on the memory engine and a SQLite store in a temp directory; the
+worker is the stand-in of conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from starlette.types import Message
+
+from chatrelay.config import Settings
+from chatrelay.engine import create_engine
+from chatrelay.engine.base import Engine
+from chatrelay.gateway.chats import Conversations
+from chatrelay.gateway.inbound import Inbound
+from chatrelay.gateway.outbound import Outbound
+from chatrelay.gateway.relay import Relay
+from chatrelay.store.conversations import ConversationStore
+from tests.timing import seconds
+from tests.unit.gateway.conftest import Worker
+
+
+@dataclass
+class Socket:
+    inbound: Inbound
+    outbound: Outbound
+    engine: Engine
+    store: ConversationStore
+    worker: Worker
+
+    async def read(self, *frames: str | bytes) -> list[dict[str, Any]]:
+        """Feed ``frames`` then a disconnect; every frame the socket queued in answer."""
+        messages: asyncio.Queue[Message] = asyncio.Queue()
+        for frame in frames:
+            key = "text" if isinstance(frame, str) else "bytes"
+            messages.put_nowait({"type": "websocket.receive", key: frame})
+        messages.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        async with asyncio.timeout(seconds(5)):
+            await self.inbound.read(messages.get)
+        return await self.sent()
+
+    async def sent(self) -> list[dict[str, Any]]:
+        frames: list[dict[str, Any]] = []
+
+        async def send_text(text: str) -> None:
+            frames.append(orjson.loads(text))
+
+        self.outbound.send_reconnect("end of test")
+        async with asyncio.timeout(seconds(5)):
+            await self.outbound.write(send_text)
+        return frames[:-1]
+
+
+@pytest.fixture
+async def socket(tmp_path: Path) -> AsyncIterator[Socket]:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/chat.db")
+    engine = create_engine("memory://")
+    worker = Worker()
+    async with (
+        ConversationStore(settings.database_url) as store,
+        aclosing(Relay(engine.broker)) as relay,
+    ):
+        conversations = Conversations(settings, engine, store, worker)
+        await conversations.open("ana", "s1")
+        outbound = Outbound(maxsize=64)
+        inbound = Inbound(
+            user_id="ana",
+            session_id="s1",
+            conversations=conversations,
+            relay=relay,
+            outbound=outbound,
+            max_message_chars=settings.max_message_chars,
+        )
+        yield Socket(inbound, outbound, engine, store, worker)
+
+
+async def test_a_bad_frame_is_answered_with_its_code_and_the_socket_carries_on(
+    socket: Socket,
+) -> None:
+    frames = await socket.read("not json", b'["a list"]', '{"type": "shout"}', '{"type": "ping"}')
+    assert [frame.get("code") for frame in frames[:3]] == ["bad_frame", "bad_frame", "unknown_type"]
+    assert all(frame["type"] == "error" and frame["detail"] for frame in frames[:3])
+    assert frames[3] == {"type": "pong"}
+
+
+async def test_a_chat_starts_a_generation(socket: Socket) -> None:
+    frames = await socket.read('{"type": "chat", "content": "hello", "client_id": "c-1"}')
+    assert frames == []  # the answer streams through the session's log, not from here
+    [request] = socket.worker.started
+    assert (request.user_id, request.session_id, request.message) == ("ana", "s1", "hello")
+    assert request.client_id == "c-1"
+
+
+async def test_a_refused_chat_names_its_client_id(socket: Socket) -> None:
+    frames = await socket.read('{"type": "chat", "content": "  ", "client_id": "c-2"}')
+    assert frames == [
+        {
+            "type": "error",
+            "code": "invalid_message",
+            "detail": "'content' is empty",
+            "client_id": "c-2",
+        }
+    ]
+    assert socket.worker.started == []
+
+
+async def test_a_refused_cancel_names_its_message_id(socket: Socket) -> None:
+    [frame] = await socket.read('{"type": "cancel", "message_id": "m-9"}')
+    assert (frame["type"], frame["code"], frame["message_id"]) == ("error", "not_found", "m-9")
+
+
+async def test_a_resume_replays_the_log_after_the_clients_offset(socket: Socket) -> None:
+    for n in (1, 2, 3):
+        await socket.engine.broker.publish("s1", {"type": "chunk", "delta": str(n)})
+    epoch, _ = await socket.engine.broker.position("s1")
+    socket.outbound.start_at(3)  # the welcome said 3; the client held 1
+    frames = await socket.read(orjson.dumps({"type": "resume", "epoch": epoch, "offset": 1}))
+    assert [(frame["offset"], frame["delta"]) for frame in frames] == [(2, "2"), (3, "3")]
+
+
+async def test_a_resume_from_another_epoch_is_told_to_reset(socket: Socket) -> None:
+    await socket.engine.broker.publish("s1", {"type": "chunk", "delta": "x"})
+    epoch, latest = await socket.engine.broker.position("s1")
+    frames = await socket.read('{"type": "resume", "epoch": "gone", "offset": 0}')
+    assert frames == [{"type": "reset", "epoch": epoch, "offset": latest}]
