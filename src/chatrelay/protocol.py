@@ -342,12 +342,22 @@ def reset_frame(epoch: str, offset: int) -> ResetFrame:
 
 
 def partial_texts(events: Iterable[Any], message_ids: Iterable[str]) -> dict[str, str]:
-    """The text each of ``message_ids`` has so far, from a session log's events."""
+    """The text each of ``message_ids`` has so far, from a session log's events.
+
+    Only answers the log holds from their first chunk on (``seq`` 1, none
+    missing) are in the result: a trimmed log holds the end of an answer,
+    which is never a beginning to show or store.
+    """
     parts: dict[str, list[str]] = {message_id: [] for message_id in message_ids}
     for event in events:
         frame = orjson.loads(event.data)
-        if frame.get("type") == "chunk" and frame.get("message_id") in parts:
-            parts[frame["message_id"]].append(frame["delta"])
+        deltas = parts.get(frame.get("message_id")) if frame.get("type") == "chunk" else None
+        if deltas is None:
+            continue
+        if frame.get("seq") == len(deltas) + 1:
+            deltas.append(frame["delta"])
+        else:
+            del parts[frame["message_id"]]  # its beginning is gone from the log
     return {message_id: "".join(deltas) for message_id, deltas in parts.items()}
 
 

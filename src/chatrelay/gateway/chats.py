@@ -92,7 +92,9 @@ class Conversations:
         if streaming:
             log = await self._engine.broker.history(session_id, 0)
             for message_id, text in partial_texts(log.events, streaming).items():
-                streaming[message_id]["content"] = text
+                # Both are beginnings of one text: the longer is the newer.
+                message = streaming[message_id]
+                message["content"] = max(message["content"], text, key=len)
         return messages
 
     async def sessions(self, user_id: str) -> list[SessionSummary]:

@@ -132,7 +132,15 @@ class Relay:
                     delay = RETRY_FIRST_SECONDS
                     watcher = asyncio.create_task(self._watch(channel, subscription))
                     try:
+                        seen = 0  # within one log, a subscription's offsets only grow
                         async for event in subscription:
+                            if event.offset <= seen or (not seen and event.offset <= channel.last):
+                                # Offsets went back: the log may have been lost and
+                                # restarted (Redis flushed, keys evicted) under us.
+                                await self._repair(
+                                    channel, *await self.position(channel.session_id)
+                                )
+                            seen = event.offset
                             await self._forward(channel, event)
                     finally:
                         watcher.cancel()

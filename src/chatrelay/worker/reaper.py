@@ -89,8 +89,8 @@ class Reaper:
             if holder == message_id:
                 continue  # its generation is alive
             log = await self._engine.broker.history(session_id, 0)
-            logged = partial_texts(log.events, [message_id])[message_id]
-            # Both are beginnings of one text: the log's is newer unless the log was lost.
+            logged = partial_texts(log.events, [message_id]).get(message_id, "")
+            # Both are beginnings of one text: the log's is newer unless the log lost it.
             content = max(logged, message.content, key=len)
             if not await self._store.finish_message(
                 message_id, status="interrupted", content=content, error=INTERRUPTED_REASON

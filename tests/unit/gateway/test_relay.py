@@ -135,12 +135,6 @@ async def test_a_lost_log_resets_the_sockets_to_its_new_epoch(
     await receives(socket, [1, 2, 1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG in relay.py: a log lost under a live subscription (Redis flushed, its keys "
-    "evicted) restarts offsets at 1; the relay drops them as already delivered and "
-    "neither delivers nor resets until an offset passes the old epoch's last one",
-)
 async def test_a_log_lost_under_a_live_subscription_does_not_go_unnoticed(
     faults: Faults, socket: RecordingSocket
 ) -> None:

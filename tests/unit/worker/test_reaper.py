@@ -145,12 +145,6 @@ async def test_the_store_checkpoint_is_used_when_the_log_was_trimmed(
     assert (await stored(store, "answer-1")).content == checkpoint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG in reaper.py: it keeps the longer of the log's text and the checkpoint, "
-    "and a trimmed log's text is the END of the answer; it must count only when the "
-    "log still holds the answer's first chunk",
-)
 async def test_a_trimmed_log_never_puts_the_end_of_an_answer_in_its_place(
     faults: Faults, store: ConversationStore
 ) -> None:
