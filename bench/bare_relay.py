@@ -58,8 +58,15 @@ async def main(port: int, redis_url: str) -> None:
                     await pubsub.unsubscribe(channel)
 
     task = asyncio.create_task(reader())
-    async with serve(handler, "127.0.0.1", port, compression=None, ping_interval=20,
-                     max_size=64 * 1024, backlog=4096) as server:
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        compression=None,
+        ping_interval=20,
+        max_size=64 * 1024,
+        backlog=4096,
+    ) as server:
         await server.serve_forever()
     task.cancel()
 

@@ -24,10 +24,14 @@ from relays import start_bare
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", default="250,500,1000,1500,2000",
-                        help="sessions per step, comma separated (at most 10 steps)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--steps",
+        default="250,500,1000,1500,2000",
+        help="sessions per step, comma separated (at most 10 steps)",
+    )
     parser.add_argument("--rate", type=float, default=20.0, help="chunks/s per session")
     parser.add_argument("--seconds", type=float, default=6.0, help="publishing time per step")
     parser.add_argument("--clients", type=int, default=3, help="client processes")
@@ -38,29 +42,52 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("at most 20,000 sessions a step and 60 s a step")
     raise_open_files_limit()
     done, rows = [], []
-    with tempfile.TemporaryDirectory(prefix="chatrelay-baseline-") as tmp, \
-            Servers(Path(tmp)) as servers:
+    with (
+        tempfile.TemporaryDirectory(prefix="chatrelay-baseline-") as tmp,
+        Servers(Path(tmp)) as servers,
+    ):
         url, redis_url, pids = start_bare(servers)
         for count in counts:
-            step = steps.run_step("relay", url, "bare", redis_url, count, args.rate,
-                                  args.seconds, args.clients, args.publishers, pids)
+            step = steps.run_step(
+                "relay",
+                url,
+                "bare",
+                redis_url,
+                count,
+                args.rate,
+                args.seconds,
+                args.clients,
+                args.publishers,
+                pids,
+            )
             done.append(step)
             rows.append(steps.row("baseline", step))
-            print(results.table(steps.ROW_HEADERS, [rows[-1]]).splitlines()[-1],
-                  file=sys.stderr, flush=True)
+            print(
+                results.table(steps.ROW_HEADERS, [rows[-1]]).splitlines()[-1],
+                file=sys.stderr,
+                flush=True,
+            )
             if not steps.passed(step):
                 break
     good = [s for s in done if steps.passed(s)]
     summary = {
         "ceiling_chunks_per_s": max((s["delivered_chunks_per_s"] for s in good), default=0),
         "best_chunks_per_relay_cpu_second": max(
-            (s["chunks_per_relay_cpu_second"] or 0 for s in done), default=0),
+            (s["chunks_per_relay_cpu_second"] or 0 for s in done), default=0
+        ),
     }
     print(results.table(steps.ROW_HEADERS, rows))
     print(results.table(["summary", "value"], [(k, v) for k, v in summary.items()]))
-    path = results.write("baseline", {"rate": args.rate, "seconds_per_step": args.seconds,
-                                      "client_processes": args.clients, "steps": done,
-                                      "summary": summary})
+    path = results.write(
+        "baseline",
+        {
+            "rate": args.rate,
+            "seconds_per_step": args.seconds,
+            "client_processes": args.clients,
+            "steps": done,
+            "summary": summary,
+        },
+    )
     print(f"wrote {path}", file=sys.stderr)
     return 0
 

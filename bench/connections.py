@@ -35,8 +35,9 @@ CONNECT_CONCURRENCY = 100
 SETTLE_SECONDS = 2.0
 
 
-async def _hold(index: int, processes: int, url: str, target: Any, opened: Any, failed: Any,
-                stop: Any) -> None:
+async def _hold(
+    index: int, processes: int, url: str, target: Any, opened: Any, failed: Any, stop: Any
+) -> None:
     sockets = []
     limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
     tag = f"c{int(time.time())}p{index}"
@@ -47,8 +48,13 @@ async def _hold(index: int, processes: int, url: str, target: Any, opened: Any, 
         async with limit:
             try:
                 ws = await websockets.connect(
-                    f"{url}?user_id={tag}u{n}&session_id={tag}s{n}", local_addr=(address, 0),
-                    compression=None, open_timeout=30, ping_interval=None, close_timeout=1)
+                    f"{url}?user_id={tag}u{n}&session_id={tag}s{n}",
+                    local_addr=(address, 0),
+                    compression=None,
+                    open_timeout=30,
+                    ping_interval=None,
+                    close_timeout=1,
+                )
                 await ws.recv()  # welcome
             except Exception:
                 with failed.get_lock():
@@ -77,15 +83,26 @@ def _client_main(*args: Any) -> None:
         runner.run(_hold(*args))
 
 
-def climb(name: str, url: str, pid: int, stages: list[int], processes: int, deadline: float,
-          ) -> dict[str, Any]:
+def climb(
+    name: str,
+    url: str,
+    pid: int,
+    stages: list[int],
+    processes: int,
+    deadline: float,
+) -> dict[str, Any]:
     context = multiprocessing.get_context("fork")
     opened, failed = context.Value("i", 0), context.Value("i", 0)
     stop = context.Event()
     targets = [context.Value("i", 0) for _ in range(processes)]
-    workers = [context.Process(target=_client_main, daemon=True,
-                               args=(i, processes, url, targets[i], opened, failed, stop))
-               for i in range(processes)]
+    workers = [
+        context.Process(
+            target=_client_main,
+            daemon=True,
+            args=(i, processes, url, targets[i], opened, failed, stop),
+        )
+        for i in range(processes)
+    ]
     time.sleep(SETTLE_SECONDS)
     rss0 = rss_bytes(pid)
     rows = []
@@ -102,9 +119,16 @@ def climb(name: str, url: str, pid: int, stages: list[int], processes: int, dead
             took = time.monotonic() - started
             time.sleep(SETTLE_SECONDS)
             rss = rss_bytes(pid)
-            rows.append({"stage": stage, "open": opened.value, "failed": failed.value,
-                         "seconds": round(took, 1), "rss_mib": round(rss / 2**20, 1),
-                         "kib_per_connection": round((rss - rss0) / 1024 / max(1, reached), 2)})
+            rows.append(
+                {
+                    "stage": stage,
+                    "open": opened.value,
+                    "failed": failed.value,
+                    "seconds": round(took, 1),
+                    "rss_mib": round(rss / 2**20, 1),
+                    "kib_per_connection": round((rss - rss0) / 1024 / max(1, reached), 2),
+                }
+            )
             print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)
             if reached < stage or time.monotonic() >= deadline:
                 break
@@ -115,19 +139,30 @@ def climb(name: str, url: str, pid: int, stages: list[int], processes: int, dead
             if worker.is_alive():
                 worker.terminate()
     first, last = rows[0], rows[-1]
-    slope = ((last["rss_mib"] - first["rss_mib"]) * 1024 / (last["open"] - first["open"])
-             if last["open"] > first["open"] else float("nan"))
-    return {"rss_before_mib": round(rss0 / 2**20, 1), "stages": rows,
-            "max_open": max(r["open"] for r in rows), "kib_per_connection": last[
-                "kib_per_connection"], "kib_per_connection_slope": round(slope, 2)}
+    slope = (
+        (last["rss_mib"] - first["rss_mib"]) * 1024 / (last["open"] - first["open"])
+        if last["open"] > first["open"]
+        else float("nan")
+    )
+    return {
+        "rss_before_mib": round(rss0 / 2**20, 1),
+        "stages": rows,
+        "max_open": max(r["open"] for r in rows),
+        "kib_per_connection": last["kib_per_connection"],
+        "kib_per_connection_slope": round(slope, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--target", type=int, default=10_000, help="connections (max 19,000)")
-    parser.add_argument("--stages", default="1000,2500,5000,7500,10000",
-                        help="connection counts to measure at (capped by --target)")
+    parser.add_argument(
+        "--stages",
+        default="1000,2500,5000,7500,10000",
+        help="connection counts to measure at (capped by --target)",
+    )
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--baseline", action="store_true", help="also measure the bare relay")
     parser.add_argument("--max-seconds", type=float, default=150.0, help="per relay")
@@ -137,27 +172,68 @@ def main(argv: list[str] | None = None) -> int:
     limit = raise_open_files_limit()
     stages = sorted({min(int(s), args.target) for s in args.stages.split(",")} | {args.target})
     measured: dict[str, Any] = {}
-    relays = [("chatrelay", start_gateway)] + ([("baseline", start_bare)] if args.baseline
-                                                else [])
+    relays = [("chatrelay", start_gateway)] + ([("baseline", start_bare)] if args.baseline else [])
     for name, start in relays:
-        with tempfile.TemporaryDirectory(prefix="chatrelay-conn-") as tmp, \
-                Servers(Path(tmp)) as servers:
+        with (
+            tempfile.TemporaryDirectory(prefix="chatrelay-conn-") as tmp,
+            Servers(Path(tmp)) as servers,
+        ):
             url, _, pids = start(servers)
-            measured[name] = climb(name, url, pids["relay"], stages, args.clients,
-                                   time.monotonic() + args.max_seconds)
+            measured[name] = climb(
+                name, url, pids["relay"], stages, args.clients, time.monotonic() + args.max_seconds
+            )
     rows = []
     for name, m in measured.items():
         for stage in m["stages"]:
-            rows.append([name, stage["stage"], stage["open"], stage["failed"], stage["seconds"],
-                         stage["rss_mib"], stage["kib_per_connection"]])
-    print(results.table(["relay", "stage", "open", "failed", "s to open", "RSS MiB",
-                         "KiB/conn (RSS growth / open)"], rows))
-    summary = [[name, m["max_open"], m["rss_before_mib"], m["kib_per_connection"],
-                m["kib_per_connection_slope"]] for name, m in measured.items()]
-    print(results.table(["relay", "max open", "RSS before MiB", "KiB/conn", "KiB/conn slope"],
-                        summary))
-    path = results.write("connections", {"target": args.target, "open_files_limit": limit,
-                                         "client_processes": args.clients, **measured})
+            rows.append(
+                [
+                    name,
+                    stage["stage"],
+                    stage["open"],
+                    stage["failed"],
+                    stage["seconds"],
+                    stage["rss_mib"],
+                    stage["kib_per_connection"],
+                ]
+            )
+    print(
+        results.table(
+            [
+                "relay",
+                "stage",
+                "open",
+                "failed",
+                "s to open",
+                "RSS MiB",
+                "KiB/conn (RSS growth / open)",
+            ],
+            rows,
+        )
+    )
+    summary = [
+        [
+            name,
+            m["max_open"],
+            m["rss_before_mib"],
+            m["kib_per_connection"],
+            m["kib_per_connection_slope"],
+        ]
+        for name, m in measured.items()
+    ]
+    print(
+        results.table(
+            ["relay", "max open", "RSS before MiB", "KiB/conn", "KiB/conn slope"], summary
+        )
+    )
+    path = results.write(
+        "connections",
+        {
+            "target": args.target,
+            "open_files_limit": limit,
+            "client_processes": args.clients,
+            **measured,
+        },
+    )
     print(f"wrote {path}", file=sys.stderr)
     return 0
 

@@ -23,9 +23,24 @@ def record(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes] | 
         print("py-spy not found: pip install py-spy", file=sys.stderr)
         return None
     return subprocess.Popen(
-        [binary, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
-         "--rate", str(SAMPLE_RATE), "--format", "raw", "--nonblocking", "--output", str(output)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            binary,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, int(seconds))),
+            "--rate",
+            str(SAMPLE_RATE),
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def top(collapsed: Path, count: int = 20, inclusive: bool = False) -> list[tuple[str, float]]:

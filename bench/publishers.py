@@ -48,11 +48,18 @@ def content_of(count: int) -> str:
     return "".join(WORDS[i % len(WORDS)] for i in range(count))
 
 
-async def _publish(kind: str, redis_url: str, session_ids: Sequence[str], rate: float,
-                   start_at: float, seconds: float) -> dict[str, Any]:
+async def _publish(
+    kind: str,
+    redis_url: str,
+    session_ids: Sequence[str],
+    rate: float,
+    start_at: float,
+    seconds: float,
+) -> dict[str, Any]:
     client = aioredis.from_url(redis_url)
     sha = await client.script_load(
-        resources.files("chatrelay.engine").joinpath("redis_scripts/publish.lua").read_text())
+        resources.files("chatrelay.engine").joinpath("redis_scripts/publish.lua").read_text()
+    )
     total_rate = rate * len(session_ids)
     total = int(total_rate * seconds)
     offsets = [0] * len(session_ids)
@@ -64,13 +71,24 @@ async def _publish(kind: str, redis_url: str, session_ids: Sequence[str], rate: 
         session_id = session_ids[index]
         body = orjson.dumps(frame)
         if kind == "chatrelay":
-            pipe.evalsha(sha, 3, KEYS.session_meta(session_id), KEYS.session_log(session_id),
-                         KEYS.session_channel(session_id),
-                         body, "benchepoch", LOG_MAX_EVENTS, LOG_TTL_MS, OFFSET_TTL_MS, "")
+            pipe.evalsha(
+                sha,
+                3,
+                KEYS.session_meta(session_id),
+                KEYS.session_log(session_id),
+                KEYS.session_channel(session_id),
+                body,
+                "benchepoch",
+                LOG_MAX_EVENTS,
+                LOG_TTL_MS,
+                OFFSET_TTL_MS,
+                "",
+            )
         else:
             offsets[index] += 1
-            pipe.publish(KEYS.session_channel(session_id),
-                         b'{"offset":%d,' % offsets[index] + body[1:])
+            pipe.publish(
+                KEYS.session_channel(session_id), b'{"offset":%d,' % offsets[index] + body[1:]
+            )
 
     await asyncio.sleep(max(0.0, start_at - time.time()))
     while published < total:
@@ -83,22 +101,40 @@ async def _publish(kind: str, redis_url: str, session_ids: Sequence[str], rate: 
             for number in range(published, due):
                 index = number % len(session_ids)
                 sent[index] += 1
-                add(pipe, index, chunk_frame(_message_id(session_ids[index]), sent[index],
-                                             WORDS[(sent[index] - 1) % len(WORDS)], ts))
+                add(
+                    pipe,
+                    index,
+                    chunk_frame(
+                        _message_id(session_ids[index]),
+                        sent[index],
+                        WORDS[(sent[index] - 1) % len(WORDS)],
+                        ts,
+                    ),
+                )
             await pipe.execute()
             published = due
         await asyncio.sleep(TICK_SECONDS)
     pipe = client.pipeline(transaction=False)
     for index, session_id in enumerate(session_ids):
-        add(pipe, index, complete_frame(_message_id(session_id), "completed",
-                                        content_of(sent[index])))
+        add(
+            pipe,
+            index,
+            complete_frame(_message_id(session_id), "completed", content_of(sent[index])),
+        )
     await pipe.execute()
     await client.aclose()
     return {"published": published, "max_behind_s": round(behind, 4)}
 
 
-def _main(kind: str, redis_url: str, session_ids: Sequence[str], rate: float, start_at: float,
-          seconds: float, out: Any) -> None:
+def _main(
+    kind: str,
+    redis_url: str,
+    session_ids: Sequence[str],
+    rate: float,
+    start_at: float,
+    seconds: float,
+    out: Any,
+) -> None:
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             out.put(runner.run(_publish(kind, redis_url, session_ids, rate, start_at, seconds)))
@@ -110,8 +146,15 @@ def _main(kind: str, redis_url: str, session_ids: Sequence[str], rate: float, st
 class Publishers:
     """``count`` publisher processes sharing the sessions; ``start()`` then ``wait()``."""
 
-    def __init__(self, kind: str, redis_url: str, session_ids: Sequence[str], rate: float,
-                 seconds: float, count: int = 1) -> None:
+    def __init__(
+        self,
+        kind: str,
+        redis_url: str,
+        session_ids: Sequence[str],
+        rate: float,
+        seconds: float,
+        count: int = 1,
+    ) -> None:
         context = multiprocessing.get_context("fork")
         self._out = context.Queue()
         self._args = (kind, redis_url, session_ids, rate, seconds, count)
@@ -123,9 +166,19 @@ class Publishers:
         kind, redis_url, session_ids, rate, seconds, count = self._args
         for i in range(count):
             process = self._context.Process(
-                target=_main, daemon=True, name=f"bench-publisher-{i}",
-                args=(kind, redis_url, list(session_ids[i::count]), rate, start_at, seconds,
-                      self._out))
+                target=_main,
+                daemon=True,
+                name=f"bench-publisher-{i}",
+                args=(
+                    kind,
+                    redis_url,
+                    list(session_ids[i::count]),
+                    rate,
+                    start_at,
+                    seconds,
+                    self._out,
+                ),
+            )
             process.start()
             self.processes.append(process)
         return [p.pid for p in self.processes]

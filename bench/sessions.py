@@ -99,12 +99,25 @@ class SessionTotals:
     error_codes: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: SessionTotals) -> None:
-        for name in ("sessions", "connected", "connect_failed", "closed_early", "unfinished",
-                     "frames", "chunks", "lost", "duplicated", "seq_errors", "mismatched",
-                     "completes", "errors"):
+        for name in (
+            "sessions",
+            "connected",
+            "connect_failed",
+            "closed_early",
+            "unfinished",
+            "frames",
+            "chunks",
+            "lost",
+            "duplicated",
+            "seq_errors",
+            "mismatched",
+            "completes",
+            "errors",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        if other.first_chunk_at and (not self.first_chunk_at
-                                     or other.first_chunk_at < self.first_chunk_at):
+        if other.first_chunk_at and (
+            not self.first_chunk_at or other.first_chunk_at < self.first_chunk_at
+        ):
             self.first_chunk_at = other.first_chunk_at
         self.last_chunk_at = max(self.last_chunk_at, other.last_chunk_at)
         for key, count in other.bins.items():
@@ -199,17 +212,23 @@ class _Session:
 
 async def _connect(session: _Session, url: str, limit: asyncio.Semaphore) -> None:
     spec = session.spec
-    query = f"user_id={spec.user_id}" + (f"&session_id={spec.session_id}" if spec.session_id
-                                         else "")
+    query = f"user_id={spec.user_id}" + (
+        f"&session_id={spec.session_id}" if spec.session_id else ""
+    )
     async with limit:
         try:
             session.ws = await websockets.connect(
-                f"{url}?{query}", local_addr=(spec.local_addr, 0), compression=None,
-                max_size=None, open_timeout=CONNECT_TIMEOUT_SECONDS, ping_interval=None,
+                f"{url}?{query}",
+                local_addr=(spec.local_addr, 0),
+                compression=None,
+                max_size=None,
+                open_timeout=CONNECT_TIMEOUT_SECONDS,
+                ping_interval=None,
                 close_timeout=2,
             )
-            session.on_frame(await asyncio.wait_for(session.ws.recv(), CONNECT_TIMEOUT_SECONDS),
-                             time.time())
+            session.on_frame(
+                await asyncio.wait_for(session.ws.recv(), CONNECT_TIMEOUT_SECONDS), time.time()
+            )
         except (OSError, TimeoutError, websockets.InvalidHandshake, ConnectionClosed):
             session.totals.connect_failed += 1
             if session.ws is not None:
@@ -242,9 +261,15 @@ async def _drive(session: _Session, plan: LoadPlan, go_at: float, end_at: float)
                     break
                 session.done.clear()
                 session.sent_at = time.time()
-                await session.ws.send(orjson.dumps(
-                    {"type": "chat", "content": plan.chat_text,
-                     "client_id": f"{session.spec.user_id}-{turn}"}).decode())
+                await session.ws.send(
+                    orjson.dumps(
+                        {
+                            "type": "chat",
+                            "content": plan.chat_text,
+                            "client_id": f"{session.spec.user_id}-{turn}",
+                        }
+                    ).decode()
+                )
                 await asyncio.wait_for(session.done.wait(), end_at + DRAIN_SECONDS - time.time())
         else:
             while session.completes < plan.turns and not reader.done():
@@ -258,8 +283,15 @@ async def _drive(session: _Session, plan: LoadPlan, go_at: float, end_at: float)
     await session.ws.close()
 
 
-async def _client(index: int, plan: LoadPlan, specs: Sequence[SessionSpec],
-                  ready: Any, go: Any, go_time: Any, results: Any) -> None:
+async def _client(
+    index: int,
+    plan: LoadPlan,
+    specs: Sequence[SessionSpec],
+    ready: Any,
+    go: Any,
+    go_time: Any,
+    results: Any,
+) -> None:
     totals = SessionTotals(sessions=len(specs))
     sessions = [_Session(spec, totals) for spec in specs]
     for session in sessions:
@@ -267,8 +299,7 @@ async def _client(index: int, plan: LoadPlan, specs: Sequence[SessionSpec],
     limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
     await asyncio.gather(*(_connect(s, plan.url, limit) for s in sessions))
     ready.put((index, totals.connected))
-    while not go.is_set():
-        await asyncio.sleep(0.01)
+    await asyncio.to_thread(go.wait)  # a multiprocessing Event: every client starts together
     go_at = go_time.value
     end_at = go_at + plan.run_seconds
     live = [s for s in sessions if s.ws is not None]
@@ -276,8 +307,15 @@ async def _client(index: int, plan: LoadPlan, specs: Sequence[SessionSpec],
     results.put((index, totals))
 
 
-def _client_main(index: int, plan: LoadPlan, specs: Sequence[SessionSpec],
-                 ready: Any, go: Any, go_time: Any, results: Any) -> None:
+def _client_main(
+    index: int,
+    plan: LoadPlan,
+    specs: Sequence[SessionSpec],
+    ready: Any,
+    go: Any,
+    go_time: Any,
+    results: Any,
+) -> None:
     raise_open_files_limit()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(_client(index, plan, specs, ready, go, go_time, results))
@@ -296,9 +334,12 @@ class ClientFleet:
         count = max(1, min(plan.processes, len(plan.sessions)))
         shares = [list(plan.sessions[i::count]) for i in range(count)]
         self._processes = [
-            context.Process(target=_client_main, daemon=True, name=f"bench-client-{i}",
-                            args=(i, plan, shares[i], self._ready, self._go, self._go_time,
-                                  self._results))
+            context.Process(
+                target=_client_main,
+                daemon=True,
+                name=f"bench-client-{i}",
+                args=(i, plan, shares[i], self._ready, self._go, self._go_time, self._results),
+            )
             for i in range(count)
         ]
         self.connected = 0
@@ -343,14 +384,21 @@ class ClientFleet:
         return totals
 
 
-def session_specs(count: int, prefix: str, with_session_ids: bool, first_address: int = 0,
-                  ) -> list[SessionSpec]:
+def session_specs(
+    count: int,
+    prefix: str,
+    with_session_ids: bool,
+    first_address: int = 0,
+) -> list[SessionSpec]:
     """``count`` sessions, each its own user (no per-user limit applies) and source address."""
     from processes import loopback_address
 
     tag = f"{prefix}{os.getpid()}x{int(time.time())}"
     return [
-        SessionSpec(user_id=f"{tag}u{i}", session_id=f"{tag}s{i}" if with_session_ids else None,
-                    local_addr=loopback_address(first_address + i))
+        SessionSpec(
+            user_id=f"{tag}u{i}",
+            session_id=f"{tag}s{i}" if with_session_ids else None,
+            local_addr=loopback_address(first_address + i),
+        )
         for i in range(count)
     ]

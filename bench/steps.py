@@ -26,21 +26,42 @@ P99_LIMIT_MS = 50.0
 DELIVERED_SHARE = 0.9
 
 
-def run_step(relay: str, url: str, kind: str, redis_url: str, sessions: int, rate: float,
-             seconds: float, clients: int, publishers: int, pids: Mapping[str, int],
-             profile: Path | None = None) -> dict[str, Any]:
+def run_step(
+    relay: str,
+    url: str,
+    kind: str,
+    redis_url: str,
+    sessions: int,
+    rate: float,
+    seconds: float,
+    clients: int,
+    publishers: int,
+    pids: Mapping[str, int],
+    profile: Path | None = None,
+) -> dict[str, Any]:
     """One step; ``relay`` names the process under test (a key of ``pids``)."""
     specs = session_specs(sessions, kind[:2], True)
-    plan = LoadPlan(url=url, sessions=specs, processes=clients, chat_text=None, turns=1,
-                    ramp_seconds=0.0, run_seconds=seconds)
+    plan = LoadPlan(
+        url=url,
+        sessions=specs,
+        processes=clients,
+        chat_text=None,
+        turns=1,
+        ramp_seconds=0.0,
+        run_seconds=seconds,
+    )
     with ClientFleet(plan) as fleet:
         connected = fleet.connect()
-        publisher = Publishers(kind, redis_url, [s.session_id or "" for s in specs], rate,
-                               seconds, publishers)
+        publisher = Publishers(
+            kind, redis_url, [s.session_id or "" for s in specs], rate, seconds, publishers
+        )
         go_at = fleet.go(0.5)
         publisher_pids = publisher.start(go_at)
-        meter = {**pids, **{f"publisher-{i}": p for i, p in enumerate(publisher_pids)},
-                 **{f"client-{i}": p.pid for i, p in enumerate(fleet._processes) if p.pid}}
+        meter = {
+            **pids,
+            **{f"publisher-{i}": p for i, p in enumerate(publisher_pids)},
+            **{f"client-{i}": p.pid for i, p in enumerate(fleet._processes) if p.pid},
+        }
         time.sleep(max(0.0, go_at + 1.0 - time.time()))  # measure CPU past the start
         sampler = profiles.record(pids[relay], seconds - 2.0, profile) if profile else None
         with cpu_meter(meter) as cpu:
@@ -54,14 +75,23 @@ def run_step(relay: str, url: str, kind: str, redis_url: str, sessions: int, rat
     latency = results.summarize_ms(totals.latencies)
     relay_cpu = cpu.get(relay, 0.0)
     return {
-        "sessions": sessions, "connected": connected, "rate": rate,
-        "offered_chunks_per_s": offered, "delivered_chunks_per_s": round(delivered),
-        "chunks": totals.chunks, "published": published["published"],
+        "sessions": sessions,
+        "connected": connected,
+        "rate": rate,
+        "offered_chunks_per_s": offered,
+        "delivered_chunks_per_s": round(delivered),
+        "chunks": totals.chunks,
+        "published": published["published"],
         "publisher_max_behind_s": published["max_behind_s"],
-        "lost": totals.lost, "duplicated": totals.duplicated, "seq_errors": totals.seq_errors,
-        "mismatched": totals.mismatched, "unfinished": totals.unfinished,
-        "closed_early": totals.closed_early, "connect_failed": totals.connect_failed,
-        "latency_ms": latency, "relay_cpu_cores": relay_cpu,
+        "lost": totals.lost,
+        "duplicated": totals.duplicated,
+        "seq_errors": totals.seq_errors,
+        "mismatched": totals.mismatched,
+        "unfinished": totals.unfinished,
+        "closed_early": totals.closed_early,
+        "connect_failed": totals.connect_failed,
+        "latency_ms": latency,
+        "relay_cpu_cores": relay_cpu,
         "chunks_per_relay_cpu_second": round(delivered / relay_cpu) if relay_cpu else None,
         "cpu_cores": cpu,
     }
@@ -69,17 +99,44 @@ def run_step(relay: str, url: str, kind: str, redis_url: str, sessions: int, rat
 
 def passed(step: dict[str, Any]) -> bool:
     """Within the ceiling rule: p99 under the limit, (nearly) all offered chunks delivered."""
-    return (step["latency_ms"]["p99"] <= P99_LIMIT_MS and step["lost"] == 0
-            and step["delivered_chunks_per_s"] >= DELIVERED_SHARE * step["offered_chunks_per_s"])
+    return (
+        step["latency_ms"]["p99"] <= P99_LIMIT_MS
+        and step["lost"] == 0
+        and step["delivered_chunks_per_s"] >= DELIVERED_SHARE * step["offered_chunks_per_s"]
+    )
 
 
-ROW_HEADERS = ["relay", "sessions", "offered/s", "delivered/s", "p50 ms", "p90 ms", "p99 ms",
-               "max ms", "lost", "dup", "relay CPU", "chunks/CPU-s", "publisher behind s"]
+ROW_HEADERS = [
+    "relay",
+    "sessions",
+    "offered/s",
+    "delivered/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "max ms",
+    "lost",
+    "dup",
+    "relay CPU",
+    "chunks/CPU-s",
+    "publisher behind s",
+]
 
 
 def row(name: str, step: dict[str, Any]) -> list[Any]:
     lat = step["latency_ms"]
-    return [name, step["sessions"], step["offered_chunks_per_s"], step["delivered_chunks_per_s"],
-            lat["p50"], lat["p90"], lat["p99"], lat["max"], step["lost"], step["duplicated"],
-            step["relay_cpu_cores"], step["chunks_per_relay_cpu_second"] or "-",
-            step["publisher_max_behind_s"]]
+    return [
+        name,
+        step["sessions"],
+        step["offered_chunks_per_s"],
+        step["delivered_chunks_per_s"],
+        lat["p50"],
+        lat["p90"],
+        lat["p99"],
+        lat["max"],
+        step["lost"],
+        step["duplicated"],
+        step["relay_cpu_cores"],
+        step["chunks_per_relay_cpu_second"] or "-",
+        step["publisher_max_behind_s"],
+    ]

@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 
 from tests.app.asgi_socket import AsgiSocket, HandshakeRefused
-from tests.timing import seconds
+from tests.timing import seconds, wait_until
 
 FRAMES = 5
 
@@ -85,9 +85,7 @@ async def test_a_client_that_does_not_read_holds_the_apps_send(
     socket = AsgiSocket(tiny_app(sent, disconnected), "/ws", {"name": "ada"}, max_queue=1)
     await socket.open()
     await socket.send("count")
-    async with asyncio.timeout(seconds(5)):
-        while not sent:
-            await asyncio.sleep(0)
+    await wait_until(lambda: bool(sent), "the app sent its first frame", seconds(5))
     for _ in range(FRAMES):
         await asyncio.sleep(0)  # let the app run: it stays blocked on the second send
     assert sent == [0]

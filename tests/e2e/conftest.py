@@ -30,6 +30,7 @@ ARTIFACTS = REPO / "test-artifacts" / "e2e"
 CHUNK_DELAY = "0.05"
 USER_ID = "demo_user"
 
+
 class ChatServer:
     """A ``chatrelay serve`` that a test can kill and start again on the same port and database."""
 
@@ -87,7 +88,9 @@ def chat_server(tmp_path: Path) -> Iterator[ChatServer]:
 
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)) and not shutil.which(CHROMIUM):
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)) and not shutil.which(
+        CHROMIUM
+    ):
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (make test does)")
     from playwright import sync_api  # the e2e tests only: pip install 'chatrelay[test]'
 
@@ -113,7 +116,7 @@ def context(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
             suffix = "" if index == 0 else f"-tab{index + 1}"
             try:
                 page.screenshot(path=str(ARTIFACTS / f"{name}{suffix}.png"))
-            except Exception:  # noqa: BLE001 - a failed screenshot must not hide the test's result
+            except Exception:
                 pass
         ctx.close()
 

@@ -190,14 +190,18 @@ def test_server_restart_mid_stream(chat_server: ChatServer, page: Any) -> None:
     # The conversation carries on after the restart.
     send(page, SHORT_PROMPT)
     wait_status(assistant(page), "completed")
-    assert body_text(assistant(page)) == normalise(stored_assistant(chat_server, session_id)["content"])
+    assert body_text(assistant(page)) == normalise(
+        stored_assistant(chat_server, session_id)["content"]
+    )
     if stored["status"] == "interrupted":
         # The log died with the process; the store's checkpoint (every second) kept the text
         # up to at most a second before the crash.
         assert len(stored["content"].split()) >= 10
 
 
-def test_auto_scroll_follows_until_the_reader_scrolls_up(chat_server: ChatServer, page: Any) -> None:
+def test_auto_scroll_follows_until_the_reader_scrolls_up(
+    chat_server: ChatServer, page: Any
+) -> None:
     page.set_viewport_size({"width": 900, "height": 420})
     open_chat(page, chat_server)
     send(page, LONG_PROMPT)

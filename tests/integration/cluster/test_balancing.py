@@ -18,7 +18,8 @@ async def test_rest_chats_spread_over_all_three_workers(
         async with http(cluster, source) as client:
             for _ in range(3):
                 response = await client.post(
-                    "/api/chat", json={"message": "hello workers", "session_id": new_session()},
+                    "/api/chat",
+                    json={"message": "hello workers", "session_id": new_session()},
                     headers={"X-User-Id": user},
                 )
                 assert response.status_code == 202, response.text
@@ -27,8 +28,11 @@ async def test_rest_chats_spread_over_all_three_workers(
     finished_on: dict[str, str] = {}
     for message_id in message_ids:
         matches = await asyncio.to_thread(
-            wait_for_log, cluster, rf"generation finished .*message_id={message_id}",
-            ("worker",), seconds(20),
+            wait_for_log,
+            cluster,
+            rf"generation finished .*message_id={message_id}",
+            ("worker",),
+            seconds(20),
         )
         assert len(matches) == 1, (message_id, matches)
         finished_on[message_id] = next(iter(matches))

@@ -60,7 +60,8 @@ async def test_cancel_through_another_gateway_and_another_worker_stops_within_a_
                 health = (await rest.get("/api/health")).json()
                 assert health["node"] == cancel_node
                 response = await rest.post(
-                    "/api/cancel", json={"session_id": session, "message_id": message_id},
+                    "/api/cancel",
+                    json={"session_id": session, "message_id": message_id},
                     params={"user_id": user},
                 )
             cancelled_at = time.monotonic()
@@ -82,7 +83,9 @@ async def test_cancel_through_another_gateway_and_another_worker_stops_within_a_
 
         generator = cluster.node_by_url(generating[0]).node_id
         finished = await asyncio.to_thread(
-            wait_for_log, cluster, rf"generation finished .*message_id={message_id} status=cancelled"
+            wait_for_log,
+            cluster,
+            rf"generation finished .*message_id={message_id} status=cancelled",
         )
         assert list(finished) == [generator], finished
         if cancelling != generating:
@@ -90,7 +93,8 @@ async def test_cancel_through_another_gateway_and_another_worker_stops_within_a_
         # Shift the starting gateway's round robin by one and try again.
         async with http(cluster, start_source) as rest:
             response = await rest.post(
-                "/api/chat", json={"message": "hello", "session_id": new_session()},
+                "/api/chat",
+                json={"message": "hello", "session_id": new_session()},
                 headers={"X-User-Id": user},
             )
             assert response.status_code == 202, response.text
@@ -110,5 +114,8 @@ async def _read_until_complete(
 
 
 async def _wait_chunks(arrivals: list[tuple[float, dict[str, Any]]], count: int) -> None:
-    await wait_until(lambda: sum(1 for _, frame in arrivals if frame["type"] == "chunk") >= count,
-                     f"{count} chunks", seconds(15))
+    await wait_until(
+        lambda: sum(1 for _, frame in arrivals if frame["type"] == "chunk") >= count,
+        f"{count} chunks",
+        seconds(15),
+    )

@@ -74,7 +74,10 @@ def _wait_lines(path: Path, needle: str) -> list[str]:
 def test_cluster_status_shows_every_process_alive(cluster: RunningCluster) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "chatrelay", "cluster", "status", "--run-dir", str(cluster.run_dir)],
-        capture_output=True, text=True, timeout=seconds(30), check=False,
+        capture_output=True,
+        text=True,
+        timeout=seconds(30),
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = result.stdout.splitlines()[2:]

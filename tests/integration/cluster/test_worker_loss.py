@@ -38,7 +38,9 @@ async def _chat_once(cluster: RunningCluster, user: str, content: str) -> dict[s
     return {"status": turn.complete["status"], "text": turn.text}
 
 
-async def test_with_one_worker_killed_every_new_chat_succeeds(small_cluster: RunningCluster) -> None:
+async def test_with_one_worker_killed_every_new_chat_succeeds(
+    small_cluster: RunningCluster,
+) -> None:
     small_cluster.kill("worker-2")
     user = new_user()
     contents = [f"hello number {i}" for i in range(6)]

@@ -26,10 +26,16 @@ CHUNK_DELAY = 0.03
 def fault_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
     run_dir = tmp_path_factory.mktemp("faults") / "run"
     with running_cluster(
-        run_dir, gateways=2, workers=2, chunk_delay=CHUNK_DELAY, grace=8,
-        extra_env={"CHATRELAY_LEASE_TTL": str(LEASE_TTL),
-                   "CHATRELAY_DRAIN_GRACE_SECONDS": "5",
-                   "CHATRELAY_CHAT_RATE_BURST": "100"},
+        run_dir,
+        gateways=2,
+        workers=2,
+        chunk_delay=CHUNK_DELAY,
+        grace=8,
+        extra_env={
+            "CHATRELAY_LEASE_TTL": str(LEASE_TTL),
+            "CHATRELAY_DRAIN_GRACE_SECONDS": "5",
+            "CHATRELAY_CHAT_RATE_BURST": "100",
+        },
     ) as running:
         yield running
 

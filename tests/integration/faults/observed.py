@@ -99,8 +99,7 @@ class Observed:
         start = len(self.frames)
         await self.wait_for(
             lambda f: (
-                f.get("type") == "message"
-                and f["message"].get("client_id") == client_id
+                (f.get("type") == "message" and f["message"].get("client_id") == client_id)
                 or (f.get("type") == "error" and f.get("client_id") == client_id)
             ),
             timeout or seconds(20),

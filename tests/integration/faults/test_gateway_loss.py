@@ -67,23 +67,25 @@ async def test_gateway_sigkill_mid_stream_loses_and_repeats_nothing(
     cluster: RunningCluster, gateway_sources: dict[str, str]
 ) -> None:
     started = time.monotonic()
-    clients, victim = await _stream_through_a_lost_gateway(
-        cluster, gateway_sources, signal.SIGKILL)
-    print(f"\ngateway SIGKILL: {len(clients)} sessions moved off {victim} and finished "
-          f"in {time.monotonic() - started:.1f}s; duplicates dropped by clients: "
-          f"{sum(c.client.duplicates for c in clients)}")
+    clients, victim = await _stream_through_a_lost_gateway(cluster, gateway_sources, signal.SIGKILL)
+    print(
+        f"\ngateway SIGKILL: {len(clients)} sessions moved off {victim} and finished "
+        f"in {time.monotonic() - started:.1f}s; duplicates dropped by clients: "
+        f"{sum(c.client.duplicates for c in clients)}"
+    )
 
 
 async def test_gateway_sigterm_drains_with_reconnect_and_1012(
     cluster: RunningCluster, gateway_sources: dict[str, str]
 ) -> None:
     started = time.monotonic()
-    clients, victim = await _stream_through_a_lost_gateway(
-        cluster, gateway_sources, signal.SIGTERM)
+    clients, victim = await _stream_through_a_lost_gateway(cluster, gateway_sources, signal.SIGTERM)
     for observed in clients:
         assert observed.client.reconnect_frames >= 1
         assert 1012 in observed.client.close_codes, observed.client.close_codes
     assert "draining" in cluster.node(victim).log_text()
-    print(f"\ngateway SIGTERM: {len(clients)} sessions drained off {victim} and finished "
-          f"in {time.monotonic() - started:.1f}s; close codes "
-          f"{[c.client.close_codes for c in clients]}")
+    print(
+        f"\ngateway SIGTERM: {len(clients)} sessions drained off {victim} and finished "
+        f"in {time.monotonic() - started:.1f}s; close codes "
+        f"{[c.client.close_codes for c in clients]}"
+    )

@@ -21,8 +21,11 @@ async def test_killing_the_pubsub_connections_loses_no_chunk(
     cluster: RunningCluster, gateway_sources: dict[str, str]
 ) -> None:
     user = new_user()
-    clients = [await Observed.open(cluster.ws, new_session(), user, source)
-               for source in gateway_sources.values() for _ in range(2)]
+    clients = [
+        await Observed.open(cluster.ws, new_session(), user, source)
+        for source in gateway_sources.values()
+        for _ in range(2)
+    ]
     admin = redis.Redis.from_url(cluster.node("redis").url)
     try:
         message_ids = [await c.chat(f"explain pub/sub {i}") for i, c in enumerate(clients)]
@@ -39,8 +42,9 @@ async def test_killing_the_pubsub_connections_loses_no_chunk(
         assert killed >= 3
         logs = "".join(g.log_text() for g in cluster.of_role("gateway"))
         assert "Redis pub/sub reconnected" in logs
-        print(f"\npub/sub kill: {killed} connections killed in 3 rounds, "
-              f"{len(clients)} streams whole")
+        print(
+            f"\npub/sub kill: {killed} connections killed in 3 rounds, {len(clients)} streams whole"
+        )
     finally:
         await admin.aclose()
         await asyncio.gather(*(c.close() for c in clients))

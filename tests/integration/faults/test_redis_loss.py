@@ -99,9 +99,11 @@ async def test_redis_restarted_empty_resets_clients_and_chat_works_again(
         assert not offset_problems(observed)
         await check_invariants(observed)
         assert (await _health(cluster)) == {node: (200, "ok") for node in health}
-        print(f"\nRedis restarted empty: reset {reset_after:.2f}s after it was back "
-              f"(epoch {reset['epoch']}), chat accepted again after {accepted_after:.2f}s; "
-              f"the interrupted answer stored as {stored[streaming]['status']} with "
-              f"{len(stored[streaming]['content'])} chars")
+        print(
+            f"\nRedis restarted empty: reset {reset_after:.2f}s after it was back "
+            f"(epoch {reset['epoch']}), chat accepted again after {accepted_after:.2f}s; "
+            f"the interrupted answer stored as {stored[streaming]['status']} with "
+            f"{len(stored[streaming]['content'])} chars"
+        )
     finally:
         await observed.close()

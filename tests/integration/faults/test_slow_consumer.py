@@ -25,8 +25,11 @@ RATIO = 3.0
 
 
 def _gaps(observed: Observed, message_id: str) -> list[float]:
-    times = [t for t, f in zip(observed.arrivals, observed.frames, strict=True)
-             if f["type"] == "chunk" and f["message_id"] == message_id]
+    times = [
+        t
+        for t, f in zip(observed.arrivals, observed.frames, strict=True)
+        if f["type"] == "chunk" and f["message_id"] == message_id
+    ]
     return [b - a for a, b in itertools.pairwise(times)]
 
 
@@ -59,7 +62,9 @@ async def test_a_stalled_socket_does_not_delay_the_others(
         raw.bind((source, 0))
         raw.connect((parts.hostname, parts.port))
         stalled = await websockets.connect(
-            f"{cluster.ws}?session_id={session}&user_id={user}", sock=raw, max_queue=1,
+            f"{cluster.ws}?session_id={session}&user_id={user}",
+            sock=raw,
+            max_queue=1,
             max_size=None,
         )
         await stalled.recv()
@@ -67,11 +72,14 @@ async def test_a_stalled_socket_does_not_delay_the_others(
         for reader in readers:
             await check_invariants(reader)
         base_p95, stall_p95 = _p95(baseline), _p95(with_stall)
-        print(f"\nslow consumer: chunk inter-arrival of the other sockets (model writes every "
-              f"{CHUNK_DELAY * 1000:.0f} ms): baseline median {statistics.median(baseline) * 1000:.1f} "
-              f"ms, p95 {base_p95 * 1000:.1f} ms, max {max(baseline) * 1000:.1f} ms; "
-              f"with a stalled socket median {statistics.median(with_stall) * 1000:.1f} ms, "
-              f"p95 {stall_p95 * 1000:.1f} ms, max {max(with_stall) * 1000:.1f} ms")
+        print(
+            f"\nslow consumer: chunk inter-arrival of the other sockets (model writes every "
+            f"{CHUNK_DELAY * 1000:.0f} ms): "
+            f"baseline median {statistics.median(baseline) * 1000:.1f} "
+            f"ms, p95 {base_p95 * 1000:.1f} ms, max {max(baseline) * 1000:.1f} ms; "
+            f"with a stalled socket median {statistics.median(with_stall) * 1000:.1f} ms, "
+            f"p95 {stall_p95 * 1000:.1f} ms, max {max(with_stall) * 1000:.1f} ms"
+        )
         assert stall_p95 <= RATIO * base_p95 + CHUNK_DELAY, (base_p95, stall_p95)
         assert statistics.median(with_stall) <= RATIO * statistics.median(baseline)
     finally:

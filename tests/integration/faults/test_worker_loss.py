@@ -59,8 +59,10 @@ async def test_worker_sigkill_mid_answer_ends_it_interrupted_within_lease_ttl(
         survivor = next(w for w in cluster.of_role("worker") if w.node_id != victim)
         assert f"message_id={again}" in survivor.log_text()
         await check_invariants(observed)
-        print(f"\nworker SIGKILL: interrupted arrived {waited:.1f}s after the kill "
-              f"(lease TTL {LEASE_TTL:.0f}s), partial text {len(partial)} of "
-              f"{len(LONG_ANSWER)} chars")
+        print(
+            f"\nworker SIGKILL: interrupted arrived {waited:.1f}s after the kill "
+            f"(lease TTL {LEASE_TTL:.0f}s), partial text {len(partial)} of "
+            f"{len(LONG_ANSWER)} chars"
+        )
     finally:
         await observed.close()

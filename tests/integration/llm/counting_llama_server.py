@@ -22,7 +22,7 @@ TOKEN_LOG_ENV = "CHATRELAY_TEST_TOKEN_LOG"
 
 
 def count_sampled_tokens(path: str) -> None:
-    log = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+    log = open(path, "a", buffering=1)
     original = Llama.sample
 
     def sample(self: Llama, *args: Any, **kwargs: Any) -> int:

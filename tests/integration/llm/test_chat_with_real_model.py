@@ -142,7 +142,8 @@ async def test_a_model_server_killed_mid_answer_fails_the_message_with_its_parti
         assert content.startswith("".join(shown))
         assert content.strip()
         print(
-            f"\nmodel server killed: kept {len(content)} chars; error {turn.complete.get('error')!r}"
+            f"\nmodel server killed: kept {len(content)} chars; "
+            f"error {turn.complete.get('error')!r}"
         )
 
         async with httpx.AsyncClient(base_url=server.http) as http:

@@ -1,4 +1,5 @@
-"""Fixtures of the Redis engine's unit tests: an engine on a real ``redis-server``, an admin client."""
+"""Fixtures of the Redis engine's unit tests: an engine on a real ``redis-server``,
+an admin client."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from chatrelay.engine.base import Engine
 from chatrelay.engine.broker_redis import RedisBroker
 from chatrelay.engine.redis_pubsub import RedisSubscription
 from chatrelay.harness.processes import free_port
-from tests.timing import seconds
+from tests.timing import seconds, wait_until
 
 
 @pytest.fixture
@@ -52,9 +53,7 @@ def redis_broker(engine: Engine) -> RedisBroker:
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float | None = None) -> None:
     """Poll ``check`` until it holds, or fail after ``timeout`` (default: 5 units)."""
-    async with asyncio.timeout(timeout or seconds(5)):
-        while not await check():
-            await asyncio.sleep(0.02)
+    await wait_until(check, "the condition", timeout or seconds(5))
 
 
 async def next_event_offset(subscription: RedisSubscription) -> int:
