@@ -41,7 +41,7 @@ def _services(request: Request) -> GatewayServices:
 
 def _user(request: Request) -> str:
     services = _services(request)
-    return services.auth.user_for(request.query_params, request.headers)
+    return services.auth.authenticate(request).user_id
 
 
 def create_app(services_factory: ServicesFactory) -> FastAPI:

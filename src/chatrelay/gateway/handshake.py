@@ -32,7 +32,7 @@ async def admit(websocket: WebSocket, services: GatewayServices) -> Connection:
     connections.refuse_if_draining()
     query = websocket.query_params
     try:
-        user_id = services.auth.user_for(query, websocket.headers)
+        user_id = services.auth.authenticate(websocket).user_id
     except NotAuthenticated as exc:
         raise HandshakeRefused(close_codes.NOT_AUTHENTICATED, exc.detail) from exc
     session_id = query.get("session_id") or new_id()

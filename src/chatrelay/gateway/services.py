@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
-from chatrelay.gateway.auth import Authenticator
+from chatrelay.auth.base import Authenticator
 from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.connections import ConnectionRegistry, DrainHook
 from chatrelay.gateway.relay import Relay
