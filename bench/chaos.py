@@ -41,14 +41,20 @@ from chatrelay.client import ChatClient
 from chatrelay.cluster.layout import cluster_up_command
 from chatrelay.cluster.manifest import cluster_ready, pid_alive
 from chatrelay.exceptions import ClientClosed, ProcessError
-from chatrelay.harness.processes import Process, free_port, start
+from chatrelay.harness.processes import Command, Process, free_port, spawn
 from chatrelay.harness.readiness import wait_ready
 from chatrelay.protocol import ServerFrame
 from chatrelay.wire_client import Turn, gather_turn, log_offset
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
-PROMPTS = ("hello there", "explain how a chunk travels", "what is an offset", "tell me a story",
-           "good morning", "why do leases expire")
+PROMPTS = (
+    "hello there",
+    "explain how a chunk travels",
+    "what is an offset",
+    "tell me a story",
+    "good morning",
+    "why do leases expire",
+)
 # Bounds: how long one chat may take (a killed worker's answer ends after its lease,
 # 3 s here), how long to wait for the cluster, and for the last answers at the end.
 CHAT_TIMEOUT_SECONDS = 30.0
@@ -90,15 +96,19 @@ class Cluster:
 
 def start_cluster(gateways: int, workers: int, chunk_delay: float, run_dir: Path) -> Cluster:
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("REDIS_", "CHATRELAY_", "AI_SERVICE")) and k != "NODE_ID"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REDIS_", "CHATRELAY_", "AI_SERVICE")) and k != "NODE_ID"
+    }
     env.update(CLUSTER_ENV, CHUNK_DELAY=str(chunk_delay))
     command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "5")
-    launcher = start(command, run_dir.parent / "launcher.log", name="cluster up", env=env)
+    launcher = spawn(Command(command, run_dir.parent / "launcher.log", name="cluster up", env=env))
     cluster = Cluster(launcher, run_dir)
     try:
-        wait_ready(lambda: cluster_ready(run_dir), [launcher], "cluster.json ready",
-                   START_TIMEOUT_SECONDS)
+        wait_ready(
+            lambda: cluster_ready(run_dir), [launcher], "cluster.json ready", START_TIMEOUT_SECONDS
+        )
     except ProcessError as exc:
         cluster.stop()
         raise SystemExit(f"cluster did not start: {exc}") from exc
@@ -111,8 +121,9 @@ class Kills:
     restarts: int = 0
 
 
-async def chaos(cluster: Cluster, until: float, every: float, down: float, kills: Kills,
-                rng: random.Random) -> None:
+async def chaos(
+    cluster: Cluster, until: float, every: float, down: float, kills: Kills, rng: random.Random
+) -> None:
     """Kill a random gateway or worker every ``every`` s (jittered); restart it ``down`` s later."""
     ours = {p["pid"] for p in cluster.manifest()["processes"] if p["pid"]}
     while time.monotonic() + every < until:
@@ -124,14 +135,16 @@ async def chaos(cluster: Cluster, until: float, every: float, down: float, kills
         victim = rng.choice(candidates)
         assert victim["pid"] in ours, victim  # only what our launcher started
         os.kill(victim["pid"], signal.SIGKILL)
-        kills.kills.append({"at": time.strftime("%H:%M:%S"), "node": victim["node_id"],
-                            "pid": victim["pid"]})
+        kills.kills.append(
+            {"at": time.strftime("%H:%M:%S"), "node": victim["node_id"], "pid": victim["pid"]}
+        )
         await asyncio.sleep(down)
         cluster.launcher.signal(signal.SIGUSR1)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            fresh = next(p for p in cluster.manifest()["processes"]
-                         if p["node_id"] == victim["node_id"])
+            fresh = next(
+                p for p in cluster.manifest()["processes"] if p["node_id"] == victim["node_id"]
+            )
             if fresh["pid"] != victim["pid"] and pid_alive(fresh["pid"]):
                 ours.add(fresh["pid"])
                 kills.restarts += 1
@@ -221,8 +234,17 @@ class Chatter:
 
     async def audit(self, http: httpx.AsyncClient) -> dict[str, int]:
         """Compare what this client was handed with the store."""
-        counts = {"chats": 0, "chunks": 0, "losses": 0, "repeats": 0, "stuck": 0,
-                  "interrupted": 0, "failed": 0, "resets": 0, "unseen_end": 0}
+        counts = {
+            "chats": 0,
+            "chunks": 0,
+            "losses": 0,
+            "repeats": 0,
+            "stuck": 0,
+            "interrupted": 0,
+            "failed": 0,
+            "resets": 0,
+            "unseen_end": 0,
+        }
         expected = self.welcome_offset + 1
         for frame in self.frames:
             if frame["type"] == "reset":
@@ -235,8 +257,9 @@ class Chatter:
                     counts["losses"] += offset - expected
                 expected = offset + 1
         for attempt in range(10):  # a gateway may be restarting: nginx answers 502
-            response = await http.get(f"/api/history/{self.client.session_id}",
-                                      params={"user_id": self.client.user_id})
+            response = await http.get(
+                f"/api/history/{self.client.session_id}", params={"user_id": self.client.user_id}
+            )
             if response.status_code < 500 or attempt == 9:
                 break
             await asyncio.sleep(0.5)
@@ -245,8 +268,13 @@ class Chatter:
         for message in stored.values():
             if message["role"] == "assistant" and message["status"] not in FINAL:
                 counts["stuck"] += 1
-                self.stuck.append({"message_id": message["id"], "stored": message["status"],
-                                   "session_id": self.client.session_id})
+                self.stuck.append(
+                    {
+                        "message_id": message["id"],
+                        "stored": message["status"],
+                        "session_id": self.client.session_id,
+                    }
+                )
         for message_id in self._whole_messages():
             turn = self.turns.get(message_id) or Turn(message_id)
             chunks, complete = turn.chunks, turn.complete
@@ -261,10 +289,16 @@ class Chatter:
                 # its end: it could not get back to a gateway before the audit.
                 status = stored.get(message_id, {}).get("status")
                 counts["unseen_end"] += 1
-                self.stuck.append({"message_id": message_id, "complete_seen": False,
-                                   "stored": status, "session_id": self.client.session_id,
-                                   "chunks_seen": len(chunks),
-                                   "client_connected": self.client._connected.is_set()})
+                self.stuck.append(
+                    {
+                        "message_id": message_id,
+                        "complete_seen": False,
+                        "stored": status,
+                        "session_id": self.client.session_id,
+                        "chunks_seen": len(chunks),
+                        "client_connected": self.client._connected.is_set(),
+                    }
+                )
                 continue
             counts["interrupted"] += complete["status"] == "interrupted"
             counts["failed"] += complete["status"] == "failed"
@@ -283,16 +317,24 @@ class Chatter:
         return seen
 
 
-async def soak(url: str, clients: int, seconds: float, cluster: Cluster | None,
-               kill_every: float, down: float, seed: int) -> dict[str, Any]:
+async def soak(
+    url: str,
+    clients: int,
+    seconds: float,
+    cluster: Cluster | None,
+    kill_every: float,
+    down: float,
+    seed: int,
+) -> dict[str, Any]:
     rng = random.Random(seed)
     ws_url = url.replace("http://", "ws://", 1) + "/ws/chat"
     run = f"{os.getpid()}-{int(time.time())}"
     chatters = []
     for index in range(clients):
         source = f"127.0.{index % 16 + 1}.1"
-        client = ChatClient(ws_url, f"chaos-{run}-{index}", f"chaos-user-{index % 10}",
-                            local_addr=(source, 0))
+        client = ChatClient(
+            ws_url, f"chaos-{run}-{index}", f"chaos-user-{index % 10}", local_addr=(source, 0)
+        )
         await client.start(timeout=30)
         chatters.append(Chatter(client, source, welcome_offset=client.offset))
     started = time.monotonic()
@@ -300,8 +342,11 @@ async def soak(url: str, clients: int, seconds: float, cluster: Cluster | None,
     kills = Kills()
     tasks = [asyncio.create_task(c.run(until, random.Random(rng.random()))) for c in chatters]
     if cluster is not None:
-        tasks.append(asyncio.create_task(
-            chaos(cluster, until, kill_every, down, kills, random.Random(rng.random()))))
+        tasks.append(
+            asyncio.create_task(
+                chaos(cluster, until, kill_every, down, kills, random.Random(rng.random()))
+            )
+        )
     await asyncio.gather(*tasks)
     await asyncio.gather(*(c.settle(SETTLE_SECONDS) for c in chatters))
     elapsed = time.monotonic() - started
@@ -319,13 +364,19 @@ async def soak(url: str, clients: int, seconds: float, cluster: Cluster | None,
         for code, count in chatter.refused.items():
             refused[code] = refused.get(code, 0) + count
     return {
-        "clients": clients, "seconds": round(elapsed, 1), "seed": seed,
-        "sent": sum(c.sent for c in chatters), **totals,
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "seed": seed,
+        "sent": sum(c.sent for c in chatters),
+        **totals,
         "duplicates_dropped_by_clients": sum(c.client.duplicates for c in chatters),
         "gaps_refilled_by_clients": sum(c.client.gaps for c in chatters),
         "reconnects": sum(c.client.connects - 1 for c in chatters),
-        "refused": refused, "timeouts": sum(c.timeouts for c in chatters),
-        "kills": len(kills.kills), "restarts": kills.restarts, "kill_log": kills.kills,
+        "refused": refused,
+        "timeouts": sum(c.timeouts for c in chatters),
+        "kills": len(kills.kills),
+        "restarts": kills.restarts,
+        "kill_log": kills.kills,
         "unfinished": [s for c in chatters for s in c.stuck],
     }
 
@@ -336,15 +387,24 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=30)
     parser.add_argument("--gateways", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--kill-every", type=float, default=5.0,
-                        help="mean seconds between kills (jittered 0.5x to 1.5x)")
-    parser.add_argument("--down", type=float, default=1.5,
-                        help="seconds a killed node stays down before it is restarted")
+    parser.add_argument(
+        "--kill-every",
+        type=float,
+        default=5.0,
+        help="mean seconds between kills (jittered 0.5x to 1.5x)",
+    )
+    parser.add_argument(
+        "--down",
+        type=float,
+        default=1.5,
+        help="seconds a killed node stays down before it is restarted",
+    )
     parser.add_argument("--chunk-delay", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--url", help="use this running cluster (nothing is killed)")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="run the cluster in this folder and keep its logs")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="run the cluster in this folder and keep its logs"
+    )
     args = parser.parse_args()
     if not 1 <= args.clients <= MAX_CLIENTS or not 1 <= args.seconds <= MAX_SECONDS:
         parser.error(f"--clients 1..{MAX_CLIENTS}, --seconds 1..{MAX_SECONDS}")
@@ -355,30 +415,69 @@ def main() -> int:
     cluster = None
     with tempfile.TemporaryDirectory(prefix="chatrelay-chaos-") as tmp:
         if args.url is None:
-            cluster = start_cluster(args.gateways, args.workers, args.chunk_delay,
-                                    (args.keep or Path(tmp)) / "run")
+            cluster = start_cluster(
+                args.gateways, args.workers, args.chunk_delay, (args.keep or Path(tmp)) / "run"
+            )
         url = args.url or cluster.manifest()["url"]  # type: ignore[union-attr]
         try:
-            outcome = asyncio.run(soak(url, args.clients, args.seconds, cluster,
-                                       args.kill_every, args.down, seed))
+            outcome = asyncio.run(
+                soak(url, args.clients, args.seconds, cluster, args.kill_every, args.down, seed)
+            )
         finally:
             if cluster is not None:
                 cluster.stop()
-    rows = [(outcome["seconds"], outcome["clients"], outcome["chats"], outcome["chunks"],
-             outcome["losses"], outcome["repeats"], outcome["stuck"], outcome["reconnects"],
-             outcome["interrupted"], outcome["failed"], outcome["kills"], outcome["restarts"],
-             sum(outcome["refused"].values()), outcome["timeouts"], outcome["unseen_end"])]
-    print(results.table(["seconds", "clients", "chats", "chunks", "losses", "repeats", "stuck",
-                         "reconnects", "interrupted", "failed", "kills", "restarts", "refused",
-                         "timeouts", "end unseen"], rows))
-    print(f"refused by code: {outcome['refused']}; resets: {outcome['resets']}; duplicates "
-          f"dropped by clients: {outcome['duplicates_dropped_by_clients']}; gaps refilled by "
-          f"clients: {outcome['gaps_refilled_by_clients']}; seed {seed}")
+    rows = [
+        (
+            outcome["seconds"],
+            outcome["clients"],
+            outcome["chats"],
+            outcome["chunks"],
+            outcome["losses"],
+            outcome["repeats"],
+            outcome["stuck"],
+            outcome["reconnects"],
+            outcome["interrupted"],
+            outcome["failed"],
+            outcome["kills"],
+            outcome["restarts"],
+            sum(outcome["refused"].values()),
+            outcome["timeouts"],
+            outcome["unseen_end"],
+        )
+    ]
+    print(
+        results.table(
+            [
+                "seconds",
+                "clients",
+                "chats",
+                "chunks",
+                "losses",
+                "repeats",
+                "stuck",
+                "reconnects",
+                "interrupted",
+                "failed",
+                "kills",
+                "restarts",
+                "refused",
+                "timeouts",
+                "end unseen",
+            ],
+            rows,
+        )
+    )
+    print(
+        f"refused by code: {outcome['refused']}; resets: {outcome['resets']}; duplicates "
+        f"dropped by clients: {outcome['duplicates_dropped_by_clients']}; gaps refilled by "
+        f"clients: {outcome['gaps_refilled_by_clients']}; seed {seed}"
+    )
     print("kills: " + ", ".join(f"{k['at']} {k['node']}" for k in outcome["kill_log"]))
     for unfinished in outcome["unfinished"]:
         print(f"unfinished: {unfinished}")
-    parameters = {key: str(value) if isinstance(value, Path) else value
-                  for key, value in vars(args).items()}
+    parameters = {
+        key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
+    }
     path = results.write("chaos", {"parameters": parameters, "result": outcome})
     print(f"wrote {path}")
     bad = outcome["losses"] + outcome["repeats"] + outcome["stuck"]

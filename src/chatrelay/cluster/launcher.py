@@ -31,9 +31,10 @@ from chatrelay.cluster.status import process_table
 from chatrelay.exceptions import ClusterError, MissingBinary, ProcessError
 from chatrelay.harness.processes import (
     LOOPBACK,
+    Command,
     find_program,
     port_free,
-    start,
+    spawn,
     stop_all,
 )
 from chatrelay.harness.readiness import HealthCheck, all_of, http_ok, wait_ready
@@ -205,15 +206,17 @@ class Launcher:
         run_dir = Path(self._manifest.run_dir)
         # Its own session: a Ctrl-C in the terminal reaches only the launcher, which
         # then stops the children in order; and it dies with the launcher (Linux).
-        process = start(
-            args,
-            run_dir / (log_name or f"{node_id}.log"),
-            name=f"{role} {node_id}",
-            env=env,
-            cwd=run_dir,
+        process = spawn(
+            Command(
+                args,
+                run_dir / (log_name or f"{node_id}.log"),
+                name=f"{role} {node_id}",
+                env=env,
+                cwd=run_dir,
+                new_session=True,
+                die_with_parent=True,
+            ),
             append=True,
-            new_session=True,
-            die_with_parent=True,
         )
         child = Child(role, node_id, url, health_url, process)
         self.children.append(child)

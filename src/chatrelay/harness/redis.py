@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from chatrelay.exceptions import ProcessExited
-from chatrelay.harness.processes import LOOPBACK, Process, find_program, free_port, start
+from chatrelay.harness.processes import LOOPBACK, Command, Process, find_program, free_port, spawn
 from chatrelay.harness.readiness import PROBE_TIMEOUT_SECONDS, HealthCheck, wait_ready
 
 # Tries at a free port: another process may take it between our probe and redis's bind.
@@ -74,12 +74,14 @@ def start_redis(
     binary = find_program("redis-server", "redis-server")
     for attempt in range(START_ATTEMPTS):
         port = free_port()
-        process = start(
-            redis_command(binary, port, directory, *extra),
-            directory / f"redis-{port}.log",
-            name="redis",
-            port=port,
-            env=env,
+        process = spawn(
+            Command(
+                redis_command(binary, port, directory, *extra),
+                directory / f"redis-{port}.log",
+                name="redis",
+                port=port,
+                env=env,
+            )
         )
         try:
             wait_ready(redis_pong(port), [process], "redis PING", timeout)

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from chatrelay.harness.processes import free_port, start
+from chatrelay.harness.processes import Command, free_port, spawn
 from chatrelay.harness.readiness import http_ok, wait_ready
 from tests.timing import seconds
 
@@ -204,15 +204,30 @@ def balancer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     serving.start()
     port = free_port()
     conf = _write_testable_copy(folder, [gateway.server_address[1]] * len(GATEWAYS), port)
-    process = start(
-        [str(nginx), "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(conf),
-         "-g", "daemon off;"],
-        folder / "nginx.out",
-        name="nginx",
+    process = spawn(
+        Command(
+            [
+                str(nginx),
+                "-p",
+                str(folder),
+                "-e",
+                str(folder / "error.log"),
+                "-c",
+                str(conf),
+                "-g",
+                "daemon off;",
+            ],
+            folder / "nginx.out",
+            name="nginx",
+        )
     )
     try:
-        wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), [process], "GET /health",
-                   NGINX_START_TIMEOUT)
+        wait_ready(
+            http_ok(f"http://127.0.0.1:{port}/health"),
+            [process],
+            "GET /health",
+            NGINX_START_TIMEOUT,
+        )
         yield f"http://127.0.0.1:{port}"
     finally:
         process.stop(NGINX_START_TIMEOUT)
@@ -238,8 +253,12 @@ def test_nginx_proxies_to_a_gateway_with_the_client_address(balancer: str, path:
 
 
 def test_nginx_passes_the_websocket_upgrade_on(balancer: str) -> None:
-    handshake = {"Upgrade": "websocket", "Connection": "Upgrade",
-                 "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    handshake = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
     response = httpx.get(f"{balancer}/ws/chat", headers=handshake, timeout=NGINX_TEST_TIMEOUT)
     headers = response.json()["headers"]
     assert headers["Upgrade"] == "websocket"
@@ -317,7 +336,7 @@ def final_stage() -> list[tuple[str, str]]:
     instructions = _instructions((DEPLOY / "Dockerfile").read_text())
     starts = [n for n, (name, _) in enumerate(instructions) if name == "FROM"]
     assert starts, "no FROM"
-    return instructions[starts[-1]:]
+    return instructions[starts[-1] :]
 
 
 def test_dockerfile_image_is_python_311_slim(final_stage: list[tuple[str, str]]) -> None:
