@@ -1,4 +1,4 @@
-"""Fixtures of the Redis engine's unit tests: an engine on a real ``redis-server``, an admin client."""
+"""Fixtures of the Redis engine's unit tests: an engine on a real ``redis-server``, an admin."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from chatrelay.engine import create_engine
 from chatrelay.engine.base import Engine
 from chatrelay.engine.broker_redis import RedisBroker
-from chatrelay.engine.redis_pubsub import RedisSubscription
+from chatrelay.engine.subscription import QueueSubscription
 from chatrelay.harness.processes import free_port
 from tests.timing import seconds
 
@@ -53,10 +53,11 @@ def redis_broker(engine: Engine) -> RedisBroker:
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float | None = None) -> None:
     """Poll ``check`` until it holds, or fail after ``timeout`` (default: 5 units)."""
     async with asyncio.timeout(timeout or seconds(5)):
-        while not await check():
+        # Redis state has no event to await: polling is the only way to watch it.
+        while not await check():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
 
-async def next_event_offset(subscription: RedisSubscription) -> int:
+async def next_event_offset(subscription: QueueSubscription) -> int:
     async with asyncio.timeout(seconds(5)):
         return (await anext(aiter(subscription))).offset
