@@ -76,7 +76,7 @@ class RedisRegistry:
         found = await self._client.run(
             "session_connections",
             [self._keys.session_connections(session_id)],
-            [self._keys.connection()],
+            [self._keys.connection("")],
         )
         return [Connection(**orjson.loads(data)) for data in found]
 
