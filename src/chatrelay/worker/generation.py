@@ -35,7 +35,6 @@ from chatrelay.protocol import (
     Usage,
     chunk_frame,
     complete_frame,
-    generation_lease_key,
     message_frame,
 )
 from chatrelay.rest import CancelRequest, ChatAccepted, GenerationRequest
@@ -49,6 +48,11 @@ logger = logging.getLogger(__name__)
 RENEWALS_PER_TTL = 3
 # Storing and publishing the end of a message must not hang a shutdown.
 FINALIZE_TIMEOUT_SECONDS = 10.0
+
+
+def generation_lease_key(session_id: str) -> str:
+    """The lease that allows one generation per session at a time."""
+    return f"generation:{session_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,12 +283,14 @@ class Generations:
         first_token_at: float | None,
     ) -> None:
         metrics.GENERATIONS.labels(status).inc()
+        ttft_ms = None
         if first_token_at is not None:
             metrics.TIME_TO_FIRST_TOKEN.observe(first_token_at - started)
+            ttft_ms = round((first_token_at - started) * 1000, 1)
         usage: Usage = {
             "model": self._model.name,
             "tokens": len(parts),
-            "ttft_ms": None if first_token_at is None else round((first_token_at - started) * 1000, 1),
+            "ttft_ms": ttft_ms,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
         # Shielded: a shutdown that interrupts the stream must still record its end.
