@@ -210,11 +210,11 @@ class Coordination(Protocol):
         ...
 
     async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
-        """Ask the generation of ``message_id`` to stop, from any node."""
-        ...
+        """Ask the generation of ``message_id`` to stop, from any node.
 
-    async def cancel_requested(self, message_id: str) -> bool:
-        """Whether someone asked ``message_id`` to stop (``publish`` can tell it for free)."""
+        The generation learns of it from ``Published.cancelled`` (``publish``'s
+        ``cancel_of``), with no round trip of its own.
+        """
         ...
 
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
