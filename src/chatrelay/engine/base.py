@@ -35,6 +35,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# How long ``Registry.user_sessions`` remembers a session (the seed's TTL of
+# ``sessions:user:{userId}``), in seconds.
+USER_SESSIONS_TTL = 1800.0
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
