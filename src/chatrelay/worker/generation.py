@@ -293,39 +293,33 @@ class Generations:
             "ttft_ms": ttft_ms,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
-        # Shielded: a shutdown that interrupts the stream must still record its end.
-        await asyncio.shield(self._finalize(request, lease, status, "".join(parts), error, usage))
+        content = "".join(parts)
 
-    async def _finalize(
-        self,
-        request: GenerationRequest,
-        lease: Lease,
-        status: FinalStatus,
-        content: str,
-        error: str | None,
-        usage: Usage,
-    ) -> None:
-        try:
-            async with asyncio.timeout(FINALIZE_TIMEOUT_SECONDS):
-                await self._store.finish_message(
-                    request.message_id,
-                    status=status,
-                    content=content,
-                    error=error,
-                    model=self._model.name,
-                    usage=usage,
-                )
-                await self._engine.broker.publish(
-                    request.session_id,
-                    complete_frame(request.message_id, status, content, error, usage),
-                    lease=lease,
-                )
-        except (EngineError, TimeoutError) as exc:
-            logger.error("could not finalize %s: %s", request.message_id, exc)
-        finally:
-            with contextlib.suppress(EngineError):
-                await self._engine.coordination.release(lease)
-        logger.info(
-            "generation finished",
-            extra={"message_id": request.message_id, "status": status, "tokens": usage["tokens"]},
-        )
+        async def finalize() -> None:
+            try:
+                async with asyncio.timeout(FINALIZE_TIMEOUT_SECONDS):
+                    await self._store.finish_message(
+                        request.message_id,
+                        status=status,
+                        content=content,
+                        error=error,
+                        model=self._model.name,
+                        usage=usage,
+                    )
+                    await self._engine.broker.publish(
+                        request.session_id,
+                        complete_frame(request.message_id, status, content, error, usage),
+                        lease=lease,
+                    )
+            except (EngineError, TimeoutError) as exc:
+                logger.error("could not finalize %s: %s", request.message_id, exc)
+            finally:
+                with contextlib.suppress(EngineError):
+                    await self._engine.coordination.release(lease)
+            logger.info(
+                "generation finished",
+                extra={"message_id": request.message_id, "status": status, "tokens": len(parts)},
+            )
+
+        # Shielded: a shutdown that interrupts the stream must still record its end.
+        await asyncio.shield(finalize())
