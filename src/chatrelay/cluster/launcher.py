@@ -124,10 +124,7 @@ class Launcher:
         config_path = run_dir / "nginx.conf"
         config_path.write_text(
             nginx.render(
-                run_dir,
-                f"{spec.host}:{spec.port}",
-                layout.gateway_addresses,
-                spec.balancing,
+                run_dir, f"{spec.host}:{spec.port}", layout.gateway_addresses, spec.balancing
             )
         )
         complaint = nginx.check(nginx_binary, run_dir, config_path)
@@ -258,10 +255,9 @@ class Launcher:
                 if code is not None and not child.reported_exit:
                     child.reported_exit = True
                     logger.error(
-                        "%s %s (pid %d) exited unexpectedly with %s; not restarted "
+                        "%s (pid %d) exited unexpectedly with %s; not restarted "
                         "(SIGUSR1 restarts it). The end of %s:\n%s",
-                        child.role,
-                        child.node_id,
+                        child.process.name,
                         child.pid,
                         code,
                         child.process.log_path,
@@ -334,11 +330,8 @@ class Launcher:
         if self._manifest is None:
             return
         records: list[ProcessRecord] = [child.record() for child in self.children]
-        if self.environ.get("REDIS_URL"):
-            records.insert(
-                0,
-                ProcessRecord("redis", "redis", None, without_password(self.environ["REDIS_URL"])),
-            )
+        if redis_url := self.environ.get("REDIS_URL"):
+            records.insert(0, ProcessRecord("redis", "redis", None, without_password(redis_url)))
         self._manifest.processes = records
         self._manifest.write(Path(self._manifest.run_dir))
 
