@@ -47,20 +47,8 @@ def redis_pong(port: int, host: str = LOOPBACK) -> HealthCheck:
 
 def redis_command(binary: Path, port: int, directory: Path, *extra: str) -> list[str]:
     """``redis-server`` on loopback ``port``, nothing persisted, files in ``directory``."""
-    return [
-        str(binary),
-        "--port",
-        str(port),
-        "--bind",
-        LOOPBACK,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(directory),
-        *extra,
-    ]
+    where = ["--port", str(port), "--bind", LOOPBACK, "--dir", str(directory)]
+    return [str(binary), *where, "--save", "", "--appendonly", "no", *extra]
 
 
 def start_redis(
