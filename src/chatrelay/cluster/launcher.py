@@ -29,14 +29,7 @@ from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
 from chatrelay.cluster.nginx import Balancing
 from chatrelay.cluster.status import process_table
 from chatrelay.exceptions import ClusterError, MissingBinary, ProcessError
-from chatrelay.harness.processes import (
-    LOOPBACK,
-    Command,
-    find_program,
-    port_free,
-    spawn,
-    stop_all,
-)
+from chatrelay.harness.processes import LOOPBACK, Command, find_program, port_free, spawn, stop_all
 from chatrelay.harness.readiness import HealthCheck, all_of, http_ok, wait_ready
 from chatrelay.harness.redis import redis_command, redis_pong
 

@@ -36,10 +36,7 @@ class _NginxTemplate(Template):
 
 
 def render(
-    run_dir: Path,
-    listen: str,
-    gateways: list[str],
-    balancing: Balancing = Balancing.IP_HASH,
+    run_dir: Path, listen: str, gateways: list[str], balancing: Balancing = Balancing.IP_HASH
 ) -> str:
     """The nginx configuration for ``gateways`` (``host:port`` each), listening on ``listen``."""
     if not gateways:

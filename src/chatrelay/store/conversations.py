@@ -22,13 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from chatrelay.store.migrate import upgrade
-from chatrelay.store.records import (
-    FinalStatus,
-    MessageRecord,
-    MessageStatus,
-    Role,
-    SessionRecord,
-)
+from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role, SessionRecord
 from chatrelay.store.schema import MessageRow, SessionRow
 
 TITLE_CHARS = 60

@@ -31,12 +31,7 @@ from chatrelay.exceptions import (
     Unavailable,
 )
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
-from chatrelay.protocol import (
-    Usage,
-    chunk_frame,
-    complete_frame,
-    message_frame,
-)
+from chatrelay.protocol import Usage, chunk_frame, complete_frame, message_frame
 from chatrelay.rest import CancelRequest, ChatAccepted, GenerationRequest
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.store.records import FinalStatus
@@ -183,8 +178,7 @@ class Generations:
         """Return once no generation runs here (new ones may still be started)."""
         while self._running:
             await asyncio.gather(
-                *(running.task for running in list(self._running.values())),
-                return_exceptions=True,
+                *(running.task for running in list(self._running.values())), return_exceptions=True
             )
 
     async def aclose(self) -> None:
@@ -207,11 +201,7 @@ class Generations:
                 return
 
     async def _run(
-        self,
-        request: GenerationRequest,
-        lease: Lease,
-        cancelled: asyncio.Event,
-        turns: list[Turn],
+        self, request: GenerationRequest, lease: Lease, cancelled: asyncio.Event, turns: list[Turn]
     ) -> None:
         lease_lost = asyncio.Event()
         keeper = asyncio.create_task(self._keep_lease(lease, lease_lost))

@@ -98,8 +98,7 @@ class Reaper:
             ):
                 continue  # finished meanwhile
             await self._engine.broker.publish(
-                session_id,
-                complete_frame(message_id, "interrupted", content, INTERRUPTED_REASON),
+                session_id, complete_frame(message_id, "interrupted", content, INTERRUPTED_REASON)
             )
             logger.warning(
                 "interrupted an orphaned answer",
