@@ -17,13 +17,10 @@ class QueueSubscription:
 
     Iterating yields events in offset order and ends when the broker closes.
     Live delivery is at-most-once, and these counters say when it was not:
-
-    - ``dropped``: events lost because this subscriber's queue was full.
-    - ``reconnects``: how many times the broker's live connection (Redis
-      pub/sub) was re-established while this subscription was open. Events
-      published while it was down were missed; ``reconnected`` is set when
-      the resubscription is confirmed (clear it once handled), so a relay can
-      repair the gap from ``history`` even when no later event reveals it.
+    ``dropped``, events lost because this subscriber's queue was full;
+    ``reconnects``, times the broker's live connection (Redis pub/sub) was
+    re-established while this subscription was open (``reconnected`` is set
+    once the resubscription is confirmed).
     """
 
     def __init__(self, queue_size: int = SUBSCRIBER_QUEUE_SIZE) -> None:
