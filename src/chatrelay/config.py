@@ -77,9 +77,7 @@ class Settings(BaseSettings):
     auth_mode: Literal["dev", "jwt"] = Field("dev", validation_alias=_env("auth_mode"))
     max_frame_bytes: int = Field(64 * 1024, validation_alias=_env("max_frame_bytes"))
     max_message_chars: int = Field(16_000, validation_alias=_env("max_message_chars"))
-    max_connections_per_user: int = Field(
-        50, validation_alias=_env("max_connections_per_user")
-    )
+    max_connections_per_user: int = Field(50, validation_alias=_env("max_connections_per_user"))
     chat_rate_burst: float = Field(20.0, validation_alias=_env("chat_rate_burst"))
     chat_rate_per_second: float = Field(1.0, validation_alias=_env("chat_rate_per_second"))
 
