@@ -42,6 +42,18 @@ describe("MessageView", () => {
     expect(container.querySelector("a")?.getAttribute("href") ?? "").not.toContain("javascript");
   });
 
+  it("finding 6: shows a Markdown image as a link and never fetches it", () => {
+    const url = "https://attacker.example/p.png?d=SECRET";
+    const { container, getAllByTestId } = render(
+      <MessageView message={assistant(`Look: ![x](${url}) and ![](/local.png)`)} />,
+    );
+    expect(container.querySelector("img")).toBeNull();
+    const [remote, local] = getAllByTestId("image-link");
+    expect(remote.getAttribute("href")).toBe(url);
+    expect(remote.textContent).toBe(`[image: x] ${url}`);
+    expect(local.textContent).toBe("[image] /local.png");
+  });
+
   it.each(["cancelled", "failed", "interrupted"] as const)("shows a %s badge", (status) => {
     const { getByTestId } = render(<MessageView message={assistant("part", status)} />);
     expect(getByTestId("status-badge").textContent).toBe(status);

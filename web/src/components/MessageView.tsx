@@ -6,8 +6,22 @@ import type { ChatMessage } from "../chat/reducer";
 
 // No rehype-raw: HTML in a model's answer is shown as text, never parsed into the DOM.
 // react-markdown's default URL transform already drops javascript: and similar links.
+// An image is shown as a link, never fetched: a prompt-injected model could otherwise
+// send the conversation out in an image URL without a click (the CSP's img-src is the
+// second line).
 const COMPONENTS: Components = {
   a: ({ node: _node, ...props }) => <a {...props} target="_blank" rel="noopener noreferrer nofollow" />,
+  img: ({ src, alt }) => (
+    <a
+      className="image-link"
+      data-testid="image-link"
+      href={typeof src === "string" ? src : undefined}
+      target="_blank"
+      rel="noopener noreferrer nofollow"
+    >
+      {`[image${alt ? `: ${alt}` : ""}] ${typeof src === "string" ? src : ""}`.trim()}
+    </a>
+  ),
 };
 const REMARK_PLUGINS = [remarkGfm];
 
