@@ -49,9 +49,9 @@ describe("MessageView", () => {
     );
     expect(container.querySelector("img")).toBeNull();
     const [remote, local] = getAllByTestId("image-link");
-    expect(remote.getAttribute("href")).toBe(url);
-    expect(remote.textContent).toBe(`[image: x] ${url}`);
-    expect(local.textContent).toBe("[image] /local.png");
+    expect(remote?.getAttribute("href")).toBe(url);
+    expect(remote?.textContent).toBe(`[image: x] ${url}`);
+    expect(local?.textContent).toBe("[image] /local.png");
   });
 
   it.each(["cancelled", "failed", "interrupted"] as const)("shows a %s badge", (status) => {
