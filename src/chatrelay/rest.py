@@ -7,28 +7,71 @@ of ``chatrelay.protocol``. ``docs/protocol.md`` explains them in words.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
-from chatrelay.protocol import MAX_CLIENT_ID_CHARS, SESSION_ID_PATTERN, WireMessage, new_id
+from chatrelay.protocol import (
+    MAX_CLIENT_ID_CHARS,
+    MAX_ID_CHARS,
+    SESSION_ID_PATTERN,
+    WireMessage,
+    new_id,
+)
 from chatrelay.store.records import SessionRecord
 
 # -- REST bodies (gateway) -----------------------------------------------------------
+
+# What each error status means on the public API; every one answers an ``ErrorBody``.
+ERROR_STATUSES: dict[int, str] = {
+    400: "The body is not UTF-8 text (`bad_request`).",
+    401: "No acceptable credentials (`not_authenticated`).",
+    403: "The session belongs to another user (`forbidden`).",
+    404: "Nothing of that name is running or stored (`not_found`).",
+    409: "A generation already runs in this session (`busy`, `lease_lost`).",
+    413: "The request body is over the configured size limit (default 64 KiB).",
+    422: "The request breaks its schema or a limit (`invalid_message`).",
+    429: "Too many messages (`rate_limited`; `Retry-After` says when to retry).",
+    503: "No worker or engine could take the request (`unavailable`).",
+}
+
+
+class ErrorBody(BaseModel):
+    """Every REST error: a machine-readable ``code`` (docs/protocol.md) and a human ``detail``."""
+
+    code: str
+    detail: str
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route that may answer these error statuses."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_STATUSES[status]} for status in statuses
+    }
+
+
+# Some character ``str.strip`` keeps: the gateway refuses a blank message (JSON Schema
+# and Rust regexes leave U+001C..U+001F out of ``\s``; Python strips them).
+NOT_BLANK = r"[^\s\x1c-\x1f]"
 
 
 class ChatBody(BaseModel):
     """``POST /api/chat``."""
 
-    message: str = Field(min_length=1)
-    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+    message: str = Field(
+        min_length=1,
+        pattern=NOT_BLANK,
+        description="The user's message: some non-blank text of at most"
+        " CHATRELAY_MAX_MESSAGE_CHARS (default 16,000) characters.",
+    )
+    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern, max_length=MAX_ID_CHARS)
 
 
 class CancelBody(BaseModel):
     """``POST /api/cancel``."""
 
-    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern, max_length=MAX_ID_CHARS)
     message_id: str = Field(min_length=1, max_length=128)
 
 

@@ -16,10 +16,12 @@ from typing import Protocol, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from chatrelay import __version__, metrics
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import ChatRelayError, RateLimited
+from chatrelay.security_headers import SecurityHeaders
 
 
 class Drainable(Protocol):
@@ -29,6 +31,8 @@ class Drainable(Protocol):
 
 
 ServicesT = TypeVar("ServicesT", bound=Drainable)
+# The ``code`` of the errors Starlette raises before a route runs.
+HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
 def error_response(
@@ -67,7 +71,11 @@ def create_service_app(
             app.state.drain = services.drain
             yield
 
-    app = FastAPI(title=title, version=__version__, lifespan=lifespan)
+    # No CDN-loaded /docs or /redoc: the gateway serves its own docs page (gateway/api_docs.py).
+    app = FastAPI(
+        title=title, version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(ChatRelayError)
     async def chatrelay_error(request: Request, exc: ChatRelayError) -> JSONResponse:
@@ -75,6 +83,13 @@ def create_service_app(
         if isinstance(exc, RateLimited):
             headers = {"Retry-After": str(int(exc.retry_after))}
         return error_response(exc.http_status, exc.code, exc.detail, headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # Starlette's own answers (unknown route, wrong method, a body that is not text).
+        code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Any
 
-from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi import FastAPI, Path, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from chatrelay.gateway.api_docs import mount_api_docs
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
-from chatrelay.protocol import SESSION_ID_PATTERN
+from chatrelay.protocol import MAX_ID_CHARS, SESSION_ID_PATTERN
 from chatrelay.rest import (
     CancelAccepted,
     CancelBody,
@@ -21,10 +23,11 @@ from chatrelay.rest import (
     ChatBody,
     HistoryBody,
     SessionsBody,
+    error_responses,
 )
 from chatrelay.service_app import create_service_app, error_response, health_response
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = FilePath(__file__).parent / "static"
 NOT_BUILT_PAGE = """<!doctype html><meta charset="utf-8"><title>chatrelay</title>
 <h1>chatrelay is running</h1>
 <p>The web UI is not built in this install: run <code>make web</code> (needs Node.js),
@@ -52,14 +55,19 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
     async def chat_socket(websocket: WebSocket) -> None:
         await serve_socket(websocket, websocket.app.state.services)
 
-    @app.post("/api/chat", status_code=202, response_model=ChatAccepted)
+    @app.post(
+        "/api/chat",
+        status_code=202,
+        response_model=ChatAccepted,
+        responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
+    )
     async def post_chat(body: ChatBody, request: Request) -> ChatAccepted:
         user = _user(request)
         conversations = _services(request).conversations
         await conversations.open(user, body.session_id)
         return await conversations.send(user, body.session_id, body.message)
 
-    @app.post("/api/cancel")
+    @app.post("/api/cancel", responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
     async def post_cancel(body: CancelBody, request: Request) -> CancelAccepted:
         await _services(request).conversations.cancel(
             _user(request), body.session_id, body.message_id
@@ -68,21 +76,23 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
 
     # response_model=None: the bodies are built from typed records; validating
     # up to 1,000 messages again on the way out would only cost time.
-    @app.get("/api/history/{session_id}", response_model=None)
+    @app.get(
+        "/api/history/{session_id}",
+        response_model=None,
+        responses=error_responses(401, 403, 422, 503),
+    )
     async def get_history(
         request: Request,
-        session_id: str,
+        session_id: str = Path(pattern=SESSION_ID_PATTERN.pattern, max_length=MAX_ID_CHARS),
         limit: int = Query(200, ge=1, le=1000),
-        before: str | None = Query(None, max_length=128),
-    ) -> HistoryBody | JSONResponse:
-        if not SESSION_ID_PATTERN.match(session_id):
-            return error_response(422, "invalid_message", "invalid session id")
+        before: str | None = Query(None, max_length=MAX_ID_CHARS),
+    ) -> HistoryBody:
         messages = await _services(request).conversations.history(
             _user(request), session_id, limit=limit, before=before
         )
         return {"session_id": session_id, "messages": messages}
 
-    @app.get("/api/sessions", response_model=None)
+    @app.get("/api/sessions", response_model=None, responses=error_responses(401, 503))
     async def get_sessions(request: Request) -> SessionsBody:
         return {"sessions": await _services(request).conversations.sessions(_user(request))}
 
@@ -102,10 +112,24 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
             connections=services.connections.count,
         )
 
-    app.add_api_route("/health", health, methods=["GET"])
-    app.add_api_route("/actuator/health", health, methods=["GET"])
-    _mount_web_ui(app)
+    draining: dict[int | str, dict[str, Any]] = {
+        503: {"description": "The node is draining: connect to another one."}
+    }
+    app.add_api_route("/health", health, methods=["GET"], responses=draining)
+    app.add_api_route("/actuator/health", health, methods=["GET"], responses=draining)
+    mount_api_docs(app, STATIC_DIR)
+    _mount_web_ui(app)  # last: its catch-all route answers every other path
     return app
+
+
+def _methods_of(app: FastAPI, path: str) -> set[str]:
+    """The methods the API routes matching ``path`` take (the catch-all answers GET)."""
+    return {
+        method
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.path_regex.match(path)
+        for method in route.methods or ()
+    }
 
 
 def _mount_web_ui(app: FastAPI) -> None:
@@ -116,6 +140,10 @@ def _mount_web_ui(app: FastAPI) -> None:
     @app.get("/{path:path}", include_in_schema=False)
     async def web_ui(path: str) -> Response:
         if path.startswith(("api/", "ws/")):
+            allowed = _methods_of(app, f"/{path}")
+            if allowed:
+                allow = {"Allow": ", ".join(sorted(allowed))}
+                return error_response(405, "method_not_allowed", "method not allowed", allow)
             return error_response(404, "not_found", f"no route /{path}")
         candidate = (STATIC_DIR / path).resolve()
         if path and candidate.is_file() and STATIC_DIR.resolve() in candidate.parents:

@@ -129,6 +129,9 @@ export interface ResetFrame {
  * ``POST /api/chat``.
  */
 export interface ChatBody {
+  /**
+   * The user's message: some non-blank text of at most CHATRELAY_MAX_MESSAGE_CHARS (default 16,000) characters.
+   */
   message: string;
   session_id: string;
 }
