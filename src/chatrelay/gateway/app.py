@@ -28,6 +28,8 @@ from chatrelay.rest import (
 from chatrelay.service_app import create_service_app, error_response, health_response
 
 STATIC_DIR = FilePath(__file__).parent / "static"
+# The web UI's catch-all route: every GET no other route takes.
+WEB_UI_PATH = "/{path:path}"
 NOT_BUILT_PAGE = """<!doctype html><meta charset="utf-8"><title>chatrelay</title>
 <h1>chatrelay is running</h1>
 <p>The web UI is not built in this install: run <code>make web</code> (needs Node.js),
@@ -127,7 +129,9 @@ def _methods_of(app: FastAPI, path: str) -> set[str]:
     return {
         method
         for route in app.routes
-        if isinstance(route, APIRoute) and route.path_regex.match(path)
+        if isinstance(route, APIRoute)
+        and route.path != WEB_UI_PATH
+        and route.path_regex.match(path)
         for method in route.methods or ()
     }
 
@@ -137,7 +141,7 @@ def _mount_web_ui(app: FastAPI) -> None:
     if (STATIC_DIR / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=STATIC_DIR / "assets"), name="assets")
 
-    @app.get("/{path:path}", include_in_schema=False)
+    @app.get(WEB_UI_PATH, include_in_schema=False)
     async def web_ui(path: str) -> Response:
         if path.startswith(("api/", "ws/")):
             allowed = _methods_of(app, f"/{path}")
