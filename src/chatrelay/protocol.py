@@ -118,7 +118,10 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
             raise FrameError("invalid_message", "'content' is empty", client_id)
         return ChatFrame(content=content, client_id=client_id)
     if kind == "cancel":
-        return CancelFrame(message_id=_string_field(data, "message_id", MAX_ID_CHARS))
+        message_id = _string_field(data, "message_id", MAX_ID_CHARS)
+        if not message_id:  # no message has it: the cancel request could not be built
+            raise FrameError("invalid_message", "'message_id' is empty")
+        return CancelFrame(message_id=message_id)
     epoch = _string_field(data, "epoch", MAX_ID_CHARS)
     offset = data.get("offset")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
