@@ -224,3 +224,37 @@ def test_auto_scroll_follows_until_the_reader_scrolls_up(
     page.get_by_role("button", name="↓ Latest").click()
     wait_status(answer, "completed")
     assert log.evaluate(gap) <= 48
+
+
+# Records every Content-Security-Policy violation the page meets, from its first script on.
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) =>
+  window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`));
+"""
+
+
+def test_finding_15_the_ui_and_the_docs_pass_the_content_security_policy(
+    chat_server: ChatServer, page: Any
+) -> None:
+    refusals: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refusals.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    response = page.goto(chat_server.url + "/")
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    page.get_by_label("Message", exact=True).wait_for()
+    send(page, SHORT_PROMPT)
+    wait_status(assistant(page), "completed")
+    violations = page.evaluate("window.__cspViolations")
+    # The API docs page runs Swagger UI from the package's own copy under the same policy.
+    page.goto(chat_server.url + "/docs")
+    page.locator(".swagger-ui .info .title").wait_for()
+    page.locator(".opblock").first.wait_for()
+    violations += page.evaluate("window.__cspViolations")
+    assert violations == []
+    assert refusals == []
