@@ -73,13 +73,29 @@ class Settings(BaseSettings):
     )
     internal_token: str = Field("change-me-internal", validation_alias=_env("internal_token"))
 
-    # -- auth and limits
-    auth_mode: Literal["dev", "jwt"] = Field("dev", validation_alias=_env("auth_mode"))
+    # -- authentication (docs/security.md; docs/operations.md, "Authentication")
+    auth_mode: Literal["dev", "jwt", "accounts"] = Field("dev", validation_alias=_env("auth_mode"))
+    # dev mode trusts any user name: off loopback only when this says so.
+    allow_dev_auth: bool = Field(False, validation_alias=_env("allow_dev_auth"))
+    # jwt mode: exactly one of the three key sources.
+    jwt_secret: str | None = Field(None, validation_alias=_env("jwt_secret"))
+    jwt_public_key: str | None = Field(None, validation_alias=_env("jwt_public_key"))
+    jwt_jwks_url: str | None = Field(None, validation_alias=_env("jwt_jwks_url"))
+    jwt_audience: str | None = Field(None, validation_alias=_env("jwt_audience"))
+    jwt_issuer: str | None = Field(None, validation_alias=_env("jwt_issuer"))
+    # Clock skew tolerated on exp / nbf / iat between the token's issuer and us.
+    jwt_leeway_seconds: float = Field(30.0, validation_alias=_env("jwt_leeway_seconds"))
+    # accounts mode: signs the session cookie; generated next to SQLite when unset.
+    secret: str | None = Field(None, validation_alias=_env("secret"))
+    session_ttl_seconds: float = Field(12 * 3600.0, validation_alias=_env("session_ttl_seconds"))
+    # Login attempts, per user name and per client address (token buckets).
+    login_rate_burst: float = Field(10.0, validation_alias=_env("login_rate_burst"))
+    login_rate_per_second: float = Field(0.1, validation_alias=_env("login_rate_per_second"))
+
+    # -- limits
     max_frame_bytes: int = Field(64 * 1024, validation_alias=_env("max_frame_bytes"))
     max_message_chars: int = Field(16_000, validation_alias=_env("max_message_chars"))
-    max_connections_per_user: int = Field(
-        50, validation_alias=_env("max_connections_per_user")
-    )
+    max_connections_per_user: int = Field(50, validation_alias=_env("max_connections_per_user"))
     chat_rate_burst: float = Field(20.0, validation_alias=_env("chat_rate_burst"))
     chat_rate_per_second: float = Field(1.0, validation_alias=_env("chat_rate_per_second"))
 

@@ -1,0 +1,131 @@
+"""The login routes: ``GET /api/auth``, ``POST /api/login``, ``POST /api/logout``.
+
+``/api/auth`` tells the web UI which mode it faces (no credentials needed);
+login and logout exist in ``accounts`` mode only (404 elsewhere).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
+
+from chatrelay.auth.accounts import SESSION_COOKIE, AccountsAuthenticator
+from chatrelay.auth.passwords import MAX_PASSWORD_CHARS
+from chatrelay.exceptions import NotFound, RateLimited
+from chatrelay.gateway.services import GatewayServices
+
+router = APIRouter()
+
+HTTPS = "https"
+
+
+class LoginBody(BaseModel):
+    """``POST /api/login``."""
+
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
+
+
+class LoginAnswer(TypedDict):
+    """A successful login: who, and until when the cookie is valid (Unix seconds)."""
+
+    user_id: str
+    admin: bool
+    expires_at: float
+
+
+class AuthModeAnswer(TypedDict):
+    """``GET /api/auth``."""
+
+    mode: Literal["dev", "jwt", "accounts"]
+
+
+def _services(request: Request) -> GatewayServices:
+    services: GatewayServices = request.app.state.services
+    return services
+
+
+def _accounts(services: GatewayServices) -> AccountsAuthenticator:
+    if not isinstance(services.auth, AccountsAuthenticator):
+        raise NotFound("logins exist in accounts mode only (CHATRELAY_AUTH_MODE=accounts)")
+    return services.auth
+
+
+def client_address(request: Request) -> str:
+    """The caller's address; behind a proxy on loopback, the one it forwarded.
+
+    Only a loopback peer (the local nginx of ``cluster up``) is trusted to
+    say who it forwards: anyone else could name any address.
+    """
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for")
+    try:
+        trusted = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        trusted = False
+    if forwarded and trusted:
+        return forwarded.split(",")[-1].strip() or peer
+    return peer
+
+
+async def _take_login_token(services: GatewayServices, key: str) -> None:
+    settings = services.settings
+    wait = await services.engine.coordination.take_token(
+        key, settings.login_rate_burst, settings.login_rate_per_second
+    )
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise RateLimited(f"too many login attempts; retry in {seconds} s", retry_after=seconds)
+
+
+def _is_https(request: Request) -> bool:
+    proto = request.headers.get("x-forwarded-proto", request.url.scheme)
+    return proto.split(",")[0].strip().lower() == HTTPS
+
+
+@router.get("/api/auth")
+async def get_auth_mode(request: Request) -> AuthModeAnswer:
+    """Which auth mode this server runs (the web UI shows a login page in accounts mode)."""
+    return {"mode": _services(request).settings.auth_mode}
+
+
+@router.post("/api/login")
+async def post_login(body: LoginBody, request: Request, response: Response) -> LoginAnswer:
+    """Check a name and password; set the session cookie. 401 for any wrong pair, 429 when
+    a name or an address has tried too often."""
+    services = _services(request)
+    accounts = _accounts(services)
+    await _take_login_token(services, f"login-address:{client_address(request)}")
+    await _take_login_token(services, f"login-name:{body.username}")
+    principal = await accounts.login(body.username, body.password)
+    response.set_cookie(
+        SESSION_COOKIE,
+        accounts.session_token(principal),
+        max_age=int(accounts.session_ttl),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=_is_https(request),
+    )
+    assert principal.expires_at is not None
+    return {
+        "user_id": principal.user_id,
+        "admin": principal.admin,
+        "expires_at": principal.expires_at,
+    }
+
+
+@router.post("/api/logout", status_code=204)
+async def post_logout(request: Request) -> Response:
+    """Clear the session cookie (the JWT in it stays valid until it expires)."""
+    _accounts(_services(request))
+    response = Response(status_code=204)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_is_https(request)
+    )
+    return response
