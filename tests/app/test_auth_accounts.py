@@ -51,7 +51,10 @@ def set_cookie(response: httpx.Response) -> str:
 
 async def test_the_ui_learns_the_mode_without_credentials(accounts_app: InProcessApp) -> None:
     response = await accounts_app.http.get("/api/auth")
-    assert response.json() == {"mode": "accounts"}
+    assert response.json() == {"mode": "accounts", "user": None}
+    await login(accounts_app, "root")
+    response = await accounts_app.http.get("/api/auth")
+    assert response.json() == {"mode": "accounts", "user": {"user_id": "root", "admin": True}}
 
 
 async def test_a_login_sets_a_strict_http_only_cookie(accounts_app: InProcessApp) -> None:
@@ -178,6 +181,7 @@ async def test_the_generated_secret_is_private_and_kept(tmp_path: Path) -> None:
 
 
 async def test_login_is_not_found_outside_accounts_mode(chat_app: InProcessApp) -> None:
-    assert (await chat_app.http.get("/api/auth")).json() == {"mode": "dev"}
+    mode = (await chat_app.http.get("/api/auth")).json()
+    assert mode == {"mode": "dev", "user": {"user_id": "demo_user", "admin": False}}
     response = await login(chat_app, "alice")
     assert response.status_code == 404

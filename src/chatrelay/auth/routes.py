@@ -16,7 +16,7 @@ from typing_extensions import TypedDict
 
 from chatrelay.auth.accounts import SESSION_COOKIE, AccountsAuthenticator
 from chatrelay.auth.passwords import MAX_PASSWORD_CHARS
-from chatrelay.exceptions import NotFound, RateLimited
+from chatrelay.exceptions import NotAuthenticated, NotFound, RateLimited
 from chatrelay.gateway.services import GatewayServices
 
 router = APIRouter()
@@ -39,10 +39,18 @@ class LoginAnswer(TypedDict):
     expires_at: float
 
 
+class SignedInUser(TypedDict):
+    """Who the request's credentials name."""
+
+    user_id: str
+    admin: bool
+
+
 class AuthModeAnswer(TypedDict):
-    """``GET /api/auth``."""
+    """``GET /api/auth``: the mode, and the user when the request's credentials are valid."""
 
     mode: Literal["dev", "jwt", "accounts"]
+    user: SignedInUser | None
 
 
 def _services(request: Request) -> GatewayServices:
@@ -90,8 +98,20 @@ def _is_https(request: Request) -> bool:
 
 @router.get("/api/auth")
 async def get_auth_mode(request: Request) -> AuthModeAnswer:
-    """Which auth mode this server runs (the web UI shows a login page in accounts mode)."""
-    return {"mode": _services(request).settings.auth_mode}
+    """Which auth mode this server runs, and who the caller is, if anyone.
+
+    Never 401: the web UI asks it first, to choose between its login page
+    (accounts mode, no valid cookie) and the chat.
+    """
+    services = _services(request)
+    user: SignedInUser | None = None
+    try:
+        principal = services.auth.authenticate(request)
+    except NotAuthenticated:
+        pass  # nobody signed in: the login page
+    else:
+        user = {"user_id": principal.user_id, "admin": principal.admin}
+    return {"mode": services.settings.auth_mode, "user": user}
 
 
 @router.post("/api/login")
