@@ -27,9 +27,13 @@ def create_authenticator(settings: Settings) -> Authenticator:
     from chatrelay.auth.jwt import Claims, JwksKeys, JwtAuthenticator, JwtVerifier
 
     claims = Claims(settings.jwt_audience, settings.jwt_issuer, settings.jwt_leeway_seconds)
+    # An empty variable counts as unset (compose files pass `${X:-}`).
     jwks = JwksKeys(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
     verifier = JwtVerifier(
-        claims, secret=settings.jwt_secret, public_key=settings.jwt_public_key, jwks=jwks
+        claims,
+        secret=settings.jwt_secret or None,
+        public_key=settings.jwt_public_key or None,
+        jwks=jwks,
     )
     return JwtAuthenticator(verifier)
 

@@ -47,7 +47,7 @@ def server_secret(settings: Settings) -> str:
     start, and by every process sharing that folder. With any other
     database the nodes may sit on different machines: the secret must be set.
     """
-    if settings.secret is not None:
+    if settings.secret:  # an empty variable counts as unset
         if len(settings.secret) < MIN_SECRET_CHARS:
             raise ValueError(f"CHATRELAY_SECRET needs at least {MIN_SECRET_CHARS} characters")
         return settings.secret
