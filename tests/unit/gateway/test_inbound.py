@@ -7,13 +7,12 @@ worker is the stand-in of conftest.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import logging
 
 import orjson
 import pytest
