@@ -19,11 +19,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from chatrelay.auth import create_authenticator
 from chatrelay.config import Settings
 from chatrelay.engine import create_engine
 from chatrelay.engine.base import Engine
 from chatrelay.gateway.app import create_app
-from chatrelay.auth import create_authenticator
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.upstream import HttpBalancer, InProcessDispatcher
 from chatrelay.llm.base import ModelBackend

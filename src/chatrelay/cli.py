@@ -27,12 +27,8 @@ def _commands() -> None:
 
 
 def _settings(host: str | None, port: int | None) -> Settings:
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    return Settings(**overrides)  # type: ignore[arg-type]
+    given = {"host": host, "port": port}
+    return Settings(**{key: value for key, value in given.items() if value is not None})  # type: ignore[arg-type]
 
 
 def _run(role: str, settings: Settings, details: str) -> None:
@@ -48,7 +44,12 @@ def _run(role: str, settings: Settings, details: str) -> None:
     asgi = factories[role](settings)
     logger.info(
         "chatrelay %s %s on http://%s:%s (%s, pid %d)",
-        role, settings.node_id, settings.host, settings.port, details, os.getpid(),
+        role,
+        settings.node_id,
+        settings.host,
+        settings.port,
+        details,
+        os.getpid(),
     )
     serving.run(asgi, settings, stop_listening_on_drain=role != "worker")
 
@@ -58,8 +59,10 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
     """Gateway and worker in one process: the laptop default (memory engine, SQLite)."""
     settings = _settings(host, port)
     engine = settings.resolved_engine_url.split("@")[-1]  # never log a password
-    details = f"engine {engine}, database {settings.database_url.split('@')[-1]}, " \
+    details = (
+        f"engine {engine}, database {settings.database_url.split('@')[-1]}, "
         f"model {resolve_model_kind(settings)}"
+    )
     _run("serve", settings, details)
 
 
@@ -103,8 +106,7 @@ def cluster_up(
     logs.configure(os.environ.get("CHATRELAY_LOG_LEVEL", "info"), "cluster")
     from chatrelay.cluster.launcher import ClusterSpec, run_cluster
 
-    spec = ClusterSpec(gateways=gateways, workers=workers, port=port, host=host,
-                       balancing=lb, run_dir=run_dir, grace=grace)
+    spec = ClusterSpec(gateways, workers, port, host, lb, run_dir, grace)
     raise typer.Exit(run_cluster(spec))
 
 
