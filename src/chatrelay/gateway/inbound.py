@@ -136,6 +136,8 @@ class Inbound:
         try:
             while not self._owned:
                 held = await self._outbound.wait_held(held)
+                if not held:  # the outbound holds nothing any more: nothing to watch
+                    return
                 await self._check_claim()
         except HandshakeRefused as refused:
             self._outbound.close_with(refused.code, refused.reason)
