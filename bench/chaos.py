@@ -41,7 +41,7 @@ from chatrelay.client import ChatClient
 from chatrelay.cluster.layout import cluster_up_command
 from chatrelay.cluster.manifest import cluster_ready, pid_alive
 from chatrelay.exceptions import ClientClosed, ProcessError
-from chatrelay.harness.processes import Process, free_port, start
+from chatrelay.harness.processes import Command, Process, free_port, spawn
 from chatrelay.harness.readiness import wait_ready
 from chatrelay.protocol import ServerFrame
 from chatrelay.wire_client import Turn, gather_turn, log_offset
@@ -103,7 +103,7 @@ def start_cluster(gateways: int, workers: int, chunk_delay: float, run_dir: Path
     }
     env.update(CLUSTER_ENV, CHUNK_DELAY=str(chunk_delay))
     command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "5")
-    launcher = start(command, run_dir.parent / "launcher.log", name="cluster up", env=env)
+    launcher = spawn(Command(command, run_dir.parent / "launcher.log", name="cluster up", env=env))
     cluster = Cluster(launcher, run_dir)
     try:
         wait_ready(

@@ -21,7 +21,7 @@ from pathlib import Path
 from chatrelay.cluster.layout import cluster_up_command
 from chatrelay.cluster.manifest import cluster_ready
 from chatrelay.exceptions import ProcessError
-from chatrelay.harness.processes import Process, start
+from chatrelay.harness.processes import Command, Process, spawn
 from chatrelay.harness.readiness import HealthCheck, http_ok, wait_ready
 from chatrelay.harness.redis import start_redis
 
@@ -119,12 +119,14 @@ class Servers:
         env: Mapping[str, str] | None = None,
     ) -> Server:
         """Start ``args`` (our environment plus ``env``), logging to ``<run_dir>/<name>.log``."""
-        process = start(
-            args,
-            self.run_dir / f"{name}.log",
-            name=name,
-            cwd=self.run_dir,
-            env={**os.environ, **(env or {})},
+        process = spawn(
+            Command(
+                args,
+                self.run_dir / f"{name}.log",
+                name=name,
+                cwd=self.run_dir,
+                env={**os.environ, **(env or {})},
+            )
         )
         return self._add(Server(name, process, url, {name: process.pid}))
 

@@ -31,9 +31,10 @@ from typing import Any
 
 from chatrelay.engine import DEFAULT_LOG_TTL, DEFAULT_MAX_EVENTS
 from chatrelay.engine.base import Engine, Event, History, Lease, Published
-from chatrelay.engine.broker_memory import SUBSCRIBER_QUEUE_SIZE, MemoryBroker
+from chatrelay.engine.broker_memory import MemoryBroker
 from chatrelay.engine.coordination_memory import MemoryCoordination
 from chatrelay.engine.registry_memory import MemoryRegistry
+from chatrelay.engine.subscription import SUBSCRIBER_QUEUE_SIZE
 from chatrelay.exceptions import EngineError
 
 

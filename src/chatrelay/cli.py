@@ -28,12 +28,8 @@ def _commands() -> None:
 
 
 def _settings(host: str | None, port: int | None) -> Settings:
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["host"] = host
-    if port is not None:
-        overrides["port"] = port
-    return Settings(**overrides)  # type: ignore[arg-type]
+    given = {"host": host, "port": port}
+    return Settings(**{key: value for key, value in given.items() if value is not None})  # type: ignore[arg-type]
 
 
 def _run(role: str, settings: Settings, details: str) -> None:
@@ -117,15 +113,7 @@ def cluster_up(
     logs.configure(os.environ.get("CHATRELAY_LOG_LEVEL", "info"), "cluster")
     from chatrelay.cluster.launcher import ClusterSpec, run_cluster
 
-    spec = ClusterSpec(
-        gateways=gateways,
-        workers=workers,
-        port=port,
-        host=host,
-        balancing=lb,
-        run_dir=run_dir,
-        grace=grace,
-    )
+    spec = ClusterSpec(gateways, workers, port, host, lb, run_dir, grace)
     raise typer.Exit(run_cluster(spec))
 
 

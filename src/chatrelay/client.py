@@ -22,13 +22,11 @@ import math
 import random
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from chatrelay.exceptions import ClientClosed, FrameError
-from chatrelay.protocol import ServerFrame, WireMessage
+from chatrelay.protocol import ServerFrame
 from chatrelay.wire_client import WireClient, log_offset
 
 logger = logging.getLogger(__name__)
@@ -153,30 +151,11 @@ class ChatClient:
             except ClientClosed:
                 return
 
-    async def history(self) -> list[WireMessage]:
-        """The session's stored messages over REST (what to show after a ``reset``)."""
-        parts = urlsplit(self.url)
-        scheme = "https" if parts.scheme == "wss" else "http"
-        base = urlunsplit((scheme, parts.netloc, "", "", ""))
-        params = {"user_id": self.user_id} if self.user_id else {}
-        async with httpx.AsyncClient(base_url=base) as http:
-            response = await http.get(f"/api/history/{self.session_id}", params=params)
-            response.raise_for_status()
-            messages: list[WireMessage] = response.json()["messages"]
-            return messages
-
     # -- the connection loop
 
     def _query(self) -> dict[str, str]:
-        return {
-            key: value
-            for key, value in (
-                ("session_id", self.session_id),
-                ("user_id", self.user_id),
-                ("token", self.token),
-            )
-            if value
-        }
+        given = {"session_id": self.session_id, "user_id": self.user_id, "token": self.token}
+        return {key: value for key, value in given.items() if value}
 
     async def _run(self) -> None:
         attempt = 0
@@ -221,12 +200,6 @@ class ChatClient:
         if code in FINAL_CLOSE_CODES:
             raise ClientClosed(f"refused: {exc.rcvd.reason if exc.rcvd else ''}", code) from exc
 
-    async def _ask_resume(self, connection: WireClient) -> int:
-        """Ask for every event after our offset; returns that offset."""
-        assert self.epoch is not None
-        await connection.resume(self.epoch, self.offset)
-        return self.offset
-
     async def _serve(self, connection: WireClient) -> bool:
         """Read one connection's frames until it closes (raising ``ConnectionClosed``);
         True if the server asked us to reconnect."""
@@ -244,7 +217,8 @@ class ChatClient:
             self.epoch, self.offset = welcome["epoch"], welcome["offset"]
         else:
             stale = welcome["epoch"] != self.epoch
-            asked_after = await self._ask_resume(connection)
+            asked_after = self.offset
+            await connection.resume(self.epoch, asked_after)
         self._connection = connection
         self._connected.set()
         while True:
@@ -262,7 +236,8 @@ class ChatClient:
                     # predecessors for good: drop it; the replay brings it in order.
                     self.gaps += 1
                     if asked_after != self.offset:
-                        asked_after = await self._ask_resume(connection)
+                        asked_after = self.offset
+                        await connection.resume(self.epoch, asked_after)
                     continue
                 self.offset = offset
             elif frame["type"] == "reset":

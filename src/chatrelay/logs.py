@@ -56,4 +56,3 @@ def configure(level: str = "info", node_id: str | None = None, fmt: str = "conso
     root.setLevel(level.upper())
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-

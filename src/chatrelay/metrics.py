@@ -12,10 +12,12 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 # Publish-to-send latency spans from sub-millisecond to seconds under overload.
+# fmt: off
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0,
 )
+# fmt: on
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 OPEN_SOCKETS = Gauge("chatrelay_open_sockets", "WebSockets open on this gateway")
@@ -49,8 +51,12 @@ TIME_TO_FIRST_TOKEN = Histogram(
 RUNNING_GENERATIONS = Gauge("chatrelay_running_generations", "Generations running on this worker")
 
 
-def observe_send(ts: float) -> None:
-    """Count one event written to a socket, and its latency if it carries a publish time."""
+def observe_send(ts: float | None) -> None:
+    """Count one event written to a socket, and its latency if it carries a publish time.
+
+    ``ts`` is None for an event that was not live (replayed by a resume or
+    repaired from the log): its age says nothing about the relay's latency.
+    """
     CHUNKS_RELAYED.inc()
     if ts:
         CHUNK_LATENCY.observe(time.time() - ts)

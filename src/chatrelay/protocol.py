@@ -29,8 +29,12 @@ from chatrelay.exceptions import FrameError
 from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role
 
 PROTOCOL_VERSION = 1
-SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# Starts with a letter or digit: ``.`` and ``..`` would be path segments in a URL.
+SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+SESSION_ID_RULE = "1 to 128 of [A-Za-z0-9_.:-], starting with a letter or digit"
 MAX_CLIENT_ID_CHARS = 64
+# Message ids and epochs are ours (UUIDs, hex); anything longer is not one.
+MAX_ID_CHARS = 128
 CLIENT_FRAME_TYPES = frozenset({"chat", "cancel", "resume", "ping"})
 
 
@@ -40,8 +44,20 @@ def new_id() -> str:
 
 
 def valid_session_id(value: object) -> bool:
-    """Whether ``value`` is a session id: 1 to 128 of ``[A-Za-z0-9_.:-]``."""
+    """Whether ``value`` is a session (or dev user) id: see ``SESSION_ID_RULE``."""
     return isinstance(value, str) and SESSION_ID_PATTERN.match(value) is not None
+
+
+def unstorable(text: str) -> str | None:
+    """Why the stores cannot keep ``text`` (PostgreSQL refuses NUL in text, and a
+    lone surrogate has no UTF-8 encoding), or None when they can."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains a lone surrogate"
+    return None
 
 
 # -- client -> server ------------------------------------------------------------
@@ -78,12 +94,14 @@ ClientFrame = Annotated[
 ]
 
 
-def _string_field(data: dict[str, Any], name: str, *, limit: int | None = None) -> str:
+def _string_field(data: dict[str, Any], name: str, limit: int, client_id: str | None = None) -> str:
     value = data.get(name)
     if not isinstance(value, str):
-        raise FrameError("invalid_message", f"'{name}' must be a string")
-    if limit is not None and len(value) > limit:
-        raise FrameError("invalid_message", f"'{name}' is longer than {limit} characters")
+        raise FrameError("invalid_message", f"'{name}' must be a string", client_id)
+    if len(value) > limit:
+        raise FrameError(
+            "invalid_message", f"'{name}' is longer than {limit} characters", client_id
+        )
     return value
 
 
@@ -98,6 +116,8 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
     kind = data.get("type")
     if kind is None:
         raise FrameError("bad_frame", "frame has no 'type'")
+    if not isinstance(kind, str):
+        raise FrameError("bad_frame", "'type' must be a string")
     if kind not in CLIENT_FRAME_TYPES:
         raise FrameError("unknown_type", f"unknown frame type {kind!r}")
     if kind == "ping":
@@ -107,21 +127,15 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
         if client_id is not None and (
             not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID_CHARS
         ):
-            raise FrameError(
-                "invalid_message",
-                f"'client_id' must be a string of at most {MAX_CLIENT_ID_CHARS} characters",
-            )
-        try:
-            content = _string_field(data, "content", limit=max_content_chars)
-        except FrameError as exc:
-            exc.client_id = client_id
-            raise
+            detail = f"'client_id' must be a string of at most {MAX_CLIENT_ID_CHARS} characters"
+            raise FrameError("invalid_message", detail)
+        content = _string_field(data, "content", max_content_chars, client_id)
         if not content.strip():
             raise FrameError("invalid_message", "'content' is empty", client_id)
         return ChatFrame(content=content, client_id=client_id)
     if kind == "cancel":
-        return CancelFrame(message_id=_string_field(data, "message_id", limit=128))
-    epoch = _string_field(data, "epoch", limit=128)
+        return CancelFrame(message_id=_string_field(data, "message_id", MAX_ID_CHARS))
+    epoch = _string_field(data, "epoch", MAX_ID_CHARS)
     offset = data.get("offset")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise FrameError("invalid_message", "'offset' must be a non-negative integer")
@@ -359,8 +373,3 @@ def partial_texts(events: Iterable[Any], message_ids: Iterable[str]) -> dict[str
         else:
             del parts[frame["message_id"]]  # its beginning is gone from the log
     return {message_id: "".join(deltas) for message_id, deltas in parts.items()}
-
-
-def generation_lease_key(session_id: str) -> str:
-    """The lease that allows one generation per session at a time."""
-    return f"generation:{session_id}"

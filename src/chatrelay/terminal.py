@@ -75,8 +75,11 @@ async def chat(url: str, session_id: str | None, user_id: str | None) -> None:
     """Run a terminal chat against ``url`` until the input ends."""
     try:
         async with ChatClient(url, session_id, user_id) as client:
-            print(f"connected to node {client.node}, session {client.session_id}"
-                  " (/stop cancels, /quit leaves)", flush=True)
+            print(
+                f"connected to node {client.node}, session {client.session_id}"
+                " (/stop cancels, /quit leaves)",
+                flush=True,
+            )
             await TerminalChat(client).run()
     except ClientClosed as exc:
         print(f"closed: {exc}", file=sys.stderr)

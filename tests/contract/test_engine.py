@@ -167,13 +167,6 @@ async def test_renew_keeps_a_lease_alive(engine: Engine) -> None:
     assert await engine.coordination.acquire("gen:s1", ttl=SHORT_TTL, holder="m2") is None
 
 
-async def test_cancel_requests_are_seen_by_every_caller(engine: Engine) -> None:
-    assert not await engine.coordination.cancel_requested("m1")
-    await engine.coordination.request_cancel("m1")
-    assert await engine.coordination.cancel_requested("m1")
-    assert not await engine.coordination.cancel_requested("m2")
-
-
 async def test_a_publish_reports_a_cancel_of_the_message_it_names(engine: Engine) -> None:
     lease = await engine.coordination.acquire("gen:s1", ttl=seconds(10), holder="m1")
     assert lease is not None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from chatrelay.harness.processes import free_port, start
+from chatrelay.harness.processes import Command, free_port, spawn
 from chatrelay.harness.readiness import http_ok, wait_ready
 from tests import wsclient
 from tests.fixtures.processes import REPO
@@ -23,7 +23,9 @@ async def test_make_run_serves_a_streamed_answer(tmp_path: Path) -> None:
         "CHATRELAY_MAX_TOKENS": "24",  # the default model may be the real local one
     }
     # Its own process group: make, and the server it starts, stop together.
-    make = start(["make", "run", f"PORT={port}"], log, cwd=REPO, env=env, signal_group=True)
+    make = spawn(
+        Command(["make", "run", f"PORT={port}"], log, cwd=REPO, env=env, signal_group=True)
+    )
     try:
         wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), [make], "GET /health", seconds(240))
         client = await wsclient.connect(f"ws://127.0.0.1:{port}/ws/chat", user_id="newcomer")

@@ -29,13 +29,7 @@ from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
 from chatrelay.cluster.nginx import Balancing
 from chatrelay.cluster.status import process_table
 from chatrelay.exceptions import ClusterError, MissingBinary, ProcessError
-from chatrelay.harness.processes import (
-    LOOPBACK,
-    find_program,
-    port_free,
-    start,
-    stop_all,
-)
+from chatrelay.harness.processes import LOOPBACK, Command, find_program, port_free, spawn, stop_all
 from chatrelay.harness.readiness import HealthCheck, all_of, http_ok, wait_ready
 from chatrelay.harness.redis import redis_command, redis_pong
 
@@ -123,10 +117,7 @@ class Launcher:
         config_path = run_dir / "nginx.conf"
         config_path.write_text(
             nginx.render(
-                run_dir,
-                f"{spec.host}:{spec.port}",
-                layout.gateway_addresses,
-                spec.balancing,
+                run_dir, f"{spec.host}:{spec.port}", layout.gateway_addresses, spec.balancing
             )
         )
         complaint = nginx.check(nginx_binary, run_dir, config_path)
@@ -205,15 +196,17 @@ class Launcher:
         run_dir = Path(self._manifest.run_dir)
         # Its own session: a Ctrl-C in the terminal reaches only the launcher, which
         # then stops the children in order; and it dies with the launcher (Linux).
-        process = start(
-            args,
-            run_dir / (log_name or f"{node_id}.log"),
-            name=f"{role} {node_id}",
-            env=env,
-            cwd=run_dir,
+        process = spawn(
+            Command(
+                args,
+                run_dir / (log_name or f"{node_id}.log"),
+                name=f"{role} {node_id}",
+                env=env,
+                cwd=run_dir,
+                new_session=True,
+                die_with_parent=True,
+            ),
             append=True,
-            new_session=True,
-            die_with_parent=True,
         )
         child = Child(role, node_id, url, health_url, process)
         self.children.append(child)
@@ -255,10 +248,9 @@ class Launcher:
                 if code is not None and not child.reported_exit:
                     child.reported_exit = True
                     logger.error(
-                        "%s %s (pid %d) exited unexpectedly with %s; not restarted "
+                        "%s (pid %d) exited unexpectedly with %s; not restarted "
                         "(SIGUSR1 restarts it). The end of %s:\n%s",
-                        child.role,
-                        child.node_id,
+                        child.process.name,
                         child.pid,
                         code,
                         child.process.log_path,
@@ -331,11 +323,8 @@ class Launcher:
         if self._manifest is None:
             return
         records: list[ProcessRecord] = [child.record() for child in self.children]
-        if self.environ.get("REDIS_URL"):
-            records.insert(
-                0,
-                ProcessRecord("redis", "redis", None, without_password(self.environ["REDIS_URL"])),
-            )
+        if redis_url := self.environ.get("REDIS_URL"):
+            records.insert(0, ProcessRecord("redis", "redis", None, without_password(redis_url)))
         self._manifest.processes = records
         self._manifest.write(Path(self._manifest.run_dir))
 

@@ -36,10 +36,7 @@ class _NginxTemplate(Template):
 
 
 def render(
-    run_dir: Path,
-    listen: str,
-    gateways: list[str],
-    balancing: Balancing = Balancing.IP_HASH,
+    run_dir: Path, listen: str, gateways: list[str], balancing: Balancing = Balancing.IP_HASH
 ) -> str:
     """The nginx configuration for ``gateways`` (``host:port`` each), listening on ``listen``."""
     if not gateways:
@@ -76,15 +73,8 @@ def command(binary: Path, run_dir: Path, config: Path) -> list[str]:
     """The command line that runs nginx in the foreground with ``config``."""
     run_dir = run_dir.resolve()
     # -e: the error log used before the configuration is read (else /var/log/nginx).
-    return [
-        str(binary),
-        "-p",
-        str(run_dir),
-        "-c",
-        str(config.resolve()),
-        "-e",
-        str(run_dir / "nginx-error.log"),
-    ]
+    error_log = run_dir / "nginx-error.log"
+    return [str(binary), "-p", str(run_dir), "-c", str(config.resolve()), "-e", str(error_log)]
 
 
 def check(binary: Path, run_dir: Path, config: Path) -> str | None:

@@ -60,10 +60,7 @@ def report(run_dir: Path) -> tuple[str, int]:
         f"cluster {manifest.url} (balancing {manifest.balancing}, {_phase(manifest)}), "
         f"launcher pid {manifest.launcher_pid} {launcher}, run dir {manifest.run_dir}"
     )
-    lines = [
-        headline,
-        process_table(manifest.processes, with_state=True),
-    ]
+    lines = [headline, process_table(manifest.processes, with_state=True)]
     states = [process_state(p) for p in manifest.processes]
     healthy = launcher == "alive" and "dead" not in states
     return "\n".join(lines), 0 if healthy else 1

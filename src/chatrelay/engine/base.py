@@ -35,6 +35,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# How long ``Registry.user_sessions`` remembers a session (the seed's TTL of
+# ``sessions:user:{userId}``), in seconds.
+USER_SESSIONS_TTL = 1800.0
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -210,11 +214,11 @@ class Coordination(Protocol):
         ...
 
     async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
-        """Ask the generation of ``message_id`` to stop, from any node."""
-        ...
+        """Ask the generation of ``message_id`` to stop, from any node.
 
-    async def cancel_requested(self, message_id: str) -> bool:
-        """Whether someone asked ``message_id`` to stop (``publish`` can tell it for free)."""
+        The generation learns of it from ``Published.cancelled`` (``publish``'s
+        ``cancel_of``), with no round trip of its own.
+        """
         ...
 
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:

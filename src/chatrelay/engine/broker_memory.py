@@ -9,7 +9,6 @@ lease and cancel keys.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import deque
@@ -23,11 +22,8 @@ import orjson
 from chatrelay.engine.base import Event, History, Lease, Published
 from chatrelay.engine.coordination_memory import MemoryCoordination
 from chatrelay.engine.events import encode_event
+from chatrelay.engine.subscription import QueueSubscription
 from chatrelay.exceptions import LeaseLost
-
-# A subscriber that falls this far behind loses live events (at-most-once);
-# its relay repairs the gap from the log.
-SUBSCRIBER_QUEUE_SIZE = 10_000
 
 
 @dataclass
@@ -35,17 +31,7 @@ class _Log:
     epoch: str
     latest: int = 0
     events: deque[tuple[float, Event]] = field(default_factory=deque)
-    subscribers: set[asyncio.Queue[Event]] = field(default_factory=set)
-
-
-class _QueueSubscription:
-    def __init__(self, queue: asyncio.Queue[Event]) -> None:
-        self._queue = queue
-        self.reconnected = asyncio.Event()  # one process: never disconnected
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self._queue.get()
+    subscribers: set[QueueSubscription] = field(default_factory=set)
 
 
 class MemoryBroker:
@@ -91,22 +77,20 @@ class MemoryBroker:
         now = time.monotonic()
         log.events.append((now, event))
         self._trim(log, now)
-        for queue in log.subscribers:
-            try:
-                queue.put_nowait(event)
-            except asyncio.QueueFull:
-                pass  # at-most-once: the subscriber's relay repairs the gap from the log
+        for subscription in log.subscribers:
+            # At-most-once: a full queue drops the event; the relay repairs the gap from the log.
+            subscription.deliver(event)
         return Published(event, cancelled)
 
     @asynccontextmanager
-    async def subscribe(self, session_id: str) -> AsyncIterator[_QueueSubscription]:
-        queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+    async def subscribe(self, session_id: str) -> AsyncIterator[QueueSubscription]:
+        subscription = QueueSubscription()  # one process: never disconnected
         log = self._log(session_id)
-        log.subscribers.add(queue)
+        log.subscribers.add(subscription)
         try:
-            yield _QueueSubscription(queue)
+            yield subscription
         finally:
-            log.subscribers.discard(queue)
+            log.subscribers.discard(subscription)
 
     async def position(self, session_id: str) -> tuple[str, int]:
         log = self._log(session_id)

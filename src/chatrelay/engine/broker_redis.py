@@ -20,7 +20,8 @@ import orjson
 from chatrelay.engine.base import Event, History, Lease, Published
 from chatrelay.engine.events import encode_event
 from chatrelay.engine.redis_client import RedisClient, milliseconds
-from chatrelay.engine.redis_pubsub import SUBSCRIBER_QUEUE_SIZE, PubSubRouter, RedisSubscription
+from chatrelay.engine.redis_pubsub import PubSubRouter
+from chatrelay.engine.subscription import SUBSCRIBER_QUEUE_SIZE, QueueSubscription
 from chatrelay.exceptions import EngineError, LeaseLost
 
 # Clients keep offsets across reconnects and sleeping tabs; a counter that
@@ -54,10 +55,9 @@ class RedisBroker:
         self._max_events = max_events
         self._log_ttl_ms = milliseconds(log_ttl)
         self._offset_ttl_ms = milliseconds(max(OFFSET_TTL, 2 * log_ttl))
+        self._queue_size = subscriber_queue_size or SUBSCRIBER_QUEUE_SIZE
         self._pubsub = PubSubRouter(
-            lambda: client.new_connection(":pubsub"),
-            client.connection_lost,
-            subscriber_queue_size or SUBSCRIBER_QUEUE_SIZE,
+            lambda: client.new_connection(":pubsub"), client.connection_lost
         )
         self._closed = False
 
@@ -96,7 +96,7 @@ class RedisBroker:
         return Published(Event(offset, encode_event(offset, body)), bool(cancelled))
 
     @asynccontextmanager
-    async def subscribe(self, session_id: str) -> AsyncIterator[RedisSubscription]:
+    async def subscribe(self, session_id: str) -> AsyncIterator[QueueSubscription]:
         """Live events of one session (see ``Broker.subscribe``).
 
         Raises ``EngineError`` if Redis does not confirm the subscription in
@@ -105,7 +105,7 @@ class RedisBroker:
         if self._closed:
             raise EngineError("the engine is closed")
         name = self._keys.session_channel(session_id).encode()
-        subscription = self._pubsub.subscription()
+        subscription = QueueSubscription(self._queue_size)
         await self._pubsub.join(name, subscription)
         try:
             yield subscription

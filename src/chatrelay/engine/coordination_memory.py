@@ -73,9 +73,6 @@ class MemoryCoordination:
     async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
         self._cancels[message_id] = time.monotonic() + ttl
 
-    async def cancel_requested(self, message_id: str) -> bool:
-        return self.cancel_pending(message_id)
-
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
         now = time.monotonic()
         tokens, stamp = self._buckets.get(key, (capacity, now))

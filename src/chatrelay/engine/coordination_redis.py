@@ -55,10 +55,6 @@ class RedisCoordination:
         async with self._client.errors("SET"):
             await self._client.redis.set(self._keys.cancel(message_id), b"1", px=milliseconds(ttl))
 
-    async def cancel_requested(self, message_id: str) -> bool:
-        async with self._client.errors("EXISTS"):
-            return bool(await self._client.redis.exists(self._keys.cancel(message_id)))
-
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
         wait = float(
             await self._client.run(

@@ -10,6 +10,7 @@ what they know. Nothing else in the engine builds a key name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # -- broker: one session's log
@@ -46,45 +47,35 @@ CANCEL = "cancel:"
 BUCKET = "bucket:"
 
 
+def _kind(kind: str) -> Callable[[KeySpace, str], str]:
+    """A :class:`KeySpace` method: the prefix, ``kind``, then the id it is given."""
+
+    def name(space: KeySpace, id_: str) -> str:
+        return f"{space.prefix}{kind}{id_}"
+
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class KeySpace:
-    """The names of one deployment: every kind above behind ``prefix`` (default none)."""
+    """The names of one deployment: every kind above behind ``prefix`` (default none).
+
+    ``connection("")`` is the bare prefix a script appends connection ids to.
+    """
 
     prefix: str = ""
 
-    def session_channel(self, session_id: str) -> str:
-        return f"{self.prefix}{SESSION_CHANNEL}{session_id}"
-
-    def session_log(self, session_id: str) -> str:
-        return f"{self.prefix}{SESSION_LOG}{session_id}"
-
-    def session_meta(self, session_id: str) -> str:
-        return f"{self.prefix}{SESSION_META}{session_id}"
+    session_channel = _kind(SESSION_CHANNEL)
+    session_log = _kind(SESSION_LOG)
+    session_meta = _kind(SESSION_META)
+    user_sessions = _kind(USER_SESSIONS)
+    connection = _kind(CONNECTION)
+    session_connections = _kind(SESSION_CONNECTIONS)
+    user_connections = _kind(USER_CONNECTIONS)
+    lease = _kind(LEASE)
+    lease_fence = _kind(LEASE_FENCE)
+    cancel = _kind(CANCEL)
+    bucket = _kind(BUCKET)
 
     def active_sessions(self) -> str:
         return f"{self.prefix}{ACTIVE_SESSIONS}"
-
-    def user_sessions(self, user_id: str) -> str:
-        return f"{self.prefix}{USER_SESSIONS}{user_id}"
-
-    def connection(self, connection_id: str = "") -> str:
-        """A socket's heartbeat key; with no id, the prefix a script appends ids to."""
-        return f"{self.prefix}{CONNECTION}{connection_id}"
-
-    def session_connections(self, session_id: str) -> str:
-        return f"{self.prefix}{SESSION_CONNECTIONS}{session_id}"
-
-    def user_connections(self, user_id: str) -> str:
-        return f"{self.prefix}{USER_CONNECTIONS}{user_id}"
-
-    def lease(self, key: str) -> str:
-        return f"{self.prefix}{LEASE}{key}"
-
-    def lease_fence(self, key: str) -> str:
-        return f"{self.prefix}{LEASE_FENCE}{key}"
-
-    def cancel(self, message_id: str) -> str:
-        return f"{self.prefix}{CANCEL}{message_id}"
-
-    def bucket(self, key: str) -> str:
-        return f"{self.prefix}{BUCKET}{key}"

@@ -86,12 +86,7 @@ class RedisClient:
     """
 
     def __init__(
-        self,
-        url: str,
-        *,
-        node_id: str = "",
-        prefix: str = "",
-        max_connections: int | None = None,
+        self, url: str, *, node_id: str = "", prefix: str = "", max_connections: int | None = None
     ) -> None:
         self.keys = KeySpace(prefix)
         node_id = node_id or f"{socket.gethostname()}-{os.getpid()}"

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio.connection import AbstractConnection
@@ -22,13 +22,11 @@ from redis.exceptions import RedisError
 
 from chatrelay.engine.base import Event
 from chatrelay.engine.events import offset_of
+from chatrelay.engine.subscription import QueueSubscription
 from chatrelay.exceptions import EngineError
 
 logger = logging.getLogger(__name__)
 
-# A subscriber that falls this far behind loses live events (at-most-once);
-# its relay repairs the gap from the log.
-SUBSCRIBER_QUEUE_SIZE = 10_000
 # How long ``subscribe`` waits for Redis to confirm the SUBSCRIBE.
 SUBSCRIBE_TIMEOUT = 5.0
 # A silent pub/sub connection is PINGed this often; no answer by the next tick
@@ -46,58 +44,6 @@ SUBSCRIBE_BATCH = 500
 CLOSE_TIMEOUT = 5.0
 
 
-class RedisSubscription:
-    """Live events of one session, fed by the engine's shared pub/sub connection.
-
-    Iterating yields events in offset order and ends when the engine closes.
-    Live delivery is at-most-once, and these counters say when it was not:
-
-    - ``dropped``: events lost because this subscriber's queue was full.
-    - ``reconnects``: how many times the pub/sub connection was re-established
-      while this subscription was open. Events published while it was down
-      were missed; ``reconnected`` is set when Redis confirms the
-      resubscription (clear it once handled), so a relay can repair the gap
-      from ``history`` even when no later event reveals it.
-    """
-
-    def __init__(self, queue_size: int) -> None:
-        self.dropped = 0
-        self.reconnects = 0
-        self.reconnected = asyncio.Event()
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(queue_size)
-        self._lost_connection = False
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while (event := await self._queue.get()) is not None:
-            yield event
-
-    def deliver(self, event: Event) -> bool:
-        """Queue a live event; False (counted in ``dropped``) when the queue is full."""
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            return False
-        return True
-
-    def connection_lost(self) -> None:
-        """The pub/sub connection dropped: events may be missed until it resubscribes."""
-        self._lost_connection = True
-
-    def resubscribed(self) -> None:
-        """Redis confirmed the channel again; flag the gap if the connection had dropped."""
-        if self._lost_connection:
-            self._lost_connection = False
-            self.reconnects += 1
-            self.reconnected.set()
-
-    def close(self) -> None:
-        """End the iteration (the engine closed), dropping the oldest event if need be."""
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
-
-
 @dataclass
 class _Channel:
     """One subscribed channel: its local subscribers and SUBSCRIBE bookkeeping.
@@ -107,7 +53,7 @@ class _Channel:
     reaches the ``sent`` it saw, so a stale confirmation never counts.
     """
 
-    subscribers: set[RedisSubscription] = field(default_factory=set)
+    subscribers: set[QueueSubscription] = field(default_factory=set)
     sent: int = 0
     acked: int = 0
     waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
@@ -125,11 +71,9 @@ class PubSubRouter:
         self,
         new_connection: Callable[[], AbstractConnection],
         on_connection_lost: Callable[[BaseException], Awaitable[None]],
-        queue_size: int = SUBSCRIBER_QUEUE_SIZE,
     ) -> None:
         self._new_connection = new_connection
         self._on_connection_lost = on_connection_lost
-        self._queue_size = queue_size
         self._channels: dict[bytes, _Channel] = {}
         self._lock = asyncio.Lock()
         self._conn: AbstractConnection | None = None
@@ -141,11 +85,7 @@ class PubSubRouter:
         #: Times the pub/sub connection was re-established after being lost.
         self.reconnects = 0
 
-    def subscription(self) -> RedisSubscription:
-        """A new subscription with this router's queue bound (``join`` it to a channel)."""
-        return RedisSubscription(self._queue_size)
-
-    async def join(self, name: bytes, subscription: RedisSubscription) -> None:
+    async def join(self, name: bytes, subscription: QueueSubscription) -> None:
         """Add ``subscription`` to channel ``name``; return once Redis confirmed it.
 
         Raises ``EngineError`` when no confirmation comes within ``SUBSCRIBE_TIMEOUT``.
@@ -177,7 +117,7 @@ class PubSubRouter:
                 raise EngineError("Redis did not confirm a subscription in time") from exc
             raise
 
-    async def leave(self, name: bytes, subscription: RedisSubscription) -> None:
+    async def leave(self, name: bytes, subscription: QueueSubscription) -> None:
         """Remove ``subscription``; the last one of a channel unsubscribes it. Idempotent."""
         channel = self._channels.get(name)
         if channel is None:

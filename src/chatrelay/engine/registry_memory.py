@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import time
 
-from chatrelay.engine.base import Connection
-
-# The seed's TTL of ``sessions:user:{userId}``, in seconds.
-USER_SESSIONS_TTL = 1800.0
+from chatrelay.engine.base import USER_SESSIONS_TTL, Connection
 
 
 class MemoryRegistry:

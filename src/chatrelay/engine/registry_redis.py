@@ -12,12 +12,10 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from chatrelay.engine.base import Connection
+from chatrelay.engine.base import USER_SESSIONS_TTL, Connection
 from chatrelay.engine.redis_client import RedisClient, as_text, milliseconds
 
 SCAN_BATCH = 500
-# The seed's TTL of ``sessions:user:{userId}``, in seconds.
-USER_SESSIONS_TTL = 1800
 # Registry indexes outlive their last socket this long, so ``cleanup_stale``
 # sees (and counts) what it drops; past it Redis drops them even if nobody cleans.
 INDEX_GRACE = 3600.0
@@ -41,25 +39,17 @@ class RedisRegistry:
 
     async def register(self, connection: Connection, ttl: float) -> None:
         c = connection
-        data = orjson.dumps(
-            {
-                "connection_id": c.connection_id,
-                "session_id": c.session_id,
-                "user_id": c.user_id,
-                "node_id": c.node_id,
-            }
-        )
         await self._client.run(
             "register",
             [*self._socket_keys(c), self._keys.user_sessions(c.user_id)],
             [
                 c.connection_id,
-                data,
+                orjson.dumps(c),  # a dataclass: its fields, in order
                 milliseconds(ttl),
                 c.session_id,
                 c.user_id,
                 milliseconds(INDEX_GRACE),
-                USER_SESSIONS_TTL,
+                round(USER_SESSIONS_TTL),
             ],
         )
 
@@ -76,7 +66,7 @@ class RedisRegistry:
         found = await self._client.run(
             "session_connections",
             [self._keys.session_connections(session_id)],
-            [self._keys.connection()],
+            [self._keys.connection("")],
         )
         return [Connection(**orjson.loads(data)) for data in found]
 

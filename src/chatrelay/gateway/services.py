@@ -14,9 +14,9 @@ from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from chatrelay.auth.base import Authenticator
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
-from chatrelay.auth.base import Authenticator
 from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.connections import ConnectionRegistry, DrainHook
 from chatrelay.gateway.relay import Relay

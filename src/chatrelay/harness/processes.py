@@ -1,7 +1,7 @@
 """Starting a binary with its output in a log file, and stopping it by pid.
 
-:func:`start` runs an argv (environment, working folder, log file) and
-returns a :class:`Process`; :meth:`Process.stop` and :func:`stop_all` send the
+:func:`spawn` runs a :class:`Command` (argv, environment, working folder,
+log file) and returns a :class:`Process`; :meth:`Process.stop` and :func:`stop_all` send the
 stop signal (SIGTERM), wait a grace period, then SIGKILL, to the whole process
 group for a process started with ``signal_group=True``. Also free loopback
 ports (:func:`free_port`, :class:`PortPicker`) and :func:`find_program`, which
@@ -84,12 +84,19 @@ def find_program(program: str, package: str, also_in: Sequence[str] = SBIN_DIRS)
 
 @dataclass(frozen=True)
 class Command:
-    """How a process is started: enough to start it again the same way."""
+    """How a process is started: enough to start it again the same way (:func:`spawn`).
+
+    ``env`` is the whole environment (None: ours). ``new_session`` keeps a
+    terminal's Ctrl-C from reaching the child; ``signal_group`` also sends our
+    signals to everything it started (implies a new session). ``die_with_parent``
+    (Linux) delivers SIGTERM to the child if we die without stopping it.
+    ``user``/``group`` run it as another user (we must be root). ``name``
+    defaults to the program's.
+    """
 
     args: Sequence[str]
     log_path: Path
-    name: str
-    # The whole environment; None: ours.
+    name: str = ""
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     port: int | None = None
@@ -99,6 +106,13 @@ class Command:
     stop_signal: int = signal.SIGTERM
     user: int | None = None
     group: int | None = None
+
+    def __post_init__(self) -> None:
+        # Copies, so a caller changing its list later cannot change a restart.
+        object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(self, "env", None if self.env is None else dict(self.env))
+        object.__setattr__(self, "name", self.name or Path(self.args[0]).name)
+        object.__setattr__(self, "new_session", self.new_session or self.signal_group)
 
 
 @dataclass(frozen=True)
@@ -163,57 +177,18 @@ class Process:
         return spawn(self.command, append=True)
 
 
-def start(
-    args: Sequence[str],
-    log_path: Path,
-    *,
-    name: str | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-    port: int | None = None,
-    append: bool = False,
-    new_session: bool = False,
-    signal_group: bool = False,
-    die_with_parent: bool = False,
-    stop_signal: int = signal.SIGTERM,
-    user: int | None = None,
-    group: int | None = None,
-) -> Process:
-    """Start ``args`` with stdout and stderr in ``log_path``; it does not wait for readiness.
-
-    ``env`` is the whole environment (None: ours). ``new_session`` keeps a
-    terminal's Ctrl-C from reaching the child; ``signal_group`` also sends our
-    signals to everything it started (implies a new session). ``die_with_parent``
-    (Linux) delivers SIGTERM to the child if we die without stopping it.
-    ``user``/``group`` run it as another user (we must be root). ``append``
-    keeps what the log file already holds.
-    """
-    command = Command(
-        args=list(args),
-        log_path=log_path,
-        name=name or Path(args[0]).name,
-        env=None if env is None else dict(env),
-        cwd=cwd,
-        port=port,
-        new_session=new_session or signal_group,
-        signal_group=signal_group,
-        die_with_parent=die_with_parent,
-        stop_signal=stop_signal,
-        user=user,
-        group=group,
-    )
-    return spawn(command, append=append)
-
-
 def spawn(command: Command, append: bool = False) -> Process:
-    """Start ``command`` (see :func:`start`)."""
+    """Start ``command`` with stdout and stderr in its log; it does not wait for readiness.
+
+    ``append`` keeps what the log file already holds.
+    """
     with command.log_path.open("ab" if append else "wb") as log:
         popen = subprocess.Popen(
-            list(command.args),
+            command.args,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=None if command.env is None else dict(command.env),
+            env=command.env,
             cwd=command.cwd,
             start_new_session=command.new_session,
             # Safe: the callers that ask for it run no threads that could hold a lock at fork.

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from chatrelay.exceptions import ProcessExited
-from chatrelay.harness.processes import LOOPBACK, Process, find_program, free_port, start
+from chatrelay.harness.processes import LOOPBACK, Command, Process, find_program, free_port, spawn
 from chatrelay.harness.readiness import PROBE_TIMEOUT_SECONDS, HealthCheck, wait_ready
 
 # Tries at a free port: another process may take it between our probe and redis's bind.
@@ -47,20 +47,8 @@ def redis_pong(port: int, host: str = LOOPBACK) -> HealthCheck:
 
 def redis_command(binary: Path, port: int, directory: Path, *extra: str) -> list[str]:
     """``redis-server`` on loopback ``port``, nothing persisted, files in ``directory``."""
-    return [
-        str(binary),
-        "--port",
-        str(port),
-        "--bind",
-        LOOPBACK,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(directory),
-        *extra,
-    ]
+    where = ["--port", str(port), "--bind", LOOPBACK, "--dir", str(directory)]
+    return [str(binary), *where, "--save", "", "--appendonly", "no", *extra]
 
 
 def start_redis(
@@ -74,12 +62,14 @@ def start_redis(
     binary = find_program("redis-server", "redis-server")
     for attempt in range(START_ATTEMPTS):
         port = free_port()
-        process = start(
-            redis_command(binary, port, directory, *extra),
-            directory / f"redis-{port}.log",
-            name="redis",
-            port=port,
-            env=env,
+        process = spawn(
+            Command(
+                redis_command(binary, port, directory, *extra),
+                directory / f"redis-{port}.log",
+                name="redis",
+                port=port,
+                env=env,
+            )
         )
         try:
             wait_ready(redis_pong(port), [process], "redis PING", timeout)

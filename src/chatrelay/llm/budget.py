@@ -28,9 +28,7 @@ def approximate_tokens(text: str) -> int:
 
 
 def trim_to_budget(
-    turns: list[Turn],
-    budget_tokens: int,
-    count_tokens: TokenCounter = approximate_tokens,
+    turns: list[Turn], budget_tokens: int, count_tokens: TokenCounter = approximate_tokens
 ) -> list[Turn]:
     """The turns to send: leading system turns and the newest turns that fit ``budget_tokens``.
 

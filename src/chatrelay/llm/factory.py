@@ -62,9 +62,7 @@ def create_backend(settings: Settings) -> ModelBackend:
                 "model 'openai' needs the openai package: pip install 'chatrelay[openai]'"
             ) from exc
         return OpenAICompatModel(
-            settings.openai_base_urls,
-            model=settings.openai_model,
-            api_key=settings.openai_api_key,
+            settings.openai_base_urls, model=settings.openai_model, api_key=settings.openai_api_key
         )
     if kind == "local":
         if not local_model_available(settings):

@@ -22,13 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from chatrelay.store.migrate import upgrade
-from chatrelay.store.records import (
-    FinalStatus,
-    MessageRecord,
-    MessageStatus,
-    Role,
-    SessionRecord,
-)
+from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role, SessionRecord
 from chatrelay.store.schema import MessageRow, SessionRow
 
 TITLE_CHARS = 60
@@ -203,80 +197,68 @@ class ConversationStore:
         already stored (a retried request). One transaction instead of five keeps
         the start of an answer cheap when many begin at once (SQLite has one writer).
         """
+
+        async def once() -> TurnStart:
+            now = datetime.now(UTC)
+            async with self._sessions.begin() as db:
+                session = await db.get(SessionRow, session_id)
+                if session is None:
+                    session = SessionRow(
+                        id=session_id, user_id=user_id, created_at=now, updated_at=now
+                    )
+                    db.add(session)
+                elif session.user_id != user_id:
+                    return TurnStart(owner=session.user_id, started=False)
+                exists = await db.scalar(
+                    select(MessageRow.row_id).where(MessageRow.id == assistant_id)
+                )
+                if exists is not None:
+                    return TurnStart(owner=user_id, started=False)
+                user_row = MessageRow(
+                    id=user_message_id,
+                    session_id=session_id,
+                    role="user",
+                    content=content,
+                    status="complete",
+                    client_id=client_id,
+                    created_at=now,
+                )
+                assistant_row = MessageRow(
+                    id=assistant_id,
+                    session_id=session_id,
+                    role="assistant",
+                    content="",
+                    status="streaming",
+                    created_at=now,
+                )
+                db.add_all([user_row, assistant_row])
+                session.updated_at = now
+                if session.title is None:
+                    session.title = " ".join(content.split())[:TITLE_CHARS]
+                await db.flush()
+                rows = (
+                    await db.scalars(
+                        select(MessageRow)
+                        .where(MessageRow.session_id == session_id)
+                        .order_by(MessageRow.row_id.desc())
+                        .limit(history_limit)
+                    )
+                ).all()
+                return TurnStart(
+                    owner=user_id,
+                    started=True,
+                    user_message=_message_record(user_row),
+                    assistant_message=_message_record(assistant_row),
+                    history=[_message_record(row) for row in reversed(rows)],
+                )
+
         for attempt in (1, 2):
             try:
-                return await self._begin_turn(
-                    session_id,
-                    user_id,
-                    user_message_id,
-                    content,
-                    client_id,
-                    assistant_id,
-                    history_limit,
-                )
+                return await once()
             except IntegrityError:
                 if attempt == 2:  # a concurrent insert of the same ids, twice
                     raise
         raise AssertionError("unreachable")
-
-    async def _begin_turn(
-        self,
-        session_id: str,
-        user_id: str,
-        user_message_id: str,
-        content: str,
-        client_id: str | None,
-        assistant_id: str,
-        history_limit: int,
-    ) -> TurnStart:
-        now = datetime.now(UTC)
-        async with self._sessions.begin() as db:
-            session = await db.get(SessionRow, session_id)
-            if session is None:
-                session = SessionRow(id=session_id, user_id=user_id, created_at=now, updated_at=now)
-                db.add(session)
-            elif session.user_id != user_id:
-                return TurnStart(owner=session.user_id, started=False)
-            exists = await db.scalar(select(MessageRow.row_id).where(MessageRow.id == assistant_id))
-            if exists is not None:
-                return TurnStart(owner=user_id, started=False)
-            user_row = MessageRow(
-                id=user_message_id,
-                session_id=session_id,
-                role="user",
-                content=content,
-                status="complete",
-                client_id=client_id,
-                created_at=now,
-            )
-            assistant_row = MessageRow(
-                id=assistant_id,
-                session_id=session_id,
-                role="assistant",
-                content="",
-                status="streaming",
-                created_at=now,
-            )
-            db.add_all([user_row, assistant_row])
-            session.updated_at = now
-            if session.title is None:
-                session.title = " ".join(content.split())[:TITLE_CHARS]
-            await db.flush()
-            rows = (
-                await db.scalars(
-                    select(MessageRow)
-                    .where(MessageRow.session_id == session_id)
-                    .order_by(MessageRow.row_id.desc())
-                    .limit(history_limit)
-                )
-            ).all()
-            return TurnStart(
-                owner=user_id,
-                started=True,
-                user_message=_message_record(user_row),
-                assistant_message=_message_record(assistant_row),
-                history=[_message_record(row) for row in reversed(rows)],
-            )
 
     async def finish_message(
         self,

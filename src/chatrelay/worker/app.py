@@ -71,9 +71,7 @@ def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
 
     @app.exception_handler(_Unauthorized)
     async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
-        return error_response(
-            401, "not_authenticated", f"missing or wrong {INTERNAL_TOKEN_HEADER}"
-        )
+        return error_response(401, "not_authenticated", f"missing or wrong {INTERNAL_TOKEN_HEADER}")
 
     @app.post("/chat", status_code=202, response_model=ChatAccepted, dependencies=internal)
     async def chat(body: GenerationRequest, request: Request) -> ChatAccepted:
@@ -98,8 +96,11 @@ def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
     async def health(request: Request) -> JSONResponse:
         services = _services(request)
         return await health_response(
-            services.engine, node=services.node_id, role="worker",
-            model=services.generations.model_name, draining=services.draining,
+            services.engine,
+            node=services.node_id,
+            role="worker",
+            model=services.generations.model_name,
+            draining=services.draining,
             running=services.generations.running_count,
         )
 

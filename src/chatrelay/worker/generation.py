@@ -31,13 +31,7 @@ from chatrelay.exceptions import (
     Unavailable,
 )
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
-from chatrelay.protocol import (
-    Usage,
-    chunk_frame,
-    complete_frame,
-    generation_lease_key,
-    message_frame,
-)
+from chatrelay.protocol import Usage, chunk_frame, complete_frame, message_frame
 from chatrelay.rest import CancelRequest, ChatAccepted, GenerationRequest
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.store.records import FinalStatus
@@ -49,6 +43,11 @@ logger = logging.getLogger(__name__)
 RENEWALS_PER_TTL = 3
 # Storing and publishing the end of a message must not hang a shutdown.
 FINALIZE_TIMEOUT_SECONDS = 10.0
+
+
+def generation_lease_key(session_id: str) -> str:
+    """The lease that allows one generation per session at a time."""
+    return f"generation:{session_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +178,7 @@ class Generations:
         """Return once no generation runs here (new ones may still be started)."""
         while self._running:
             await asyncio.gather(
-                *(running.task for running in list(self._running.values())),
-                return_exceptions=True,
+                *(running.task for running in list(self._running.values())), return_exceptions=True
             )
 
     async def aclose(self) -> None:
@@ -203,11 +201,7 @@ class Generations:
                 return
 
     async def _run(
-        self,
-        request: GenerationRequest,
-        lease: Lease,
-        cancelled: asyncio.Event,
-        turns: list[Turn],
+        self, request: GenerationRequest, lease: Lease, cancelled: asyncio.Event, turns: list[Turn]
     ) -> None:
         lease_lost = asyncio.Event()
         keeper = asyncio.create_task(self._keep_lease(lease, lease_lost))
@@ -279,47 +273,43 @@ class Generations:
         first_token_at: float | None,
     ) -> None:
         metrics.GENERATIONS.labels(status).inc()
+        ttft_ms = None
         if first_token_at is not None:
             metrics.TIME_TO_FIRST_TOKEN.observe(first_token_at - started)
+            ttft_ms = round((first_token_at - started) * 1000, 1)
         usage: Usage = {
             "model": self._model.name,
             "tokens": len(parts),
-            "ttft_ms": None if first_token_at is None else round((first_token_at - started) * 1000, 1),
+            "ttft_ms": ttft_ms,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
-        # Shielded: a shutdown that interrupts the stream must still record its end.
-        await asyncio.shield(self._finalize(request, lease, status, "".join(parts), error, usage))
+        content = "".join(parts)
 
-    async def _finalize(
-        self,
-        request: GenerationRequest,
-        lease: Lease,
-        status: FinalStatus,
-        content: str,
-        error: str | None,
-        usage: Usage,
-    ) -> None:
-        try:
-            async with asyncio.timeout(FINALIZE_TIMEOUT_SECONDS):
-                await self._store.finish_message(
-                    request.message_id,
-                    status=status,
-                    content=content,
-                    error=error,
-                    model=self._model.name,
-                    usage=usage,
-                )
-                await self._engine.broker.publish(
-                    request.session_id,
-                    complete_frame(request.message_id, status, content, error, usage),
-                    lease=lease,
-                )
-        except (EngineError, TimeoutError) as exc:
-            logger.error("could not finalize %s: %s", request.message_id, exc)
-        finally:
-            with contextlib.suppress(EngineError):
-                await self._engine.coordination.release(lease)
-        logger.info(
-            "generation finished",
-            extra={"message_id": request.message_id, "status": status, "tokens": usage["tokens"]},
-        )
+        async def finalize() -> None:
+            try:
+                async with asyncio.timeout(FINALIZE_TIMEOUT_SECONDS):
+                    await self._store.finish_message(
+                        request.message_id,
+                        status=status,
+                        content=content,
+                        error=error,
+                        model=self._model.name,
+                        usage=usage,
+                    )
+                    await self._engine.broker.publish(
+                        request.session_id,
+                        complete_frame(request.message_id, status, content, error, usage),
+                        lease=lease,
+                    )
+            except (EngineError, TimeoutError) as exc:
+                logger.error("could not finalize %s: %s", request.message_id, exc)
+            finally:
+                with contextlib.suppress(EngineError):
+                    await self._engine.coordination.release(lease)
+            logger.info(
+                "generation finished",
+                extra={"message_id": request.message_id, "status": status, "tokens": len(parts)},
+            )
+
+        # Shielded: a shutdown that interrupts the stream must still record its end.
+        await asyncio.shield(finalize())

@@ -18,8 +18,9 @@ import logging
 
 from chatrelay.engine.base import Engine, Lease
 from chatrelay.exceptions import EngineError
-from chatrelay.protocol import complete_frame, generation_lease_key, partial_texts
+from chatrelay.protocol import complete_frame, partial_texts
 from chatrelay.store.conversations import ConversationStore
+from chatrelay.worker.generation import generation_lease_key
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +98,7 @@ class Reaper:
             ):
                 continue  # finished meanwhile
             await self._engine.broker.publish(
-                session_id,
-                complete_frame(message_id, "interrupted", content, INTERRUPTED_REASON),
+                session_id, complete_frame(message_id, "interrupted", content, INTERRUPTED_REASON)
             )
             logger.warning(
                 "interrupted an orphaned answer",

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatrelay.harness.processes import Process, free_port, start
+from chatrelay.harness.processes import Command, Process, free_port, spawn
 from chatrelay.harness.readiness import http_ok, wait_ready
 from chatrelay.llm.local import bundled_model_path
 from tests.timing import seconds
@@ -81,12 +81,14 @@ def start_llama_server(directory: Path) -> LlamaServer:
         "--port", str(port),
         "--n_ctx", "2048",
     ]  # fmt: skip
-    process = start(
-        command,
-        directory / f"llama-server-{port}.log",
-        name="llama_cpp.server",
-        port=port,
-        env=dict(os.environ, CHATRELAY_TEST_TOKEN_LOG=str(token_log)),
+    process = spawn(
+        Command(
+            command,
+            directory / f"llama-server-{port}.log",
+            name="llama_cpp.server",
+            port=port,
+            env=dict(os.environ, CHATRELAY_TEST_TOKEN_LOG=str(token_log)),
+        )
     )
     server = LlamaServer(process, port, token_log)
     try:

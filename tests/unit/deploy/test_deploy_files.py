@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from chatrelay.harness.processes import free_port, start
+from chatrelay.harness.processes import Command, free_port, spawn
 from chatrelay.harness.readiness import http_ok, wait_ready
 from tests.timing import seconds
 
@@ -204,20 +204,22 @@ def balancer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     serving.start()
     port = free_port()
     conf = _write_testable_copy(folder, [gateway.server_address[1]] * len(GATEWAYS), port)
-    process = start(
-        [
-            str(nginx),
-            "-p",
-            str(folder),
-            "-e",
-            str(folder / "error.log"),
-            "-c",
-            str(conf),
-            "-g",
-            "daemon off;",
-        ],
-        folder / "nginx.out",
-        name="nginx",
+    process = spawn(
+        Command(
+            [
+                str(nginx),
+                "-p",
+                str(folder),
+                "-e",
+                str(folder / "error.log"),
+                "-c",
+                str(conf),
+                "-g",
+                "daemon off;",
+            ],
+            folder / "nginx.out",
+            name="nginx",
+        )
     )
     try:
         wait_ready(

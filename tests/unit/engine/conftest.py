@@ -1,5 +1,4 @@
-"""Fixtures of the Redis engine's unit tests: an engine on a real ``redis-server``,
-an admin client."""
+"""Fixtures of the Redis engine's unit tests: an engine on a real ``redis-server``, an admin."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from redis.asyncio import Redis
 from chatrelay.engine import create_engine
 from chatrelay.engine.base import Engine
 from chatrelay.engine.broker_redis import RedisBroker
-from chatrelay.engine.redis_pubsub import RedisSubscription
+from chatrelay.engine.subscription import QueueSubscription
 from chatrelay.harness.processes import free_port
 from tests.timing import seconds, wait_until
 
@@ -56,6 +55,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float | None
     await wait_until(check, "the condition", timeout or seconds(5))
 
 
-async def next_event_offset(subscription: RedisSubscription) -> int:
+async def next_event_offset(subscription: QueueSubscription) -> int:
     async with asyncio.timeout(seconds(5)):
         return (await anext(aiter(subscription))).offset

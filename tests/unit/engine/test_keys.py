@@ -65,9 +65,9 @@ async def test_engines_with_different_prefixes_do_not_see_each_other(
     assert await green.registry.user_sessions("alice") == set()
     assert await green.registry.session_connections("s1") == []
     assert await green.coordination.lease_holder("gen:s1") is None
-    assert not await green.coordination.cancel_requested("m1")
     assert await green.coordination.acquire("gen:s1", ttl=seconds(10), holder="m2")
     assert (await green.broker.history("s1")).latest == 0
+    assert not (await green.broker.publish("s2", frame(1), cancel_of="m1")).cancelled
     assert await blue.registry.active_sessions() == {"s1": "alice"}
     assert await blue.coordination.lease_holder("gen:s1") == "m1"
     assert all(key.startswith((b"blue:", b"green:")) for key in await admin.keys("*"))

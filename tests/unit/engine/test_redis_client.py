@@ -80,7 +80,7 @@ async def test_unreachable_redis_raises_engine_error(closed_redis_url: str) -> N
         with pytest.raises(EngineError):
             await engine.broker.publish("s1", frame(1))
         with pytest.raises(EngineError):
-            await engine.coordination.cancel_requested("m1")
+            await engine.coordination.request_cancel("m1")
         with pytest.raises(EngineError):
             await engine.registry.active_sessions()
     finally:

@@ -12,11 +12,11 @@ import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
+from chatrelay.auth.dev import DevAuthenticator
 from chatrelay.config import Settings
 from chatrelay.engine import create_engine
 from chatrelay.exceptions import NotFound
 from chatrelay.gateway.app import create_app
-from chatrelay.auth.dev import DevAuthenticator
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.rest import CancelRequest, ChatAccepted, GenerationRequest
 from chatrelay.store.conversations import ConversationStore

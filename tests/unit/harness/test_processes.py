@@ -10,12 +10,13 @@ import pytest
 
 from chatrelay.exceptions import MissingBinary, ProcessExited, ProcessNotReady
 from chatrelay.harness.processes import (
+    Command,
     PortPicker,
     Process,
     find_program,
     free_port,
     port_free,
-    start,
+    spawn,
     stop_all,
 )
 from chatrelay.harness.readiness import HealthCheck, all_of, http_ok, tcp_accepts, wait_ready
@@ -42,7 +43,7 @@ def _logged(process: Process, text: str) -> HealthCheck:
 def test_a_started_http_server_is_healthy_then_stopped_by_pid(tmp_path: Path) -> None:
     port = free_port()
     (tmp_path / "health").write_text("ok")
-    process = start(_http_server(tmp_path, port), tmp_path / "http.log", port=port)
+    process = spawn(Command(_http_server(tmp_path, port), tmp_path / "http.log", port=port))
     try:
         wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), [process], "GET", seconds(15))
         assert tcp_accepts(port)()
@@ -55,7 +56,7 @@ def test_a_started_http_server_is_healthy_then_stopped_by_pid(tmp_path: Path) ->
 
 def test_a_process_that_exits_while_starting_fails_fast_with_its_log(tmp_path: Path) -> None:
     script = "import sys; print('no config file here', flush=True); sys.exit(7)"
-    process = start([PYTHON, "-c", script], tmp_path / "early.log", name="early")
+    process = spawn(Command([PYTHON, "-c", script], tmp_path / "early.log", name="early"))
     with pytest.raises(ProcessExited) as failed:
         # The check never passes: only the exit can end this wait before its long timeout.
         wait_ready(lambda: False, [process], "nothing", timeout=seconds(600))
@@ -64,7 +65,7 @@ def test_a_process_that_exits_while_starting_fails_fast_with_its_log(tmp_path: P
 
 
 def test_a_check_that_never_passes_times_out(tmp_path: Path) -> None:
-    process = start([PYTHON, "-c", "import time; time.sleep(600)"], tmp_path / "idle.log")
+    process = spawn(Command([PYTHON, "-c", "import time; time.sleep(600)"], tmp_path / "idle.log"))
     try:
         with pytest.raises(ProcessNotReady, match="no answer to GET /health from python"):
             wait_ready(http_ok(f"http://127.0.0.1:{free_port()}/health"), [process],
@@ -74,7 +75,7 @@ def test_a_check_that_never_passes_times_out(tmp_path: Path) -> None:
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
-    process = start([PYTHON, "-c", STUBBORN], tmp_path / "stubborn.log", name="stubborn")
+    process = spawn(Command([PYTHON, "-c", STUBBORN], tmp_path / "stubborn.log", name="stubborn"))
     wait_ready(_logged(process, "ignoring SIGTERM"), [process], "its handler", seconds(15))
     assert process.stop(grace=0.2) == -signal.SIGKILL
 
@@ -83,14 +84,16 @@ def test_a_group_stop_reaches_the_grandchildren(tmp_path: Path) -> None:
     port = free_port()
     # A shell that starts the server and waits: stopping the shell alone would orphan it.
     line = " ".join(_http_server(tmp_path, port))
-    process = start(["sh", "-c", f"{line} & wait"], tmp_path / "sh.log", signal_group=True)
+    process = spawn(Command(["sh", "-c", f"{line} & wait"], tmp_path / "sh.log", signal_group=True))
     wait_ready(tcp_accepts(port), [process], "TCP accept", seconds(15))
     process.stop(seconds(10))
     wait_ready(lambda: not tcp_accepts(port)(), [], "the grandchild's end", seconds(10))
 
 
 def test_stop_all_hurried_skips_the_grace(tmp_path: Path) -> None:
-    stubborn = [start([PYTHON, "-c", STUBBORN], tmp_path / f"stubborn-{i}.log") for i in range(2)]
+    stubborn = [
+        spawn(Command([PYTHON, "-c", STUBBORN], tmp_path / f"stubborn-{i}.log")) for i in range(2)
+    ]
     for process in stubborn:
         wait_ready(_logged(process, "ignoring SIGTERM"), [process], "handler", seconds(15))
     stop_all(stubborn, grace=seconds(600), hurry=lambda: True)
@@ -102,7 +105,7 @@ def test_a_restart_runs_the_same_command_on_the_same_port_appending_its_log(
 ) -> None:
     port = free_port()
     (tmp_path / "health").write_text("ok")
-    first = start(_http_server(tmp_path, port), tmp_path / "http.log", port=port)
+    first = spawn(Command(_http_server(tmp_path, port), tmp_path / "http.log", port=port))
     wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), [first], "GET", seconds(15))
     first.signal(signal.SIGKILL)
     first.popen.wait(seconds(10))
@@ -115,7 +118,7 @@ def test_a_restart_runs_the_same_command_on_the_same_port_appending_its_log(
     finally:
         again.stop(seconds(10))
     assert again.log().startswith(before) and len(again.log()) > len(before)
-    running = start([PYTHON, "-c", "import time; time.sleep(600)"], tmp_path / "idle.log")
+    running = spawn(Command([PYTHON, "-c", "import time; time.sleep(600)"], tmp_path / "idle.log"))
     try:
         with pytest.raises(RuntimeError, match="still running"):
             running.restart()
