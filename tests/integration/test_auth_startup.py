@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chatrelay.harness.processes import free_port, start
+from chatrelay.harness.processes import Command, free_port, spawn
 from chatrelay.harness.readiness import http_ok, wait_ready
 from tests.fixtures.processes import CHATRELAY, SERVER_START_TIMEOUT
 from tests.timing import seconds
@@ -44,13 +44,15 @@ def test_dev_auth_on_every_address_refuses_to_start(tmp_path: Path, role: str) -
 
 def test_dev_auth_starts_off_loopback_when_allowed(tmp_path: Path) -> None:
     port = free_port()
-    process = start(
-        [*CHATRELAY, "serve", "--host", "0.0.0.0", "--port", str(port)],
-        tmp_path / "server.log",
-        name="chatrelay serve 0.0.0.0",
-        env=_env(tmp_path, CHATRELAY_ALLOW_DEV_AUTH="1"),
-        cwd=tmp_path,
-        port=port,
+    process = spawn(
+        Command(
+            [*CHATRELAY, "serve", "--host", "0.0.0.0", "--port", str(port)],
+            tmp_path / "server.log",
+            name="chatrelay serve 0.0.0.0",
+            env=_env(tmp_path, CHATRELAY_ALLOW_DEV_AUTH="1"),
+            cwd=tmp_path,
+            port=port,
+        )
     )
     try:
         wait_ready(
