@@ -41,12 +41,13 @@ PublicKey = RSAPublicKey | EllipticCurvePublicKey
 VerificationKey = str | PublicKey
 
 
-def public_key_algorithm(key: object) -> str:
-    """The one algorithm a public key verifies: RS256 for RSA, ES256 for EC."""
+def load_public_key(pem: str) -> tuple[PublicKey, str]:
+    """A PEM public key and the one algorithm it verifies: RS256 for RSA, ES256 for EC."""
+    key = load_pem_public_key(pem.encode())
     if isinstance(key, RSAPublicKey):
-        return "RS256"
+        return key, "RS256"
     if isinstance(key, EllipticCurvePublicKey):
-        return "ES256"
+        return key, "ES256"
     raise ValueError("CHATRELAY_JWT_PUBLIC_KEY must be an RSA or EC public key (PEM)")
 
 
@@ -129,9 +130,8 @@ class JwtVerifier:
         if secret is not None:
             self._key, self._algorithms = secret, list(HMAC_ALGORITHMS)
         elif public_key is not None:
-            key = load_pem_public_key(public_key.encode())
-            self._algorithms = [public_key_algorithm(key)]
-            self._key = key  # type: ignore[assignment]  # an RSA or EC key, checked above
+            self._key, algorithm = load_public_key(public_key)
+            self._algorithms = [algorithm]
 
     def verify(self, token: str) -> Principal:
         """The principal of ``token``; raises ``NotAuthenticated`` with a short reason."""
