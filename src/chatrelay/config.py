@@ -8,6 +8,7 @@ Settings are parsed once, at start, into one immutable object.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from typing import Annotated, Literal
 
@@ -91,6 +92,18 @@ class Settings(BaseSettings):
     # Login attempts, per user name and per client address (token buckets).
     login_rate_burst: float = Field(10.0, validation_alias=_env("login_rate_burst"))
     login_rate_per_second: float = Field(0.1, validation_alias=_env("login_rate_per_second"))
+    # Peers (CIDRs) whose X-Forwarded-For names the client: the proxies in front.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        validation_alias=_env("trusted_proxies"),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
 
     # -- limits
     max_frame_bytes: int = Field(64 * 1024, validation_alias=_env("max_frame_bytes"))
@@ -124,7 +137,7 @@ class Settings(BaseSettings):
         10.0, gt=0, validation_alias=_env("frame_flood_window_seconds")
     )
 
-    @field_validator("ai_service_urls", "openai_base_urls", mode="before")
+    @field_validator("ai_service_urls", "openai_base_urls", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
@@ -64,21 +65,29 @@ def _accounts(services: GatewayServices) -> AccountsAuthenticator:
     return services.auth
 
 
-def client_address(request: Request) -> str:
-    """The caller's address; behind a proxy on loopback, the one it forwarded.
+def client_address(request: Request, trusted_proxies: Sequence[str]) -> str:
+    """The caller's address: the TCP peer, or, when the peer is a trusted proxy, the
+    address its ``X-Forwarded-For`` names.
 
-    Only a loopback peer (the local nginx of ``cluster up``) is trusted to
-    say who it forwards: anyone else could name any address.
+    The header is read from the right (what the nearest proxy appended), past
+    every trusted proxy: whatever a client wrote further left is its own claim.
     """
-    peer = request.client.host if request.client else "unknown"
-    forwarded = request.headers.get("x-forwarded-for")
-    try:
-        trusted = ipaddress.ip_address(peer).is_loopback
-    except ValueError:
-        trusted = False
-    if forwarded and trusted:
-        return forwarded.split(",")[-1].strip() or peer
-    return peer
+    networks = [ipaddress.ip_network(network, strict=False) for network in trusted_proxies]
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
+
+    address = request.client.host if request.client else "unknown"
+    hops = [hop.strip() for hop in request.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        if not trusted(address):
+            break
+        address = hop
+    return address
 
 
 async def _take_login_token(services: GatewayServices, key: str) -> None:
@@ -120,7 +129,8 @@ async def post_login(body: LoginBody, request: Request, response: Response) -> L
     a name or an address has tried too often."""
     services = _services(request)
     accounts = _accounts(services)
-    await _take_login_token(services, f"login-address:{client_address(request)}")
+    address = client_address(request, services.settings.trusted_proxies)
+    await _take_login_token(services, f"login-address:{address}")
     await _take_login_token(services, f"login-name:{body.username}")
     principal = await accounts.login(body.username, body.password)
     response.set_cookie(
