@@ -35,8 +35,9 @@ async def admit(websocket: WebSocket, services: GatewayServices) -> Admission:
 
     Checks, in order: the node is not draining, the user is authenticated,
     the session id is well formed (a new one is made when none is given),
-    the user is under their socket limit, and the session is not someone
-    else's. Stores nothing: a session is stored by its first accepted chat.
+    the user is under their socket limit (a first look: ``connections.open``
+    holds the limit, counting and registering in one step), and the session
+    is not someone else's. Stores nothing: a session is stored by its first accepted chat.
     """
     connections = services.connections
     connections.refuse_if_draining()
