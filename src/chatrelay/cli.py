@@ -11,10 +11,15 @@ import typer
 
 from chatrelay import logs, serving
 from chatrelay.cluster.nginx import Balancing
-from chatrelay.config import Settings
+from chatrelay.config import Settings, internal_token_problem
 from chatrelay.llm.factory import resolve_model_kind
 
-app = typer.Typer(help="chatrelay: a scalable, real-time AI chat service.", no_args_is_help=True)
+# No locals in a crash report: they would print the settings, internal token included.
+app = typer.Typer(
+    help="chatrelay: a scalable, real-time AI chat service.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 logger = logging.getLogger("chatrelay")
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on.")]
@@ -33,6 +38,10 @@ def _settings(host: str | None, port: int | None) -> Settings:
 
 def _run(role: str, settings: Settings, details: str) -> None:
     """Configure logs, build the role's app, say what runs where, and serve until a signal."""
+    problem = internal_token_problem(settings, role)
+    if problem is not None:
+        typer.echo(f"chatrelay {role}: refusing to start: {problem}", err=True)
+        raise typer.Exit(2)
     logs.configure(settings.log_level, settings.node_id, settings.log_format)
     from chatrelay import app_factory
 
