@@ -71,7 +71,7 @@ def configure(level: str = "info", node_id: str | None = None, fmt: str = "conso
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(
             colors=False,
-            pad_event=0,
+            pad_event_to=0,
             sort_keys=False,
             exception_formatter=structlog.dev.plain_traceback,
         )

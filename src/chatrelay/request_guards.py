@@ -69,7 +69,11 @@ class RequestIds:
             logger.error(
                 "unhandled error",
                 exc_info=exc,
-                extra={"error": type(exc).__name__, "path": scope.get("path", "")},
+                extra={
+                    "error": type(exc).__name__,
+                    "path": scope.get("path", ""),
+                    "request_id": request_id,
+                },
             )
             if scope["type"] == "http" and not started:
                 body = {"code": "internal", "detail": "internal error", "request_id": request_id}
