@@ -23,6 +23,7 @@ import orjson
 import structlog
 
 QUIET_LOGGERS = ("uvicorn.access", "alembic", "httpx", "httpx2", "aiosqlite", "sqlalchemy")
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 # The id of the request being served (set by ``request_guards.RequestIds``).
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 # A query string in a request line: from "?" to the next space or quote.
@@ -90,5 +91,10 @@ def configure(level: str = "info", node_id: str | None = None, fmt: str = "conso
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in UVICORN_LOGGERS:  # whatever configured them before: root's level and handler
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.setLevel(logging.NOTSET)
+        uvicorn_logger.propagate = True
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

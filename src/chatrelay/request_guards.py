@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 
@@ -22,6 +23,8 @@ from chatrelay import logs
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
+# WebSocket close code for "the server met an unexpected condition" (RFC 6455).
+CLOSE_INTERNAL_ERROR = 1011
 
 
 async def _send_json(
@@ -79,7 +82,10 @@ class RequestIds:
                 body = {"code": "internal", "detail": "internal error", "request_id": request_id}
                 await _send_json(send, 500, body, [id_header])
             elif scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 1011})
+                # Refuses the handshake, or closes an accepted socket as a server error;
+                # a socket already gone has nothing left to tell.
+                with contextlib.suppress(OSError, RuntimeError):
+                    await send({"type": "websocket.close", "code": CLOSE_INTERNAL_ERROR})
         finally:
             logs.REQUEST_ID.reset(token)
 

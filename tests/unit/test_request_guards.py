@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from chatrelay.request_guards import REQUEST_ID_HEADER, BodyLimit
@@ -164,3 +165,23 @@ async def test_finding_2_a_chunked_body_over_the_limit_is_413_through_the_app() 
         response = await http.post("/echo", content=chunks())
     assert response.status_code == 413
     assert response.json()["code"] == "too_large"
+
+
+def test_finding_1_an_unhandled_error_on_a_socket_is_one_record_and_close_1011(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = tiny_app()
+
+    @app.websocket("/ws")
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        secret = "prompt-of-the-user-7d1e"
+        raise RuntimeError(f"failed after {len(secret)} characters")
+
+    caplog.set_level(logging.DEBUG)
+    with TestClient(app) as test_client, test_client.websocket_connect("/ws") as websocket:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            websocket.receive_text()
+    assert closed.value.code == 1011
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [record.__dict__["error"] for record in errors] == ["RuntimeError"]
