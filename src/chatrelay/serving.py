@@ -29,15 +29,25 @@ from chatrelay.config import Settings
 logger = logging.getLogger(__name__)
 
 
-class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, closing a connection whose request headers are late.
+# What a WebSocket handshake over the concurrency limit is answered (as uvicorn answers requests).
+_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 19\r\nconnection: close\r\n\r\nService Unavailable"
+)
 
-    The clock starts when the connection opens and when a request's first byte
-    arrives, and stops once its headers are complete (a WebSocket upgrade is
-    complete headers too). Between requests uvicorn's keep-alive timeout rules.
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol with a header timeout and the concurrency limit on sockets too.
+
+    The header clock starts when the connection opens and when a request's
+    first byte arrives, and stops once its headers are complete (a WebSocket
+    handshake's too); a connection still without them is closed. Between
+    requests uvicorn's keep-alive timeout rules. uvicorn refuses plain requests
+    past ``limit_concurrency`` with 503 but lets WebSocket handshakes through:
+    they are refused the same way here, since a socket holds its place longest.
     """
 
-    header_timeout: float = 10.0  # set per server by ``protocol_with_header_timeout``
+    header_timeout: float = 10.0  # set per server by ``bounded_http_protocol``
     _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -52,6 +62,14 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
         super().on_headers_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        limit = self.limit_concurrency
+        if limit is not None and len(self.connections) >= limit:
+            self.transport.write(_BUSY_RESPONSE)
+            self.transport.close()
+            return
+        super().handle_websocket_upgrade()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
@@ -71,13 +89,13 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def protocol_with_header_timeout(seconds: float) -> type[HeaderTimeoutProtocol]:
-    """A ``HeaderTimeoutProtocol`` class with its timeout (uvicorn builds one per connection)."""
+def bounded_http_protocol(timeout: float) -> type[BoundedHttpProtocol]:
+    """A ``BoundedHttpProtocol`` class with its timeout (uvicorn makes one per connection)."""
 
-    class TimedProtocol(HeaderTimeoutProtocol):
-        header_timeout = seconds
+    class Bounded(BoundedHttpProtocol):
+        header_timeout = timeout
 
-    return TimedProtocol
+    return Bounded
 
 
 class DrainingServer(uvicorn.Server):
@@ -127,7 +145,7 @@ def run(app: FastAPI, settings: Settings, *, stop_listening_on_drain: bool = Tru
         host=settings.host,
         port=settings.port,
         log_config=None,
-        http=protocol_with_header_timeout(settings.header_timeout_seconds),
+        http=bounded_http_protocol(settings.header_timeout_seconds),
         timeout_keep_alive=max(1, round(settings.keep_alive_seconds)),
         limit_concurrency=settings.max_concurrency,
         backlog=settings.listen_backlog,

@@ -97,6 +97,9 @@ async def test_finding_3_connections_past_the_concurrency_limit_get_503(
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             answer = sock.recv(4096)
         assert answer.startswith(b"HTTP/1.1 503"), answer
+        with pytest.raises(InvalidStatus) as refused:  # a WebSocket handshake too
+            await wsclient.connect(limited.ws, **ids())
+        assert refused.value.response.status_code == 503
     finally:
         for sock in held:
             sock.close()
