@@ -93,21 +93,23 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(16_000, validation_alias=_env("max_message_chars"))
     # Largest WebSocket frame and REST body. Unset: derived from max_message_chars
     # (see wire_limit_bytes) so that any message within the limit fits.
-    max_frame_bytes: int | None = Field(None, validation_alias=_env("max_frame_bytes"))
-    max_body_bytes: int | None = Field(None, validation_alias=_env("max_body_bytes"))
+    max_frame_bytes: int | None = Field(None, gt=0, validation_alias=_env("max_frame_bytes"))
+    max_body_bytes: int | None = Field(None, gt=0, validation_alias=_env("max_body_bytes"))
     max_connections_per_user: int = Field(50, validation_alias=_env("max_connections_per_user"))
     chat_rate_burst: float = Field(20.0, validation_alias=_env("chat_rate_burst"))
     chat_rate_per_second: float = Field(1.0, validation_alias=_env("chat_rate_per_second"))
 
     # -- listeners (docs/operations.md, "Limits")
     # A connection that has not sent its request headers within this is closed.
-    header_timeout_seconds: float = Field(10.0, validation_alias=_env("header_timeout_seconds"))
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("header_timeout_seconds")
+    )
     # An idle keep-alive connection between two requests is closed after this.
-    keep_alive_seconds: float = Field(5.0, validation_alias=_env("keep_alive_seconds"))
+    keep_alive_seconds: float = Field(5.0, gt=0, validation_alias=_env("keep_alive_seconds"))
     # Connections and requests served at once per process; past it, 503.
-    max_concurrency: int = Field(2048, validation_alias=_env("max_concurrency"))
+    max_concurrency: int = Field(2048, gt=0, validation_alias=_env("max_concurrency"))
     # Connections the kernel queues before the process accepts them.
-    listen_backlog: int = Field(2048, validation_alias=_env("listen_backlog"))
+    listen_backlog: int = Field(2048, gt=0, validation_alias=_env("listen_backlog"))
 
     # -- liveness
     ping_interval: float = Field(20.0, validation_alias=_env("ping_interval"))

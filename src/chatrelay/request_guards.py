@@ -60,15 +60,14 @@ class RequestIds:
                 started = True
                 headers = [*message.get("headers", []), id_header]
                 message = {**message, "headers": headers}
-            elif message["type"] == "websocket.accept":
-                started = True
             await send(message)
 
         token = logs.REQUEST_ID.set(request_id)
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            # One record: the type and where, never the locals (they hold tokens and prompts).
+            # One record: type, path, id and a plain traceback; never the locals
+            # (they held the internal token and users' prompts: logs.py).
             logger.error(
                 "unhandled error",
                 exc_info=exc,
