@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hypothesis import strategies as st
+from hypothesis.vendor.pretty import RepresentationPrinter
 
 from chatrelay.protocol import MAX_CLIENT_ID_CHARS
 
@@ -54,6 +55,9 @@ CLIENT_TYPES = ("chat", "cancel", "resume", "ping")
 # the campaign's main cost.
 ROLL_SIDES = 80
 
+# How much of a frame its repr shows.
+REPR_BYTES = 120
+
 PONG = "pong"
 RESET = "reset"
 NONE = "none"
@@ -80,7 +84,7 @@ CANCEL_ANSWERS = frozenset({error("not_found"), NONE})
 RESUME_ANSWERS = frozenset({RESET, NONE})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FuzzFrame:
     """One client message and the outcomes the protocol allows for it."""
 
@@ -88,6 +92,15 @@ class FuzzFrame:
     payload: str | bytes
     transport: Transport
     expected: frozenset[str]
+
+    def __repr__(self) -> str:
+        # Short: Hypothesis writes examples' reprs, and a frame may be 200 kB.
+        shown = self.payload if self.size <= REPR_BYTES else self.payload[:REPR_BYTES]
+        return f"<{self.label}, {self.transport}, {self.size} bytes: {shown!r}>"
+
+    def _repr_pretty_(self, printer: RepresentationPrinter, cycle: bool) -> None:
+        # Hypothesis prints a dataclass field by field unless it has this.
+        printer.text(repr(self))
 
     @property
     def size(self) -> int:
@@ -198,9 +211,9 @@ def valid_frames(max_chars: int) -> st.SearchStrategy[FuzzFrame]:
 
 
 @st.composite
-def with_extra_fields(draw: st.DrawFn, max_chars: int) -> FuzzFrame:
+def with_extra_fields(draw: st.DrawFn, valid: st.SearchStrategy[FuzzFrame]) -> FuzzFrame:
     """A frame with fields the protocol does not name: they are ignored."""
-    base = draw(valid_frames(max_chars))
+    base = draw(valid)
     frame = json.loads(base.payload)
     extras = draw(st.dictionaries(st.text(max_size=8), JSON_VALUES, min_size=1, max_size=4))
     frame.update({key: value for key, value in extras.items() if key not in frame})
@@ -325,9 +338,11 @@ def long_chats(draw: st.DrawFn, max_chars: int, max_bytes: int) -> FuzzFrame:
 
 
 @st.composite
-def sized_frames(draw: st.DrawFn, max_chars: int, max_bytes: int) -> FuzzFrame:
+def sized_frames(
+    draw: st.DrawFn, frames: st.SearchStrategy[FuzzFrame], max_bytes: int
+) -> FuzzFrame:
     """A valid or bad frame padded with an extra field to a few bytes around the limit."""
-    base = draw(valid_frames(max_chars) | wrong_types())
+    base = draw(frames)
     target = max_bytes + draw(st.integers(-2, 2) | st.integers(3, 200_000))
     frame = json.loads(base.payload)
     if not isinstance(frame, dict):  # pragma: no cover - both strategies make objects
@@ -347,10 +362,10 @@ def _sized(label: str, payload: str, expected: frozenset[str], max_bytes: int) -
 
 
 @st.composite
-def binary_frames(draw: st.DrawFn, max_chars: int) -> FuzzFrame:
+def binary_frames(draw: st.DrawFn, frames: st.SearchStrategy[FuzzFrame]) -> FuzzFrame:
     """Binary frames: a frame's JSON as bytes (judged like its text), or raw bytes."""
     if draw(st.booleans()):
-        base = draw(valid_frames(max_chars) | wrong_types())
+        base = draw(frames)
         assert isinstance(base.payload, str)
         return FuzzFrame(f"binary {base.label}", base.payload.encode(), "binary", base.expected)
     raw = draw(st.binary(max_size=40).filter(_not_json_bytes))
@@ -381,28 +396,34 @@ def invalid_utf8_text(draw: st.DrawFn) -> FuzzFrame:
     )
 
 
-@st.composite
-def client_frames(draw: st.DrawFn, max_chars: int, max_bytes: int) -> FuzzFrame:
+def client_frames(max_chars: int, max_bytes: int) -> st.SearchStrategy[FuzzFrame]:
     """Every kind of client frame above, weighted towards the cheap ones: a frame that
-    closes the socket (too big, not UTF-8) costs a reconnect, so those are rarer
-    (see ``ROLL_SIDES``)."""
+    may close the socket (too big, not UTF-8) costs a reconnect, so those are rarer
+    (see ``ROLL_SIDES``). Each strategy is built once: building one per draw costs
+    Hypothesis a validation each time, more than the draw."""
+    valid = valid_frames(max_chars)
+    objects = valid | wrong_types()
     cheap = st.one_of(
-        valid_frames(max_chars),
-        with_extra_fields(max_chars),
+        valid,
+        with_extra_fields(valid),
         missing_fields(),
         wrong_types(),
         not_json(),
         deep_nesting(),
-        binary_frames(max_chars),
+        binary_frames(objects),
     )
+    rare = {
+        ROLL_SIDES // 2: invalid_utf8_text(),
+        ROLL_SIDES // 2 + 1: long_chats(max_chars, max_bytes),
+        ROLL_SIDES // 2 + 2: sized_frames(objects, max_bytes),
+    }
+
     # ``one_of`` flattens and weighs its branches alike, so the weights need a draw of
     # their own; Hypothesis favours an integer's bounds, so the rare kinds sit inside.
-    roll = draw(st.integers(0, ROLL_SIDES - 1))
-    if roll == ROLL_SIDES // 2:
-        return draw(invalid_utf8_text())
-    if roll == ROLL_SIDES // 2 + 1:
-        return draw(long_chats(max_chars, max_bytes))
-    if roll == ROLL_SIDES // 2 + 2:
-        return draw(sized_frames(max_chars, max_bytes))
-    frame: FuzzFrame = draw(cheap)
-    return frame
+    @st.composite
+    def weighted(draw: st.DrawFn) -> FuzzFrame:
+        roll = draw(st.integers(0, ROLL_SIDES - 1))
+        frame: FuzzFrame = draw(rare.get(roll, cheap))
+        return frame
+
+    return weighted()
