@@ -54,10 +54,8 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
 
     @app.post("/api/chat", status_code=202, response_model=ChatAccepted)
     async def post_chat(body: ChatBody, request: Request) -> ChatAccepted:
-        user = _user(request)
         conversations = _services(request).conversations
-        await conversations.open(user, body.session_id)
-        return await conversations.send(user, body.session_id, body.message)
+        return await conversations.send(_user(request), body.session_id, body.message)
 
     @app.post("/api/cancel")
     async def post_cancel(body: CancelBody, request: Request) -> CancelAccepted:
