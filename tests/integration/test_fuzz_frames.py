@@ -64,8 +64,8 @@ MAX_MESSAGE_CHARS: int = Settings.model_fields["max_message_chars"].default
 FRAMES_PER_EXAMPLE = 100
 EXAMPLES = 105
 MIN_FRAMES = 10_000
-FUZZ_SOCKETS = 4
-# One frame and its sentinel answered; an example of 100 frames on 4 sockets.
+FUZZ_SOCKETS = 8
+# One frame and its sentinel answered; an example of 100 frames on 8 sockets.
 ANSWER_TIMEOUT = seconds(10)
 EXAMPLE_TIMEOUT = seconds(120)
 # The control user stays within the per-user chat rate (1 a second after a burst).
