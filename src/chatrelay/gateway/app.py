@@ -11,6 +11,7 @@ from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from chatrelay.auth.routes import router as auth_router
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
 from chatrelay.protocol import SESSION_ID_PATTERN
@@ -47,6 +48,7 @@ def _user(request: Request) -> str:
 def create_app(services_factory: ServicesFactory) -> FastAPI:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
     app = create_service_app("chatrelay", services_factory)
+    app.include_router(auth_router)
 
     @app.websocket("/ws/chat")
     async def chat_socket(websocket: WebSocket) -> None:
