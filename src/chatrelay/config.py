@@ -8,6 +8,7 @@ Settings are parsed once, at start, into one immutable object.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from typing import Annotated, Literal
 
@@ -17,6 +18,20 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 def _env(name: str, *seed_names: str) -> AliasChoices:
     return AliasChoices(f"CHATRELAY_{name.upper()}", *seed_names)
+
+
+# JSON may escape a character outside the BMP as two \uXXXX escapes: 12 bytes.
+MAX_JSON_BYTES_PER_CHAR = 12
+# Room for the rest of a frame or body around the message (type, ids, quotes).
+ENVELOPE_BYTES = 4 * 1024
+# No frame or body limit below this, however small max_message_chars is.
+MIN_WIRE_LIMIT_BYTES = 64 * 1024
+DEFAULT_INTERNAL_TOKEN = "change-me-internal"
+
+
+def wire_limit_bytes(max_message_chars: int) -> int:
+    """A frame or body size that any message of ``max_message_chars`` fits, in any JSON encoding."""
+    return max(MIN_WIRE_LIMIT_BYTES, MAX_JSON_BYTES_PER_CHAR * max_message_chars + ENVELOPE_BYTES)
 
 
 class Settings(BaseSettings):
@@ -71,15 +86,60 @@ class Settings(BaseSettings):
     ai_service_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("ai_service_urls", "AI_SERVICE_URLS")
     )
-    internal_token: str = Field("change-me-internal", validation_alias=_env("internal_token"))
+    internal_token: str = Field(DEFAULT_INTERNAL_TOKEN, validation_alias=_env("internal_token"))
 
-    # -- auth and limits
-    auth_mode: Literal["dev", "jwt"] = Field("dev", validation_alias=_env("auth_mode"))
-    max_frame_bytes: int = Field(64 * 1024, validation_alias=_env("max_frame_bytes"))
+    # -- authentication (docs/security.md; docs/operations.md, "Authentication")
+    auth_mode: Literal["dev", "jwt", "accounts"] = Field("dev", validation_alias=_env("auth_mode"))
+    # dev mode trusts any user name: off loopback only when this says so.
+    allow_dev_auth: bool = Field(False, validation_alias=_env("allow_dev_auth"))
+    # jwt mode: exactly one of the three key sources.
+    jwt_secret: str | None = Field(None, validation_alias=_env("jwt_secret"))
+    jwt_public_key: str | None = Field(None, validation_alias=_env("jwt_public_key"))
+    jwt_jwks_url: str | None = Field(None, validation_alias=_env("jwt_jwks_url"))
+    jwt_audience: str | None = Field(None, validation_alias=_env("jwt_audience"))
+    jwt_issuer: str | None = Field(None, validation_alias=_env("jwt_issuer"))
+    # Clock skew tolerated on exp / nbf / iat between the token's issuer and us.
+    jwt_leeway_seconds: float = Field(30.0, validation_alias=_env("jwt_leeway_seconds"))
+    # accounts mode: signs the session cookie; generated next to SQLite when unset.
+    secret: str | None = Field(None, validation_alias=_env("secret"))
+    session_ttl_seconds: float = Field(12 * 3600.0, validation_alias=_env("session_ttl_seconds"))
+    # Login attempts, per user name and per client address (token buckets).
+    login_rate_burst: float = Field(10.0, validation_alias=_env("login_rate_burst"))
+    login_rate_per_second: float = Field(0.1, validation_alias=_env("login_rate_per_second"))
+    # Peers (CIDRs) whose X-Forwarded-For names the client: the proxies in front.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        validation_alias=_env("trusted_proxies"),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
+
+    # -- limits
     max_message_chars: int = Field(16_000, validation_alias=_env("max_message_chars"))
+    # Largest WebSocket frame and REST body. Unset: derived from max_message_chars
+    # (see wire_limit_bytes) so that any message within the limit fits.
+    max_frame_bytes: int | None = Field(None, gt=0, validation_alias=_env("max_frame_bytes"))
+    max_body_bytes: int | None = Field(None, gt=0, validation_alias=_env("max_body_bytes"))
     max_connections_per_user: int = Field(50, validation_alias=_env("max_connections_per_user"))
     chat_rate_burst: float = Field(20.0, validation_alias=_env("chat_rate_burst"))
     chat_rate_per_second: float = Field(1.0, validation_alias=_env("chat_rate_per_second"))
+
+    # -- listeners (docs/operations.md, "Limits")
+    # A connection that has not sent its request headers within this is closed.
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("header_timeout_seconds")
+    )
+    # An idle keep-alive connection between two requests is closed after this.
+    keep_alive_seconds: float = Field(5.0, gt=0, validation_alias=_env("keep_alive_seconds"))
+    # Connections and requests served at once per process; past it, 503.
+    max_concurrency: int = Field(2048, gt=0, validation_alias=_env("max_concurrency"))
+    # Connections the kernel queues before the process accepts them.
+    listen_backlog: int = Field(2048, gt=0, validation_alias=_env("listen_backlog"))
 
     # -- liveness
     ping_interval: float = Field(20.0, validation_alias=_env("ping_interval"))
@@ -95,12 +155,33 @@ class Settings(BaseSettings):
     send_queue_size: int = Field(1024, validation_alias=_env("send_queue_size"))
     history_turns: int = Field(20, validation_alias=_env("history_turns"))
 
-    @field_validator("ai_service_urls", "openai_base_urls", mode="before")
+    # -- socket limits (docs/operations.md, "Socket limits"): client frames per socket
+    # A token bucket: this many frames at once, refilled at this rate; past it a
+    # frame is answered with ``rate_limited`` instead of being handled.
+    frame_rate_burst: float = Field(20.0, gt=0, validation_alias=_env("frame_rate_burst"))
+    frame_rate_per_second: float = Field(10.0, gt=0, validation_alias=_env("frame_rate_per_second"))
+    # This many refused frames within the window close the socket (1008).
+    frame_flood_limit: int = Field(50, gt=0, validation_alias=_env("frame_flood_limit"))
+    frame_flood_window_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("frame_flood_window_seconds")
+    )
+
+    @field_validator("ai_service_urls", "openai_base_urls", "trusted_proxies", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def resolved_max_frame_bytes(self) -> int:
+        """The WebSocket frame limit: ``max_frame_bytes``, else derived."""
+        return self.max_frame_bytes or wire_limit_bytes(self.max_message_chars)
+
+    @property
+    def resolved_max_body_bytes(self) -> int:
+        """The REST body limit: ``max_body_bytes``, else derived."""
+        return self.max_body_bytes or wire_limit_bytes(self.max_message_chars)
 
     @property
     def resolved_checkpoint_seconds(self) -> float:
@@ -116,3 +197,24 @@ class Settings(BaseSettings):
         if self.redis_host:
             return f"redis://{self.redis_host}:{self.redis_port}/0"
         return self.engine_url
+
+
+def internal_token_problem(settings: Settings, role: str) -> str | None:
+    """Why ``role`` must not start with these settings' internal token, or None.
+
+    An empty token would let anyone call a worker; the well-known default is as
+    good as none once a gateway or worker listens beyond loopback. The all-in-one
+    never sends the token, so only the empty one is refused there.
+    """
+    if not settings.internal_token:
+        return "CHATRELAY_INTERNAL_TOKEN is empty: set it to a long random secret"
+    from chatrelay.auth import is_loopback  # the auth package imports this module
+
+    exposed = not is_loopback(settings.host)
+    if role != "serve" and exposed and settings.internal_token == DEFAULT_INTERNAL_TOKEN:
+        return (
+            f"CHATRELAY_INTERNAL_TOKEN is the default {DEFAULT_INTERNAL_TOKEN!r} while the "
+            f"{role} listens on {settings.host}: set it to a long random secret, "
+            "the same on every gateway and worker"
+        )
+    return None

@@ -42,6 +42,7 @@ ENGINE_ERRORS = Counter("chatrelay_engine_errors_total", "Engine calls that fail
 UPSTREAM_CALLS = Counter(
     "chatrelay_upstream_calls_total", "Gateway calls to workers", ["node", "outcome"]
 )
+NO_WORKER = Counter("chatrelay_no_worker_total", "Chats refused: no worker could take them")
 GENERATIONS = Counter("chatrelay_generations_total", "Finished generations", ["status"])
 TIME_TO_FIRST_TOKEN = Histogram(
     "chatrelay_time_to_first_token_seconds",
@@ -51,8 +52,12 @@ TIME_TO_FIRST_TOKEN = Histogram(
 RUNNING_GENERATIONS = Gauge("chatrelay_running_generations", "Generations running on this worker")
 
 
-def observe_send(ts: float) -> None:
-    """Count one event written to a socket, and its latency if it carries a publish time."""
+def observe_send(ts: float | None) -> None:
+    """Count one event written to a socket, and its latency if it carries a publish time.
+
+    ``ts`` is None for an event that was not live (replayed by a resume or
+    repaired from the log): its age says nothing about the relay's latency.
+    """
     CHUNKS_RELAYED.inc()
     if ts:
         CHUNK_LATENCY.observe(time.time() - ts)

@@ -51,9 +51,10 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# Some character ``str.strip`` keeps: the gateway refuses a blank message (JSON Schema
-# and Rust regexes leave U+001C..U+001F out of ``\s``; Python strips them).
-NOT_BLANK = r"[^\s\x1c-\x1f]"
+# What the gateway takes as a message: no NUL (the stores cannot keep it), and some
+# character ``str.strip`` keeps (JSON Schema and Rust regexes leave U+001C..U+001F
+# out of ``\s``; Python strips them).
+MESSAGE_TEXT = r"^[^\x00]*[^\s\x00\x1c-\x1f][^\x00]*$"
 
 
 class ChatBody(BaseModel):
@@ -61,7 +62,7 @@ class ChatBody(BaseModel):
 
     message: str = Field(
         min_length=1,
-        pattern=NOT_BLANK,
+        pattern=MESSAGE_TEXT,
         description="The user's message: some non-blank text of at most"
         " CHATRELAY_MAX_MESSAGE_CHARS (default 16,000) characters.",
     )
@@ -117,6 +118,9 @@ def session_summary(record: SessionRecord) -> SessionSummary:
 
 
 # -- gateway -> worker ---------------------------------------------------------------
+# A worker validates like the gateway does: the ids of a generation (user,
+# session, messages) are 1 to 128 characters of the session id alphabet, as the
+# gateway's own are (they end up in keys, rows and logs).
 
 # Gateway -> worker calls carry the shared internal token in this header.
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
@@ -130,10 +134,11 @@ class GenerationRequest(BaseModel):
     """
 
     session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
-    user_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+    # The length is checked against the worker's max_message_chars setting.
     message: str = Field(min_length=1)
-    message_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
-    user_message_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
+    message_id: str = Field(default_factory=new_id, pattern=SESSION_ID_PATTERN.pattern)
+    user_message_id: str = Field(default_factory=new_id, pattern=SESSION_ID_PATTERN.pattern)
     client_id: str | None = Field(None, max_length=MAX_CLIENT_ID_CHARS)
 
 
@@ -141,4 +146,5 @@ class CancelRequest(BaseModel):
     """``POST /cancel`` on a worker (works on any worker)."""
 
     session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+    # Only looked up, never stored: the gateway's own bound on cancel frames.
     message_id: str = Field(min_length=1, max_length=128)

@@ -4,7 +4,8 @@ A gateway and a worker each build their routes on top of it; neither knows
 the other. The shell opens the service's parts for the app's lifetime
 (``app.state.services``), hands ``serving.py`` their ``drain``, turns
 chatrelay's errors and invalid bodies into ``{"code", "detail"}`` answers,
-and serves ``/metrics``.
+runs the request guards (a request id and error boundary, the body limit:
+``request_guards.py``) and serves ``/metrics``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException
 from chatrelay import __version__, metrics
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import ChatRelayError, RateLimited
+from chatrelay.request_guards import BodyLimit, RequestIds
 from chatrelay.security_headers import SecurityHeaders
 
 
@@ -60,9 +62,14 @@ async def health_response(
 
 
 def create_service_app(
-    title: str, services_factory: Callable[[], AbstractAsyncContextManager[ServicesT]]
+    title: str,
+    services_factory: Callable[[], AbstractAsyncContextManager[ServicesT]],
+    max_body_bytes: int,
 ) -> FastAPI:
-    """An app whose lifespan runs ``services_factory``, with the shared handlers and /metrics."""
+    """An app whose lifespan runs ``services_factory``, with the shared handlers and /metrics.
+
+    Request bodies over ``max_body_bytes`` are refused with 413 before they are read.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +82,10 @@ def create_service_app(
     app = FastAPI(
         title=title, version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
+    # The last added runs first: the request id is set before the body is counted,
+    # and every answer, a 413 included, gets the security headers.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RequestIds)
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(ChatRelayError)

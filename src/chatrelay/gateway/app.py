@@ -9,9 +9,10 @@ from typing import Any
 
 from fastapi import FastAPI, Path, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
 
+from chatrelay.auth.routes import router as auth_router
 from chatrelay.gateway.api_docs import mount_api_docs
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
@@ -30,6 +31,8 @@ from chatrelay.service_app import create_service_app, error_response, health_res
 STATIC_DIR = FilePath(__file__).parent / "static"
 # The web UI's catch-all route: every GET no other route takes.
 WEB_UI_PATH = "/{path:path}"
+# The methods a wrong-method answer (405) may list in its ``Allow``.
+HTTP_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
 NOT_BUILT_PAGE = """<!doctype html><meta charset="utf-8"><title>chatrelay</title>
 <h1>chatrelay is running</h1>
 <p>The web UI is not built in this install: run <code>make web</code> (needs Node.js),
@@ -49,9 +52,10 @@ def _user(request: Request) -> str:
     return services.auth.authenticate(request).user_id
 
 
-def create_app(services_factory: ServicesFactory) -> FastAPI:
+def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAPI:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
-    app = create_service_app("chatrelay", services_factory)
+    app = create_service_app("chatrelay", services_factory, max_body_bytes)
+    app.include_router(auth_router)
 
     @app.websocket("/ws/chat")
     async def chat_socket(websocket: WebSocket) -> None:
@@ -64,10 +68,8 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
         responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
     )
     async def post_chat(body: ChatBody, request: Request) -> ChatAccepted:
-        user = _user(request)
         conversations = _services(request).conversations
-        await conversations.open(user, body.session_id)
-        return await conversations.send(user, body.session_id, body.message)
+        return await conversations.send(_user(request), body.session_id, body.message)
 
     @app.post("/api/cancel", responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
     async def post_cancel(body: CancelBody, request: Request) -> CancelAccepted:
@@ -100,8 +102,11 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
 
     @app.get("/api/health")
     async def api_health(request: Request) -> dict[str, Any]:
+        # Counts only: worker URLs and their errors are for operators (logs, metrics).
         services = _services(request)
-        return {"node": services.node_id, "workers": services.dispatcher.health()}
+        workers = services.dispatcher.health()
+        healthy = sum(1 for worker in workers if worker["state"] == "up")
+        return {"node": services.node_id, "workers": {"healthy": healthy, "total": len(workers)}}
 
     async def health(request: Request) -> JSONResponse:
         services = _services(request)
@@ -125,14 +130,14 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
 
 
 def _methods_of(app: FastAPI, path: str) -> set[str]:
-    """The methods the API routes matching ``path`` take (the catch-all answers GET)."""
+    """The methods some API route takes on ``path`` (the web UI's catch-all left out)."""
     return {
         method
-        for route in app.routes
-        if isinstance(route, APIRoute)
-        and route.path != WEB_UI_PATH
-        and route.path_regex.match(path)
-        for method in route.methods or ()
+        for method in HTTP_METHODS
+        for route in app.router.routes
+        if getattr(route, "path", None) != WEB_UI_PATH
+        and route.matches({"type": "http", "path": path, "method": method, "root_path": ""})[0]
+        is Match.FULL
     }
 
 

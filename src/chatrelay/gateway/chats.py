@@ -3,6 +3,11 @@
 Owns the checks that do not depend on the transport: who owns a session,
 message length, the per-user chat rate, ids chosen before any worker is
 called (so a retried call cannot start two generations).
+
+A session is stored on its first accepted chat, not when a socket opens or
+a request is refused: ``send`` claims it after every check passed, and the
+store's claim is race-free (of two users racing the first chat of one new
+id, one owns it and the other is refused with ``forbidden``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import Forbidden, InvalidMessage, RateLimited
 from chatrelay.gateway.upstream import Dispatcher
-from chatrelay.protocol import WireMessage, new_id, partial_texts, wire_message
+from chatrelay.protocol import WireMessage, new_id, partial_texts, unstorable, wire_message
 from chatrelay.rest import (
     CancelRequest,
     ChatAccepted,
@@ -35,13 +40,15 @@ class Conversations:
         self._store = store
         self._dispatcher = dispatcher
 
-    async def open(self, user_id: str, session_id: str) -> None:
-        """Claim a new session for ``user_id``, or check they own an existing one."""
-        owner = await self._store.claim_session(session_id, user_id)
-        if owner != user_id:
-            raise Forbidden("this session belongs to another user")
+    async def owner(self, session_id: str) -> str | None:
+        """Who owns the session, or None while it is not stored (no chat accepted yet)."""
+        return await self._store.session_owner(session_id)
 
-    async def _check_owner(self, user_id: str, session_id: str) -> bool:
+    async def check_owner(self, user_id: str, session_id: str) -> bool:
+        """Whether the session is stored; raises ``Forbidden`` if it is someone else's.
+
+        Stores nothing: a session is claimed by its first accepted chat.
+        """
         owner = await self._store.session_owner(session_id)
         if owner is not None and owner != user_id:
             raise Forbidden("this session belongs to another user")
@@ -50,13 +57,20 @@ class Conversations:
     async def send(
         self, user_id: str, session_id: str, content: str, client_id: str | None = None
     ) -> ChatAccepted:
-        """Start a chat turn; the answer streams through the session's log."""
+        """Start a chat turn; the answer streams through the session's log.
+
+        The first accepted chat of a session stores it, owned by ``user_id``.
+        """
         if not content.strip():
             raise InvalidMessage("the message is empty")
         if len(content) > self._settings.max_message_chars:
             raise InvalidMessage(
                 f"the message is longer than {self._settings.max_message_chars} characters"
             )
+        for name, text in (("message", content), ("client_id", client_id or "")):
+            if problem := unstorable(text):
+                raise InvalidMessage(f"the {name} {problem}")
+        await self.check_owner(user_id, session_id)
         wait = await self._engine.coordination.take_token(
             f"chat-rate:{user_id}",
             self._settings.chat_rate_burst,
@@ -65,6 +79,8 @@ class Conversations:
         if wait > 0:
             seconds = math.ceil(wait)
             raise RateLimited(f"too many messages; retry in {seconds} s", retry_after=seconds)
+        if await self._store.claim_session(session_id, user_id) != user_id:
+            raise Forbidden("this session belongs to another user")
         request = GenerationRequest(
             session_id=session_id,
             user_id=user_id,
@@ -77,14 +93,14 @@ class Conversations:
 
     async def cancel(self, user_id: str, session_id: str, message_id: str) -> None:
         """Stop a running generation of the session (from any node)."""
-        await self._check_owner(user_id, session_id)
+        await self.check_owner(user_id, session_id)
         await self._dispatcher.cancel(CancelRequest(session_id=session_id, message_id=message_id))
 
     async def history(
         self, user_id: str, session_id: str, limit: int = 200, before: str | None = None
     ) -> list[WireMessage]:
         """Stored messages, oldest first; a message still streaming shows its text so far."""
-        if not await self._check_owner(user_id, session_id):
+        if not await self.check_owner(user_id, session_id):
             return []
         records = await self._store.history(session_id, limit=limit, before=before)
         messages = [wire_message(record) for record in records]

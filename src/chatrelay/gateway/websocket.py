@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from chatrelay.engine.base import Connection
 from chatrelay.exceptions import EngineError, HandshakeRefused
 from chatrelay.gateway import close_codes, handshake
 from chatrelay.gateway.asgi_send import TextSender
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.services import GatewayServices
+from chatrelay.gateway.throttle import FrameThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,11 @@ async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
     """Serve one WebSocket of ``/ws/chat`` until it closes."""
     await websocket.accept()
     try:
-        connection = await handshake.admit(websocket, services)
+        admission = await handshake.admit(websocket, services)
     except HandshakeRefused as refused:
         await websocket.close(refused.code, refused.reason)
         return
+    connection = admission.connection
     fields = {
         "node": services.node_id,
         "session_id": connection.session_id,
@@ -45,10 +46,10 @@ async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
     try:
         async with (
             services.connections.open(connection, outbound),
-            _attached(services, connection, outbound),
+            _attached(services, admission, outbound),
         ):
             logger.info("WebSocket connected", extra=fields)
-            code, reason = await _run(websocket, services, connection, outbound)
+            code, reason = await _run(websocket, services, admission, outbound)
     except HandshakeRefused as refused:
         code, reason = refused.code, refused.reason
     except EngineError as exc:
@@ -61,35 +62,52 @@ async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
 
 @contextlib.asynccontextmanager
 async def _attached(
-    services: GatewayServices, connection: Connection, outbound: Outbound
+    services: GatewayServices, admission: handshake.Admission, outbound: Outbound
 ) -> AsyncIterator[None]:
     """Attach ``outbound`` to its session's relay and welcome it, holding live events meanwhile."""
     outbound.hold()
+    connection = admission.connection
     async with services.relay.attach(connection.session_id, outbound):
-        await handshake.welcome(services, connection, outbound)
+        await handshake.welcome(services, connection, outbound, owned=admission.owned)
         yield
 
 
 async def _run(
-    websocket: WebSocket, services: GatewayServices, connection: Connection, outbound: Outbound
+    websocket: WebSocket,
+    services: GatewayServices,
+    admission: handshake.Admission,
+    outbound: Outbound,
 ) -> tuple[int, str]:
     """Read and write until either side ends; the close code and reason."""
+    settings, connection = services.settings, admission.connection
+    throttle = FrameThrottle(
+        burst=settings.frame_rate_burst,
+        per_second=settings.frame_rate_per_second,
+        flood_limit=settings.frame_flood_limit,
+        flood_window=settings.frame_flood_window_seconds,
+    )
     inbound = Inbound(
         user_id=connection.user_id,
         session_id=connection.session_id,
         conversations=services.conversations,
         relay=services.relay,
         outbound=outbound,
-        max_message_chars=services.settings.max_message_chars,
+        throttle=throttle,
+        max_message_chars=settings.max_message_chars,
+        max_frame_bytes=settings.resolved_max_frame_bytes,
+        owned=admission.owned,
     )
     reader = asyncio.create_task(inbound.read(websocket.receive))
     writer = asyncio.create_task(outbound.write(TextSender(websocket).send_text))
-    tasks = (reader, writer)
+    tasks = [reader, writer]
+    # The claim watcher is not one of the tasks that end the socket: it only
+    # releases the outbound, or closes it (the writer then ends).
+    helpers = [] if admission.owned else [asyncio.create_task(inbound.watch_claim())]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
+        for task in (*tasks, *helpers):
             task.cancel()
         # The client may be gone: a send or receive error only ends the socket.
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *helpers, return_exceptions=True)
     return outbound.close_reason
