@@ -1,4 +1,4 @@
-"""Coordination kept in this process: leases, cancel flags, token buckets.
+"""Coordination kept in this process: leases, cancel flags, token buckets, tickets, slots.
 
 The guarantees are those of ``base.Coordination`` within one process. The
 memory broker asks it (``is_current``, ``cancel_pending``) when it fences a
@@ -27,6 +27,8 @@ class MemoryCoordination:
         self._fences: dict[str, int] = {}
         self._cancels: dict[str, float] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._tickets: dict[str, tuple[str, float]] = {}
+        self._slots: dict[str, dict[str, float]] = {}
 
     def is_current(self, lease: Lease) -> bool:
         """Whether ``lease`` is still the live grant of its key (the fencing check)."""
@@ -82,3 +84,34 @@ class MemoryCoordination:
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / refill_per_second if refill_per_second > 0 else float("inf")
+
+    async def issue_ticket(self, ticket: str, data: str, ttl: float) -> None:
+        now = time.monotonic()
+        # Expired tickets go when a new one comes, so unredeemed ones cannot pile up.
+        self._tickets = {k: v for k, v in self._tickets.items() if v[1] > now}
+        self._tickets[ticket] = (data, now + ttl)
+
+    async def redeem_ticket(self, ticket: str) -> str | None:
+        entry = self._tickets.pop(ticket, None)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def _live_slots(self, key: str) -> dict[str, float]:
+        now = time.monotonic()
+        live = {m: e for m, e in self._slots.get(key, {}).items() if e > now}
+        self._slots[key] = live
+        return live
+
+    async def claim_slot(self, key: str, member: str, limit: int, ttl: float) -> bool:
+        live = self._live_slots(key)
+        if member not in live and len(live) >= limit:
+            return False
+        live[member] = time.monotonic() + ttl
+        return True
+
+    async def release_slot(self, key: str, member: str) -> None:
+        self._live_slots(key).pop(member, None)
+
+    async def slot_members(self, key: str) -> list[str]:
+        return list(self._live_slots(key))
