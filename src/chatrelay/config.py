@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     chat_rate_burst: float = Field(20.0, validation_alias=_env("chat_rate_burst"))
     chat_rate_per_second: float = Field(1.0, validation_alias=_env("chat_rate_per_second"))
 
+    # -- access (docs/operations.md, "Access")
+    # Origins besides the server's own that may open sockets and send cookie-authenticated
+    # writes (comma-separated, e.g. https://app.example.com).
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("allowed_origins")
+    )
+    # Answers one user may have running at once, across every session and node.
+    max_concurrent_generations: int = Field(3, validation_alias=_env("max_concurrent_generations"))
+    # Completion tokens per user per UTC day; 0: no budget.
+    user_daily_tokens: int = Field(0, validation_alias=_env("user_daily_tokens"))
+
     # -- liveness
     ping_interval: float = Field(20.0, validation_alias=_env("ping_interval"))
     heartbeat_ttl: float = Field(60.0, validation_alias=_env("heartbeat_ttl"))
@@ -95,7 +106,7 @@ class Settings(BaseSettings):
     send_queue_size: int = Field(1024, validation_alias=_env("send_queue_size"))
     history_turns: int = Field(20, validation_alias=_env("history_turns"))
 
-    @field_validator("ai_service_urls", "openai_base_urls", mode="before")
+    @field_validator("ai_service_urls", "openai_base_urls", "allowed_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

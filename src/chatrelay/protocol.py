@@ -33,7 +33,9 @@ SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 MAX_CLIENT_ID_CHARS = 64
 # Message ids and epochs are ours (UUIDs, hex); anything longer is not one.
 MAX_ID_CHARS = 128
-CLIENT_FRAME_TYPES = frozenset({"chat", "cancel", "resume", "ping"})
+CLIENT_FRAME_TYPES = frozenset({"chat", "cancel", "resume", "ping", "refresh"})
+# Tickets are ``secrets.token_urlsafe`` strings (43 characters); anything longer is not one.
+MAX_TICKET_CHARS = 128
 
 
 def new_id() -> str:
@@ -75,8 +77,15 @@ class PingFrame(_ClientFrameModel):
     type: Literal["ping"] = "ping"
 
 
+class RefreshFrame(_ClientFrameModel):
+    """A new ticket (``POST /api/ws-ticket``) that moves the socket's expiry (v1.1)."""
+
+    type: Literal["refresh"] = "refresh"
+    ticket: str
+
+
 ClientFrame = Annotated[
-    ChatFrame | CancelFrame | ResumeFrame | PingFrame, Field(discriminator="type")
+    ChatFrame | CancelFrame | ResumeFrame | PingFrame | RefreshFrame, Field(discriminator="type")
 ]
 
 
@@ -119,6 +128,8 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
         return ChatFrame(content=content, client_id=client_id)
     if kind == "cancel":
         return CancelFrame(message_id=_string_field(data, "message_id", MAX_ID_CHARS))
+    if kind == "refresh":
+        return RefreshFrame(ticket=_string_field(data, "ticket", MAX_TICKET_CHARS))
     epoch = _string_field(data, "epoch", MAX_ID_CHARS)
     offset = data.get("offset")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:

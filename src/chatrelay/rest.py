@@ -73,6 +73,36 @@ def session_summary(record: SessionRecord) -> SessionSummary:
     return {"id": record.id, "title": record.title, "updated_at": record.updated_at.isoformat()}
 
 
+class TicketBody(TypedDict):
+    """A one-time ticket for ``/ws/chat?ticket=``, valid ``expires_in`` seconds."""
+
+    ticket: str
+    expires_in: int
+
+
+class UsageBody(TypedDict):
+    """``GET /api/me``: running answers and completion tokens since 00:00 UTC."""
+
+    running: int
+    tokens_today: int
+
+
+class LimitsBody(TypedDict):
+    """``GET /api/me``: the caller's limits."""
+
+    max_concurrent_generations: int
+    daily_tokens: int
+
+
+class MeBody(TypedDict):
+    """The caller, their role, and their usage against their limits (0: no daily budget)."""
+
+    user_id: str
+    role: str
+    usage: UsageBody
+    limits: LimitsBody
+
+
 # -- gateway -> worker ---------------------------------------------------------------
 
 # Gateway -> worker calls carry the shared internal token in this header.

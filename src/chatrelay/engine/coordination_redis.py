@@ -90,4 +90,4 @@ class RedisCoordination:
             members = await self._client.redis.zrangebyscore(
                 self._keys.slots(key), f"({milliseconds(time.time())}", "+inf"
             )
-        return [as_text(member) for member in members]
+        return [as_text(member) for member in members if isinstance(member, bytes | str)]

@@ -11,6 +11,8 @@ from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from chatrelay.auth.base import Principal
+from chatrelay.gateway import access_routes
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
 from chatrelay.protocol import SESSION_ID_PATTERN
@@ -39,14 +41,14 @@ def _services(request: Request) -> GatewayServices:
     return services
 
 
-def _user(request: Request) -> str:
-    services = _services(request)
-    return services.auth.authenticate(request).user_id
+def _principal(request: Request) -> Principal:
+    return _services(request).auth.authenticate(request)
 
 
 def create_app(services_factory: ServicesFactory) -> FastAPI:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
     app = create_service_app("chatrelay", services_factory)
+    access_routes.install(app)
 
     @app.websocket("/ws/chat")
     async def chat_socket(websocket: WebSocket) -> None:
@@ -54,15 +56,15 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
 
     @app.post("/api/chat", status_code=202, response_model=ChatAccepted)
     async def post_chat(body: ChatBody, request: Request) -> ChatAccepted:
-        user = _user(request)
+        principal = _principal(request)
         conversations = _services(request).conversations
-        await conversations.open(user, body.session_id)
-        return await conversations.send(user, body.session_id, body.message)
+        await conversations.open(principal, body.session_id)
+        return await conversations.send(principal, body.session_id, body.message)
 
     @app.post("/api/cancel")
     async def post_cancel(body: CancelBody, request: Request) -> CancelAccepted:
         await _services(request).conversations.cancel(
-            _user(request), body.session_id, body.message_id
+            _principal(request), body.session_id, body.message_id
         )
         return {"status": "cancelled"}
 
@@ -78,13 +80,13 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
         if not SESSION_ID_PATTERN.match(session_id):
             return error_response(422, "invalid_message", "invalid session id")
         messages = await _services(request).conversations.history(
-            _user(request), session_id, limit=limit, before=before
+            _principal(request), session_id, limit=limit, before=before
         )
         return {"session_id": session_id, "messages": messages}
 
     @app.get("/api/sessions", response_model=None)
     async def get_sessions(request: Request) -> SessionsBody:
-        return {"sessions": await _services(request).conversations.sessions(_user(request))}
+        return {"sessions": await _services(request).conversations.sessions(_principal(request))}
 
     @app.get("/api/health")
     async def api_health(request: Request) -> dict[str, Any]:

@@ -1,17 +1,23 @@
 """What a user may do with a conversation, whether asked over WebSocket or REST.
 
 Owns the checks that do not depend on the transport: who owns a session,
-message length, the per-user chat rate, ids chosen before any worker is
-called (so a retried call cannot start two generations).
+message length, the per-user chat rate and quotas, ids chosen before any
+worker is called (so a retried call cannot start two generations).
+
+Ownership: a session belongs to the user who created it. Only its owner may
+chat in it; its owner and administrators may read it (history, a socket)
+and cancel its answers; anyone else gets ``Forbidden`` (403 / close 4403).
 """
 
 from __future__ import annotations
 
 import math
 
+from chatrelay.auth.base import Principal
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
-from chatrelay.exceptions import Forbidden, InvalidMessage, RateLimited
+from chatrelay.exceptions import ChatRelayError, Forbidden, InvalidMessage, RateLimited
+from chatrelay.gateway.quotas import Quotas
 from chatrelay.gateway.upstream import Dispatcher
 from chatrelay.protocol import WireMessage, new_id, partial_texts, wire_message
 from chatrelay.rest import (
@@ -23,9 +29,11 @@ from chatrelay.rest import (
 )
 from chatrelay.store.conversations import ConversationStore
 
+OTHER_USERS_SESSION = "this session belongs to another user"
+
 
 class Conversations:
-    """Sessions, chats, cancels and history, for one authenticated user at a time."""
+    """Sessions, chats, cancels and history, each asked by an authenticated principal."""
 
     def __init__(
         self, settings: Settings, engine: Engine, store: ConversationStore, dispatcher: Dispatcher
@@ -34,29 +42,41 @@ class Conversations:
         self._engine = engine
         self._store = store
         self._dispatcher = dispatcher
+        self.quotas = Quotas(
+            engine.coordination,
+            store,
+            max_running=settings.max_concurrent_generations,
+            daily_tokens=settings.user_daily_tokens,
+        )
 
-    async def open(self, user_id: str, session_id: str) -> None:
-        """Claim a new session for ``user_id``, or check they own an existing one."""
-        owner = await self._store.claim_session(session_id, user_id)
-        if owner != user_id:
-            raise Forbidden("this session belongs to another user")
+    async def open(self, principal: Principal, session_id: str) -> None:
+        """Claim a new session for the principal, or check they may read an existing one."""
+        owner = await self._store.claim_session(session_id, principal.user_id)
+        if owner != principal.user_id and not principal.admin:
+            raise Forbidden(OTHER_USERS_SESSION)
 
-    async def _check_owner(self, user_id: str, session_id: str) -> bool:
+    async def _check_owner(self, principal: Principal, session_id: str, *, read: bool) -> bool:
+        """Whether the session exists; ``Forbidden`` unless the principal may use it.
+
+        ``read``: reading or cancelling, which administrators may do in any session.
+        """
         owner = await self._store.session_owner(session_id)
-        if owner is not None and owner != user_id:
-            raise Forbidden("this session belongs to another user")
+        if owner is not None and owner != principal.user_id and not (read and principal.admin):
+            raise Forbidden(OTHER_USERS_SESSION)
         return owner is not None
 
     async def send(
-        self, user_id: str, session_id: str, content: str, client_id: str | None = None
+        self, principal: Principal, session_id: str, content: str, client_id: str | None = None
     ) -> ChatAccepted:
-        """Start a chat turn; the answer streams through the session's log."""
+        """Start a chat turn in the principal's own session; the answer streams through its log."""
         if not content.strip():
             raise InvalidMessage("the message is empty")
         if len(content) > self._settings.max_message_chars:
             raise InvalidMessage(
                 f"the message is longer than {self._settings.max_message_chars} characters"
             )
+        user_id = principal.user_id
+        await self._check_owner(principal, session_id, read=False)
         wait = await self._engine.coordination.take_token(
             f"chat-rate:{user_id}",
             self._settings.chat_rate_burst,
@@ -73,18 +93,23 @@ class Conversations:
             user_message_id=new_id(),
             client_id=client_id,
         )
-        return await self._dispatcher.start(request)
+        await self.quotas.claim(user_id, session_id, request.message_id)
+        try:
+            return await self._dispatcher.start(request)
+        except ChatRelayError:  # refused before it started: the slot was never used
+            await self.quotas.release(user_id, session_id, request.message_id)
+            raise
 
-    async def cancel(self, user_id: str, session_id: str, message_id: str) -> None:
+    async def cancel(self, principal: Principal, session_id: str, message_id: str) -> None:
         """Stop a running generation of the session (from any node)."""
-        await self._check_owner(user_id, session_id)
+        await self._check_owner(principal, session_id, read=True)
         await self._dispatcher.cancel(CancelRequest(session_id=session_id, message_id=message_id))
 
     async def history(
-        self, user_id: str, session_id: str, limit: int = 200, before: str | None = None
+        self, principal: Principal, session_id: str, limit: int = 200, before: str | None = None
     ) -> list[WireMessage]:
         """Stored messages, oldest first; a message still streaming shows its text so far."""
-        if not await self._check_owner(user_id, session_id):
+        if not await self._check_owner(principal, session_id, read=True):
             return []
         records = await self._store.history(session_id, limit=limit, before=before)
         messages = [wire_message(record) for record in records]
@@ -97,5 +122,7 @@ class Conversations:
                 message["content"] = max(message["content"], text, key=len)
         return messages
 
-    async def sessions(self, user_id: str) -> list[SessionSummary]:
-        return [session_summary(record) for record in await self._store.list_sessions(user_id)]
+    async def sessions(self, principal: Principal) -> list[SessionSummary]:
+        """The principal's own sessions, newest first."""
+        records = await self._store.list_sessions(principal.user_id)
+        return [session_summary(record) for record in records]

@@ -8,10 +8,13 @@ session's relay.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from starlette.websockets import WebSocket
 
+from chatrelay.auth.base import Principal
+from chatrelay.auth.tickets import redeem_ticket
 from chatrelay.engine.base import Connection
 from chatrelay.exceptions import EngineError, Forbidden, HandshakeRefused, NotAuthenticated
 from chatrelay.gateway import close_codes
@@ -20,34 +23,54 @@ from chatrelay.gateway.services import GatewayServices
 from chatrelay.protocol import new_id, valid_session_id, welcome_frame
 
 
-async def admit(websocket: WebSocket, services: GatewayServices) -> Connection:
-    """The connection an accepted socket asks for, or ``HandshakeRefused``.
+async def authenticate(websocket: WebSocket, services: GatewayServices) -> Principal:
+    """The principal of a socket: its ``ticket=`` (any mode), or dev mode's query.
 
-    Checks, in order: the node is not draining, the user is authenticated,
+    Outside ``dev`` mode a socket authenticates only by a one-time ticket,
+    so no long-lived token ever travels in a URL. Raises ``HandshakeRefused``.
+    """
+    ticket = websocket.query_params.get("ticket")
+    try:
+        if ticket is not None:
+            principal = await redeem_ticket(services.engine.coordination, ticket)
+        elif services.settings.auth_mode == "dev":
+            principal = services.auth.authenticate(websocket)
+        else:
+            raise NotAuthenticated("connect with ?ticket= from POST /api/ws-ticket")
+    except NotAuthenticated as exc:
+        raise HandshakeRefused(close_codes.NOT_AUTHENTICATED, exc.detail) from exc
+    except EngineError as exc:
+        raise HandshakeRefused(close_codes.OVERLOADED, "engine unavailable") from exc
+    if principal.expires_at is not None and principal.expires_at <= time.time():
+        raise HandshakeRefused(close_codes.NOT_AUTHENTICATED, "the token has expired")
+    return principal
+
+
+async def admit(websocket: WebSocket, services: GatewayServices) -> tuple[Connection, Principal]:
+    """The connection an accepted socket asks for and its principal, or ``HandshakeRefused``.
+
+    Checks, in order: the node is not draining, the caller is authenticated,
     the session id is well formed (a new one is made when none is given),
-    the user owns the session (claiming it when new), and the user is under
-    their socket limit.
+    the caller may use the session (claiming it when new; administrators may
+    watch any), and the user is under their socket limit.
     """
     connections = services.connections
     connections.refuse_if_draining()
-    query = websocket.query_params
-    try:
-        user_id = services.auth.authenticate(websocket).user_id
-    except NotAuthenticated as exc:
-        raise HandshakeRefused(close_codes.NOT_AUTHENTICATED, exc.detail) from exc
-    session_id = query.get("session_id") or new_id()
+    principal = await authenticate(websocket, services)
+    user_id = principal.user_id
+    session_id = websocket.query_params.get("session_id") or new_id()
     if not valid_session_id(session_id):
         raise HandshakeRefused(
             close_codes.BAD_SESSION, "session_id must be 1 to 128 of [A-Za-z0-9_.:-]"
         )
     try:
-        await services.conversations.open(user_id, session_id)
+        await services.conversations.open(principal, session_id)
     except Forbidden as exc:
         raise HandshakeRefused(close_codes.FORBIDDEN, exc.detail) from exc
     except EngineError as exc:
         raise HandshakeRefused(close_codes.OVERLOADED, "engine unavailable") from exc
     await connections.admit(user_id)
-    return Connection(uuid.uuid4().hex, session_id, user_id, services.node_id)
+    return Connection(uuid.uuid4().hex, session_id, user_id, services.node_id), principal
 
 
 async def welcome(services: GatewayServices, connection: Connection, outbound: Outbound) -> None:

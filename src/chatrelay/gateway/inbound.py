@@ -2,7 +2,8 @@
 
 ``chat`` and ``cancel`` go to the conversation rules (``chats.py``),
 ``resume`` replays the session's log into the outbound queue, ``ping`` is
-answered with ``pong``. A frame that breaks the protocol, or a request the
+answered with ``pong``, ``refresh`` renews the socket's credential
+(``credentials.py``). A frame that breaks the protocol, or a request the
 rules refuse, is answered with an ``error`` frame carrying its code; the
 socket carries on reading.
 """
@@ -14,8 +15,10 @@ from collections.abc import Awaitable, Callable
 from starlette.types import Message
 
 from chatrelay import metrics
-from chatrelay.exceptions import ChatRelayError, FrameError
+from chatrelay.exceptions import ChatRelayError, FrameError, NotAuthenticated, TokenExpired
+from chatrelay.gateway import close_codes
 from chatrelay.gateway.chats import Conversations
+from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.relay import Relay
 from chatrelay.protocol import (
@@ -24,6 +27,7 @@ from chatrelay.protocol import (
     ChatFrame,
     ClientFrame,
     PingFrame,
+    RefreshFrame,
     ResumeFrame,
     error_frame,
     parse_client_frame,
@@ -39,14 +43,14 @@ class Inbound:
     def __init__(
         self,
         *,
-        user_id: str,
+        credential: SocketCredential,
         session_id: str,
         conversations: Conversations,
         relay: Relay,
         outbound: Outbound,
         max_message_chars: int,
     ) -> None:
-        self._user_id = user_id
+        self._credential = credential
         self._session_id = session_id
         self._conversations = conversations
         self._relay = relay
@@ -77,7 +81,8 @@ class Inbound:
             self._outbound.send_frame(error_frame(exc.code, exc.detail))
 
     async def _route(self, frame: ClientFrame) -> None:
-        conversations, user, session = self._conversations, self._user_id, self._session_id
+        conversations, session = self._conversations, self._session_id
+        user = self._credential.principal
         match frame:
             case PingFrame():
                 self._outbound.send_encoded(PONG_FRAME)
@@ -97,6 +102,16 @@ class Inbound:
                     )
             case ResumeFrame(epoch=epoch, offset=offset):
                 await self._resume(epoch, offset)
+            case RefreshFrame(ticket=ticket):
+                try:
+                    await self._credential.refresh(ticket)
+                except NotAuthenticated as exc:
+                    # PROTOCOL: a failed refresh ends the socket as an expiry would.
+                    self._outbound.send_last(
+                        error_frame(TokenExpired.code, f"refresh refused: {exc.detail}"),
+                        close_codes.NOT_AUTHENTICATED,
+                        "refresh refused",
+                    )
 
     async def _resume(self, epoch: str, offset: int) -> None:
         """Replay the log after ``offset``, then carry on live; or tell the client to reset."""

@@ -88,8 +88,12 @@ class Outbound:
 
     def send_reconnect(self, reason: str) -> None:
         """Tell the client to come back (elsewhere) and resume; the writer ends after it."""
-        self.send_frame(reconnect_frame(reason))
-        self._closing = (close_codes.RESTARTING, reason)
+        self.send_last(reconnect_frame(reason), close_codes.RESTARTING, reason)
+
+    def send_last(self, frame: ServerFrame, code: int, reason: str) -> None:
+        """Queue ``frame`` last: the writer ends after it, and the socket closes with ``code``."""
+        self.send_frame(frame)
+        self._closing = (code, reason)
         self._enqueue(_END)
 
     # -- welcome and resume

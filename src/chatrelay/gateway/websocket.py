@@ -18,21 +18,27 @@ from collections.abc import AsyncIterator
 from starlette.websockets import WebSocket, WebSocketState
 
 from chatrelay.engine.base import Connection
-from chatrelay.exceptions import EngineError, HandshakeRefused
+from chatrelay.exceptions import EngineError, HandshakeRefused, TokenExpired
 from chatrelay.gateway import close_codes, handshake
 from chatrelay.gateway.asgi_send import TextSender
+from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.services import GatewayServices
+from chatrelay.protocol import error_frame
 
 logger = logging.getLogger(__name__)
+
+# An expired socket's last frames (and the token_expired error) get this long
+# to leave before it is closed anyway.
+EXPIRED_FLUSH_SECONDS = 5.0
 
 
 async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
     """Serve one WebSocket of ``/ws/chat`` until it closes."""
     await websocket.accept()
     try:
-        connection = await handshake.admit(websocket, services)
+        connection, principal = await handshake.admit(websocket, services)
     except HandshakeRefused as refused:
         await websocket.close(refused.code, refused.reason)
         return
@@ -48,7 +54,8 @@ async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
             _attached(services, connection, outbound),
         ):
             logger.info("WebSocket connected", extra=fields)
-            code, reason = await _run(websocket, services, connection, outbound)
+            credential = SocketCredential(principal, services.engine.coordination)
+            code, reason = await _run(websocket, services, connection, credential, outbound)
     except HandshakeRefused as refused:
         code, reason = refused.code, refused.reason
     except EngineError as exc:
@@ -71,11 +78,15 @@ async def _attached(
 
 
 async def _run(
-    websocket: WebSocket, services: GatewayServices, connection: Connection, outbound: Outbound
+    websocket: WebSocket,
+    services: GatewayServices,
+    connection: Connection,
+    credential: SocketCredential,
+    outbound: Outbound,
 ) -> tuple[int, str]:
-    """Read and write until either side ends; the close code and reason."""
+    """Read and write until either side ends, or the credential expires; the close code."""
     inbound = Inbound(
-        user_id=connection.user_id,
+        credential=credential,
         session_id=connection.session_id,
         conversations=services.conversations,
         relay=services.relay,
@@ -84,9 +95,19 @@ async def _run(
     )
     reader = asyncio.create_task(inbound.read(websocket.receive))
     writer = asyncio.create_task(outbound.write(TextSender(websocket).send_text))
-    tasks = (reader, writer)
+    expiry = asyncio.create_task(credential.expired())
+    tasks = (reader, writer, expiry)
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if expiry in done and not writer.done():
+            # The last frames go out before the close: the writer ends after this one.
+            expired = TokenExpired("the token expired and was not refreshed")
+            outbound.send_last(
+                error_frame(expired.code, expired.detail),
+                close_codes.NOT_AUTHENTICATED,
+                "token expired",
+            )
+            await asyncio.wait((writer,), timeout=EXPIRED_FLUSH_SECONDS)
     finally:
         for task in tasks:
             task.cancel()

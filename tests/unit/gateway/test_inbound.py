@@ -17,16 +17,20 @@ import orjson
 import pytest
 from starlette.types import Message
 
+from chatrelay.auth.base import Principal
 from chatrelay.config import Settings
 from chatrelay.engine import create_engine
 from chatrelay.engine.base import Engine
 from chatrelay.gateway.chats import Conversations
+from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.relay import Relay
 from chatrelay.store.conversations import ConversationStore
 from tests.timing import seconds
 from tests.unit.gateway.conftest import Worker
+
+ANA = Principal("ana")
 
 
 @dataclass
@@ -70,10 +74,10 @@ async def socket(tmp_path: Path) -> AsyncIterator[Socket]:
         aclosing(Relay(engine.broker)) as relay,
     ):
         conversations = Conversations(settings, engine, store, worker)
-        await conversations.open("ana", "s1")
+        await conversations.open(ANA, "s1")
         outbound = Outbound(maxsize=64)
         inbound = Inbound(
-            user_id="ana",
+            credential=SocketCredential(ANA, engine.coordination),
             session_id="s1",
             conversations=conversations,
             relay=relay,

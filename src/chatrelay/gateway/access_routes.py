@@ -1,0 +1,54 @@
+"""Access routes: socket tickets and the caller's own account (``/api/ws-ticket``, ``/api/me``).
+
+``install`` adds them to the gateway app, with the Origin guard in front of
+every route (``auth/origins.py``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+
+from chatrelay.auth.origins import OriginGuard
+from chatrelay.auth.tickets import TICKET_TTL_SECONDS, issue_ticket
+from chatrelay.gateway.services import GatewayServices
+from chatrelay.rest import MeBody, TicketBody
+
+router = APIRouter()
+
+
+def _services(request: Request) -> GatewayServices:
+    services: GatewayServices = request.app.state.services
+    return services
+
+
+@router.post("/api/ws-ticket")
+async def post_ws_ticket(request: Request) -> TicketBody:
+    """A one-time ticket for the caller, redeemable once on any gateway."""
+    services = _services(request)
+    principal = services.auth.authenticate(request)
+    ticket = await issue_ticket(services.engine.coordination, principal)
+    return {"ticket": ticket, "expires_in": TICKET_TTL_SECONDS}
+
+
+@router.get("/api/me")
+async def get_me(request: Request) -> MeBody:
+    """Who the caller is, and how much of their quotas they use."""
+    services = _services(request)
+    principal = services.auth.authenticate(request)
+    quotas = services.conversations.quotas
+    usage = await quotas.usage(principal.user_id)
+    return {
+        "user_id": principal.user_id,
+        "role": "admin" if principal.admin else "user",
+        "usage": {"running": usage.running, "tokens_today": usage.tokens_today},
+        "limits": {
+            "max_concurrent_generations": quotas.max_running,
+            "daily_tokens": quotas.daily_tokens,
+        },
+    }
+
+
+def install(app: FastAPI) -> None:
+    """Add the Origin guard and the access routes to the gateway ``app``."""
+    app.add_middleware(OriginGuard)
+    app.include_router(router)
