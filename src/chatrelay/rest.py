@@ -74,10 +74,15 @@ def session_summary(record: SessionRecord) -> SessionSummary:
 
 
 class TicketBody(TypedDict):
-    """A one-time ticket for ``/ws/chat?ticket=``, valid ``expires_in`` seconds."""
+    """A one-time ticket for ``/ws/chat?ticket=``, valid ``expires_in`` seconds.
+
+    ``expires_at`` (Unix seconds, or None) is when the credential the ticket
+    stands for expires: a socket opened with it must ``refresh`` before then.
+    """
 
     ticket: str
     expires_in: int
+    expires_at: float | None
 
 
 class UsageBody(TypedDict):

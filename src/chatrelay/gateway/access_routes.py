@@ -27,7 +27,7 @@ async def post_ws_ticket(request: Request) -> TicketBody:
     services = _services(request)
     principal = services.auth.authenticate(request)
     ticket = await issue_ticket(services.engine.coordination, principal)
-    return {"ticket": ticket, "expires_in": TICKET_TTL_SECONDS}
+    return {"ticket": ticket, "expires_in": TICKET_TTL_SECONDS, "expires_at": principal.expires_at}
 
 
 @router.get("/api/me")

@@ -183,10 +183,14 @@ export interface SessionSummary {
 }
 /**
  * A one-time ticket for ``/ws/chat?ticket=``, valid ``expires_in`` seconds.
+ *
+ * ``expires_at`` (Unix seconds, or None) is when the credential the ticket
+ * stands for expires: a socket opened with it must ``refresh`` before then.
  */
 export interface TicketBody {
   ticket: string;
   expires_in: number;
+  expires_at: number | null;
 }
 /**
  * The caller, their role, and their usage against their limits (0: no daily budget).
