@@ -106,6 +106,17 @@ class Settings(BaseSettings):
     send_queue_size: int = Field(1024, validation_alias=_env("send_queue_size"))
     history_turns: int = Field(20, validation_alias=_env("history_turns"))
 
+    # -- socket limits (docs/operations.md, "Socket limits"): client frames per socket
+    # A token bucket: this many frames at once, refilled at this rate; past it a
+    # frame is answered with ``rate_limited`` instead of being handled.
+    frame_rate_burst: float = Field(20.0, gt=0, validation_alias=_env("frame_rate_burst"))
+    frame_rate_per_second: float = Field(10.0, gt=0, validation_alias=_env("frame_rate_per_second"))
+    # This many refused frames within the window close the socket (1008).
+    frame_flood_limit: int = Field(50, gt=0, validation_alias=_env("frame_flood_limit"))
+    frame_flood_window_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("frame_flood_window_seconds")
+    )
+
     @field_validator("ai_service_urls", "openai_base_urls", "allowed_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

@@ -51,8 +51,12 @@ TIME_TO_FIRST_TOKEN = Histogram(
 RUNNING_GENERATIONS = Gauge("chatrelay_running_generations", "Generations running on this worker")
 
 
-def observe_send(ts: float) -> None:
-    """Count one event written to a socket, and its latency if it carries a publish time."""
+def observe_send(ts: float | None) -> None:
+    """Count one event written to a socket, and its latency if it carries a publish time.
+
+    ``ts`` is None for an event that was not live (replayed by a resume or
+    repaired from the log): its age says nothing about the relay's latency.
+    """
     CHUNKS_RELAYED.inc()
     if ts:
         CHUNK_LATENCY.observe(time.time() - ts)

@@ -29,7 +29,9 @@ from chatrelay.exceptions import FrameError
 from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role
 
 PROTOCOL_VERSION = 1
-SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# Starts with a letter or digit: ``.`` and ``..`` would be path segments in a URL.
+SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+SESSION_ID_RULE = "1 to 128 of [A-Za-z0-9_.:-], starting with a letter or digit"
 MAX_CLIENT_ID_CHARS = 64
 # Message ids and epochs are ours (UUIDs, hex); anything longer is not one.
 MAX_ID_CHARS = 128
@@ -44,8 +46,20 @@ def new_id() -> str:
 
 
 def valid_session_id(value: object) -> bool:
-    """Whether ``value`` is a session id: 1 to 128 of ``[A-Za-z0-9_.:-]``."""
+    """Whether ``value`` is a session (or dev user) id: see ``SESSION_ID_RULE``."""
     return isinstance(value, str) and SESSION_ID_PATTERN.match(value) is not None
+
+
+def unstorable(text: str) -> str | None:
+    """Why the stores cannot keep ``text`` (PostgreSQL refuses NUL in text, and a
+    lone surrogate has no UTF-8 encoding), or None when they can."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains a lone surrogate"
+    return None
 
 
 # -- client -> server ------------------------------------------------------------
@@ -111,6 +125,8 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
     kind = data.get("type")
     if kind is None:
         raise FrameError("bad_frame", "frame has no 'type'")
+    if not isinstance(kind, str):
+        raise FrameError("bad_frame", "'type' must be a string")
     if kind not in CLIENT_FRAME_TYPES:
         raise FrameError("unknown_type", f"unknown frame type {kind!r}")
     if kind == "ping":

@@ -8,16 +8,36 @@ facets of ``engine/base.py``: broker, coordination, registry.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import orjson
 import pytest
 
 from chatrelay.engine.base import Connection, Engine
+from chatrelay.engine.broker_memory import MemoryBroker
+from chatrelay.engine.redis_client import RedisClient
 from chatrelay.exceptions import LeaseLost
 from tests.timing import seconds
 
 LOG_CAP = 50
+LOG_TTL = 300.0  # the fixture's
 SHORT_TTL = 0.3
+SOCKET_LIMIT = 50
+
+
+async def forget_idle_logs(engine: Engine, *session_ids: str) -> None:
+    """What ``log_ttl`` passing does to logs nobody uses.
+
+    The memory engine's sweep forgets them whole (swept on a clock moved past
+    ``log_ttl``); Redis lets their streams expire and keeps the offset counter
+    (the stream keys are deleted, as their expiry would).
+    """
+    if isinstance(engine.broker, MemoryBroker):
+        engine.broker.sweep(time.monotonic() + LOG_TTL + 1)
+        return
+    assert isinstance(engine.client, RedisClient)
+    keys = engine.client.keys
+    await engine.client.redis.delete(*(keys.session_log(s) for s in session_ids))
 
 
 def frame(n: int) -> dict[str, object]:
@@ -127,6 +147,22 @@ async def test_epoch_is_stable_while_the_log_lives(engine: Engine) -> None:
     assert first == second
     assert latest == 2
     assert (await engine.broker.history("s1")).epoch == first
+
+
+async def test_finding_5_a_forgotten_log_never_moves_offsets_back(engine: Engine) -> None:
+    for n in range(1, 4):
+        await engine.broker.publish("s1", frame(n))
+    held_epoch, held = await engine.broker.position("s1")  # what a client may still hold
+    await forget_idle_logs(engine, "s1")
+    history = await engine.broker.history("s1", since=held)
+    offset = (await engine.broker.publish("s1", frame(4))).event.offset
+    epoch, latest = await engine.broker.position("s1")
+    assert history.epoch == epoch
+    if epoch == held_epoch:  # continuity: the counter survived the log
+        assert history.complete and history.events == []
+        assert offset == latest == held + 1
+    else:  # a new log: the client is told to reset, its offset means nothing now
+        assert offset == latest == 1
 
 
 # -- coordination
@@ -280,6 +316,34 @@ async def test_registry_entries_expire_without_heartbeat(engine: Engine) -> None
     assert await engine.registry.user_connection_count("alice") == 1
     assert await engine.registry.cleanup_stale() >= 1
     assert await engine.registry.active_sessions() == {"s1": "alice"}
+
+
+async def test_finding_10_register_holds_the_user_limit_under_a_race(engine: Engine) -> None:
+    racing = [Connection(f"c{n}", f"s{n}", "alice", f"gw-{n % 2}") for n in range(200)]
+    registered = await asyncio.gather(
+        *(engine.registry.register(c, seconds(10), max_per_user=SOCKET_LIMIT) for c in racing)
+    )
+    assert registered.count(True) == SOCKET_LIMIT
+    assert await engine.registry.user_connection_count("alice") == SOCKET_LIMIT
+    admitted = racing[registered.index(True)]
+    refused = racing[registered.index(False)]
+    assert await engine.registry.register(admitted, seconds(10), max_per_user=SOCKET_LIMIT)
+    bob = Connection("b1", "s1", "bob", "gw-0")
+    assert await engine.registry.register(bob, seconds(10), max_per_user=SOCKET_LIMIT)
+    assert not await engine.registry.register(refused, seconds(10), max_per_user=SOCKET_LIMIT)
+    await engine.registry.unregister(admitted)
+    assert await engine.registry.register(refused, seconds(10), max_per_user=SOCKET_LIMIT)
+    assert await engine.registry.user_connection_count("alice") == SOCKET_LIMIT
+
+
+async def test_expired_registrations_do_not_count_toward_the_limit(engine: Engine) -> None:
+    await engine.registry.register(Connection("c1", "s1", "alice", "gw-dead"), SHORT_TTL)
+    await asyncio.sleep(SHORT_TTL * 2)  # the expiry itself is under test
+    fresh = Connection("c2", "s2", "alice", "gw-1")
+    assert await engine.registry.register(fresh, seconds(10), max_per_user=1)
+    assert not await engine.registry.register(
+        Connection("c3", "s3", "alice", "gw-1"), seconds(10), max_per_user=1
+    )
 
 
 # -- the whole engine

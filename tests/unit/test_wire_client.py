@@ -135,3 +135,20 @@ async def test_a_silent_server_times_out() -> None:
     client = WireClient(ScriptedConnection(), timeout=0.05)
     with pytest.raises(TimeoutError):
         await client.recv()
+
+
+async def test_finding_13_a_long_message_goes_out_as_compact_utf_8() -> None:
+    # 16,000 'é' with json.dumps' defaults is a 96 KB frame (\u00e9 each, and spaces);
+    # compact UTF-8 is ~32 KB, inside any frame limit sized for the character limit.
+    raw: list[str] = []
+
+    class RawConnection(ScriptedConnection):
+        async def send(self, message: str) -> None:
+            raw.append(message)
+
+    client = WireClient(RawConnection(WELCOME))
+    await client.send({"type": "chat", "content": "é" * 16_000})
+    [frame] = raw
+    assert len(frame.encode()) < 32_100
+    assert orjson.loads(frame) == {"type": "chat", "content": "é" * 16_000}
+    assert ", " not in frame and '": ' not in frame

@@ -31,9 +31,10 @@ def create_engine(
         from chatrelay.engine.coordination_memory import MemoryCoordination
         from chatrelay.engine.registry_memory import MemoryRegistry
 
-        coordination = MemoryCoordination()
-        broker = MemoryBroker(coordination, max_events, log_ttl)
-        return Engine(broker, MemoryRegistry(), coordination)
+        coordination, registry = MemoryCoordination(), MemoryRegistry()
+        # The broker's sweep forgets what the other two let expire (broker_memory.py).
+        broker = MemoryBroker(coordination, max_events, log_ttl, swept=(coordination, registry))
+        return Engine(broker, registry, coordination)
     if url.startswith(("redis:", "rediss:", "unix:")):
         from chatrelay.engine.broker_redis import RedisBroker
         from chatrelay.engine.coordination_redis import RedisCoordination

@@ -13,12 +13,14 @@ app holds (``engine.broker.publish``, ``engine.registry.register``,
   Live delivery is at-most-once (a subscriber that falls behind, or whose
   connection drops, may miss events); the log is the source of truth, and
   ``history`` replays it from any offset it still holds. The log is capped
-  (count and age) but its offset counter is kept far longer, so offsets never
-  go back while clients may still hold them. An epoch names one incarnation of
-  a session's log, and changes when the log was lost (process restart of the
-  memory engine, Redis flushed), so a client holding another epoch knows its
-  offset means nothing now.
-- **Registry**: which sockets are open where, with heartbeats and TTLs.
+  (count and age) and offsets never go back under one epoch: Redis keeps the
+  offset counter far longer than the log, the memory engine forgets an idle
+  log whole and starts it again under a new epoch. An epoch names one
+  incarnation of a session's log, and changes when the log was lost or
+  forgotten (memory engine restarted or swept, Redis flushed), so a client
+  holding another epoch knows its offset means nothing now.
+- **Registry**: which sockets are open where, with heartbeats and TTLs, and
+  the per-user socket limit checked atomically with the registration.
 - **Coordination**: leases with fencing tokens, cancel requests, rate limits.
 
 Every method may raise :class:`chatrelay.exceptions.EngineError` when the
@@ -158,8 +160,16 @@ class Broker(Protocol):
 class Registry(Protocol):
     """Which sockets are open where: registrations expire unless heartbeats renew them."""
 
-    async def register(self, connection: Connection, ttl: float) -> None:
-        """Record an open socket; it expires unless ``heartbeat`` renews it within ``ttl``."""
+    async def register(
+        self, connection: Connection, ttl: float, *, max_per_user: int | None = None
+    ) -> bool:
+        """Record an open socket; it expires unless ``heartbeat`` renews it within ``ttl``.
+
+        With ``max_per_user``, the socket is recorded only if its user holds
+        fewer live sockets than that on every node, counted and recorded in one
+        atomic step (so racing sockets cannot all pass): False when refused.
+        Renewing a live registration is never refused.
+        """
         ...
 
     async def heartbeat(self, connection: Connection, ttl: float) -> None:

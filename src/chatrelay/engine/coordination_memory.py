@@ -3,10 +3,15 @@
 The guarantees are those of ``base.Coordination`` within one process. The
 memory broker asks it (``is_current``, ``cancel_pending``) when it fences a
 publish, so the two answer as one atomic step, as ``publish.lua`` does.
+Fencing tokens come from one counter for every key, so a token never repeats
+in this process and nothing per key has to be kept once its lease lapses;
+``sweep`` drops lapsed leases, expired cancel flags and buckets that have
+refilled (the memory broker runs it, docs/engine.md).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -19,14 +24,21 @@ class _Grant:
     expires_at: float
 
 
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+    full_at: float  # from then on the bucket is as good as new, so it can be forgotten
+
+
 class MemoryCoordination:
     """``Coordination`` of ``engine/base.py`` in this process's memory."""
 
     def __init__(self) -> None:
         self._grants: dict[str, _Grant] = {}
-        self._fences: dict[str, int] = {}
+        self._tokens = itertools.count(1)
         self._cancels: dict[str, float] = {}
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: dict[str, _Bucket] = {}
         self._tickets: dict[str, tuple[str, float]] = {}
         self._slots: dict[str, dict[str, float]] = {}
 
@@ -44,13 +56,24 @@ class MemoryCoordination:
         expires = self._cancels.get(message_id)
         return expires is not None and expires > time.monotonic()
 
+    def sweep(self, now: float) -> int:
+        """Forget lapsed leases, expired cancel flags and full buckets; return how many."""
+        lapsed = [key for key, grant in self._grants.items() if grant.expires_at <= now]
+        expired = [message for message, expires in self._cancels.items() if expires <= now]
+        full = [key for key, bucket in self._buckets.items() if bucket.full_at <= now]
+        for key in lapsed:
+            del self._grants[key]
+        for message in expired:
+            del self._cancels[message]
+        for key in full:
+            del self._buckets[key]
+        return len(lapsed) + len(expired) + len(full)
+
     async def acquire(self, key: str, ttl: float, holder: str) -> Lease | None:
         grant = self._grants.get(key)
         if grant is not None and grant.expires_at > time.monotonic():
             return None
-        token = self._fences.get(key, 0) + 1
-        self._fences[key] = token
-        lease = Lease(key, token, holder, ttl)
+        lease = Lease(key, next(self._tokens), holder, ttl)
         self._grants[key] = _Grant(lease, time.monotonic() + ttl)
         return lease
 
@@ -77,13 +100,18 @@ class MemoryCoordination:
 
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
         now = time.monotonic()
-        tokens, stamp = self._buckets.get(key, (capacity, now))
-        tokens = min(capacity, tokens + (now - stamp) * refill_per_second)
+        bucket = self._buckets.get(key)
+        tokens = capacity if bucket is None else bucket.tokens
+        if bucket is not None:
+            tokens = min(capacity, tokens + (now - bucket.stamp) * refill_per_second)
+        wait = 0.0
         if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / refill_per_second if refill_per_second > 0 else float("inf")
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / refill_per_second if refill_per_second > 0 else float("inf")
+        refill = (capacity - tokens) / refill_per_second if refill_per_second > 0 else float("inf")
+        self._buckets[key] = _Bucket(tokens, now, now + refill)
+        return wait
 
     async def issue_ticket(self, ticket: str, data: str, ttl: float) -> None:
         now = time.monotonic()
@@ -99,8 +127,9 @@ class MemoryCoordination:
 
     def _live_slots(self, key: str) -> dict[str, float]:
         now = time.monotonic()
-        live = {m: e for m, e in self._slots.get(key, {}).items() if e > now}
-        self._slots[key] = live
+        live = {m: e for m, e in self._slots.pop(key, {}).items() if e > now}
+        if live:  # an empty set leaves no key behind
+            self._slots[key] = live
         return live
 
     async def claim_slot(self, key: str, member: str, limit: int, ttl: float) -> bool:
@@ -108,6 +137,7 @@ class MemoryCoordination:
         if member not in live and len(live) >= limit:
             return False
         live[member] = time.monotonic() + ttl
+        self._slots[key] = live
         return True
 
     async def release_slot(self, key: str, member: str) -> None:

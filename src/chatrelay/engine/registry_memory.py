@@ -1,6 +1,9 @@
 """The registry kept in this process: which sockets are open, with TTLs.
 
-The guarantees are those of ``base.Registry`` within one process.
+The guarantees are those of ``base.Registry`` within one process: a limited
+``register`` counts and adds with no ``await`` in between, so it is atomic on
+the event loop. ``sweep`` (run by the memory broker's sweep, and by
+``cleanup_stale``) forgets expired registrations and recent-session entries.
 """
 
 from __future__ import annotations
@@ -17,11 +20,20 @@ class MemoryRegistry:
         self._connections: dict[str, tuple[Connection, float]] = {}
         self._user_sessions: dict[str, dict[str, float]] = {}
 
-    async def register(self, connection: Connection, ttl: float) -> None:
+    async def register(
+        self, connection: Connection, ttl: float, *, max_per_user: int | None = None
+    ) -> bool:
         now = time.monotonic()
+        known = self._connections.get(connection.connection_id)
+        renewal = known is not None and known[1] > now
+        if max_per_user is not None and not renewal:
+            held = sum(1 for conn in self._live(now) if conn.user_id == connection.user_id)
+            if held >= max_per_user:
+                return False
         self._connections[connection.connection_id] = (connection, now + ttl)
         sessions = self._user_sessions.setdefault(connection.user_id, {})
         sessions[connection.session_id] = now + USER_SESSIONS_TTL
+        return True
 
     async def heartbeat(self, connection: Connection, ttl: float) -> None:
         await self.register(connection, ttl)
@@ -29,15 +41,14 @@ class MemoryRegistry:
     async def unregister(self, connection: Connection) -> None:
         self._connections.pop(connection.connection_id, None)
 
-    def _live(self) -> list[Connection]:
-        now = time.monotonic()
+    def _live(self, now: float) -> list[Connection]:
         return [conn for conn, expires in self._connections.values() if expires > now]
 
     async def session_connections(self, session_id: str) -> list[Connection]:
-        return [conn for conn in self._live() if conn.session_id == session_id]
+        return [conn for conn in self._live(time.monotonic()) if conn.session_id == session_id]
 
     async def user_connection_count(self, user_id: str) -> int:
-        return sum(1 for conn in self._live() if conn.user_id == user_id)
+        return sum(1 for conn in self._live(time.monotonic()) if conn.user_id == user_id)
 
     async def user_sessions(self, user_id: str) -> set[str]:
         now = time.monotonic()
@@ -45,10 +56,13 @@ class MemoryRegistry:
         return {session for session, expires in sessions.items() if expires > now}
 
     async def active_sessions(self) -> dict[str, str]:
-        return {conn.session_id: conn.user_id for conn in self._live()}
+        return {conn.session_id: conn.user_id for conn in self._live(time.monotonic())}
 
     async def cleanup_stale(self) -> int:
-        now = time.monotonic()
+        return self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> int:
+        """Forget registrations and recent sessions expired by ``now``; return how many sockets."""
         stale = [cid for cid, (_, expires) in self._connections.items() if expires <= now]
         for cid in stale:
             del self._connections[cid]

@@ -37,9 +37,11 @@ class RedisRegistry:
             self._keys.active_sessions(),
         ]
 
-    async def register(self, connection: Connection, ttl: float) -> None:
+    async def register(
+        self, connection: Connection, ttl: float, *, max_per_user: int | None = None
+    ) -> bool:
         c = connection
-        await self._client.run(
+        registered = await self._client.run(
             "register",
             [*self._socket_keys(c), self._keys.user_sessions(c.user_id)],
             [
@@ -50,8 +52,10 @@ class RedisRegistry:
                 c.user_id,
                 milliseconds(INDEX_GRACE),
                 round(USER_SESSIONS_TTL),
+                -1 if max_per_user is None else max_per_user,
             ],
         )
+        return bool(registered)
 
     async def heartbeat(self, connection: Connection, ttl: float) -> None:
         await self.register(connection, ttl)

@@ -56,10 +56,8 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
 
     @app.post("/api/chat", status_code=202, response_model=ChatAccepted)
     async def post_chat(body: ChatBody, request: Request) -> ChatAccepted:
-        principal = _principal(request)
         conversations = _services(request).conversations
-        await conversations.open(principal, body.session_id)
-        return await conversations.send(principal, body.session_id, body.message)
+        return await conversations.send(_principal(request), body.session_id, body.message)
 
     @app.post("/api/cancel")
     async def post_cancel(body: CancelBody, request: Request) -> CancelAccepted:

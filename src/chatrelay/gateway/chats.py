@@ -1,12 +1,19 @@
 """What a user may do with a conversation, whether asked over WebSocket or REST.
 
 Owns the checks that do not depend on the transport: who owns a session,
-message length, the per-user chat rate and quotas, ids chosen before any
-worker is called (so a retried call cannot start two generations).
+message length, the per-user chat rate and quotas (``quotas.py``), ids
+chosen before any worker is called (so a retried call cannot start two
+generations).
 
-Ownership: a session belongs to the user who created it. Only its owner may
-chat in it; its owner and administrators may read it (history, a socket)
-and cancel its answers; anyone else gets ``Forbidden`` (403 / close 4403).
+Ownership: a session belongs to the user whose first chat stored it. Only
+its owner may chat in it; its owner and administrators may read it (history,
+a socket) and cancel its answers; anyone else gets ``Forbidden`` (403 /
+close 4403). The caller is always the authenticated ``Principal``.
+
+A session is stored on its first accepted chat, not when a socket opens or
+a request is refused: ``send`` claims it after every check passed, and the
+store's claim is race-free (of two users racing the first chat of one new
+id, one owns it and the other is refused with ``forbidden``).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from chatrelay.engine.base import Engine
 from chatrelay.exceptions import ChatRelayError, Forbidden, InvalidMessage, RateLimited
 from chatrelay.gateway.quotas import Quotas
 from chatrelay.gateway.upstream import Dispatcher
-from chatrelay.protocol import WireMessage, new_id, partial_texts, wire_message
+from chatrelay.protocol import WireMessage, new_id, partial_texts, unstorable, wire_message
 from chatrelay.rest import (
     CancelRequest,
     ChatAccepted,
@@ -49,16 +56,17 @@ class Conversations:
             daily_tokens=settings.user_daily_tokens,
         )
 
-    async def open(self, principal: Principal, session_id: str) -> None:
-        """Claim a new session for the principal, or check they may read an existing one."""
-        owner = await self._store.claim_session(session_id, principal.user_id)
-        if owner != principal.user_id and not principal.admin:
-            raise Forbidden(OTHER_USERS_SESSION)
+    async def owner(self, session_id: str) -> str | None:
+        """Who owns the session, or None while it is not stored (no chat accepted yet)."""
+        return await self._store.session_owner(session_id)
 
-    async def _check_owner(self, principal: Principal, session_id: str, *, read: bool) -> bool:
-        """Whether the session exists; ``Forbidden`` unless the principal may use it.
+    async def check_owner(
+        self, principal: Principal, session_id: str, *, read: bool = False
+    ) -> bool:
+        """Whether the session is stored; raises ``Forbidden`` if it is someone else's.
 
-        ``read``: reading or cancelling, which administrators may do in any session.
+        ``read``: to read or cancel, which administrators may do in any session.
+        Stores nothing: a session is claimed by its first accepted chat.
         """
         owner = await self._store.session_owner(session_id)
         if owner is not None and owner != principal.user_id and not (read and principal.admin):
@@ -68,15 +76,22 @@ class Conversations:
     async def send(
         self, principal: Principal, session_id: str, content: str, client_id: str | None = None
     ) -> ChatAccepted:
-        """Start a chat turn in the principal's own session; the answer streams through its log."""
+        """Start a chat turn in the principal's own session; the answer streams through its log.
+
+        The first accepted chat of a session stores it, owned by the principal.
+        Raises ``QuotaExceeded`` past the user's running answers or daily tokens.
+        """
+        user_id = principal.user_id
         if not content.strip():
             raise InvalidMessage("the message is empty")
         if len(content) > self._settings.max_message_chars:
             raise InvalidMessage(
                 f"the message is longer than {self._settings.max_message_chars} characters"
             )
-        user_id = principal.user_id
-        await self._check_owner(principal, session_id, read=False)
+        for name, text in (("message", content), ("client_id", client_id or "")):
+            if problem := unstorable(text):
+                raise InvalidMessage(f"the {name} {problem}")
+        await self.check_owner(principal, session_id)
         wait = await self._engine.coordination.take_token(
             f"chat-rate:{user_id}",
             self._settings.chat_rate_burst,
@@ -85,6 +100,8 @@ class Conversations:
         if wait > 0:
             seconds = math.ceil(wait)
             raise RateLimited(f"too many messages; retry in {seconds} s", retry_after=seconds)
+        if await self._store.claim_session(session_id, user_id) != user_id:
+            raise Forbidden(OTHER_USERS_SESSION)
         request = GenerationRequest(
             session_id=session_id,
             user_id=user_id,
@@ -102,14 +119,14 @@ class Conversations:
 
     async def cancel(self, principal: Principal, session_id: str, message_id: str) -> None:
         """Stop a running generation of the session (from any node)."""
-        await self._check_owner(principal, session_id, read=True)
+        await self.check_owner(principal, session_id, read=True)
         await self._dispatcher.cancel(CancelRequest(session_id=session_id, message_id=message_id))
 
     async def history(
         self, principal: Principal, session_id: str, limit: int = 200, before: str | None = None
     ) -> list[WireMessage]:
         """Stored messages, oldest first; a message still streaming shows its text so far."""
-        if not await self._check_owner(principal, session_id, read=True):
+        if not await self.check_owner(principal, session_id, read=True):
             return []
         records = await self._store.history(session_id, limit=limit, before=before)
         messages = [wire_message(record) for record in records]

@@ -13,3 +13,6 @@ FORBIDDEN = 4403
 # The client read too slowly and its send queue filled; the reason names the resume offset.
 TOO_SLOW = 4408
 TOO_MANY = 4429
+# The client kept sending past its frame rate after being told to slow down
+# (docs/operations.md, "Socket limits"): do not reconnect at once.
+FLOODING = 1008

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 # Heartbeats per TTL: a registration survives two missed beats.
 HEARTBEATS_PER_TTL = 3
+TOO_MANY_REASON = "too many connections for this user"
 
 DrainHook = Callable[[], Awaitable[None]]
 
@@ -94,25 +95,35 @@ class ConnectionRegistry:
             raise HandshakeRefused(close_codes.OVERLOADED, "this node is draining; connect again")
 
     async def admit(self, user_id: str) -> None:
-        """Check ``user_id`` is under their socket limit; raises ``HandshakeRefused`` if not."""
+        """A first look: refuse a user already at their socket limit before any other work.
+
+        Raises ``HandshakeRefused`` (4429). Only a look: sockets racing past it
+        are held to the limit by ``open``, which counts and registers in one step.
+        """
         try:
             count = await self._registry.user_connection_count(user_id)
         except EngineError as exc:
             raise HandshakeRefused(close_codes.OVERLOADED, "engine unavailable") from exc
         if count >= self._max_per_user:
-            raise HandshakeRefused(close_codes.TOO_MANY, "too many connections for this user")
+            raise HandshakeRefused(close_codes.TOO_MANY, TOO_MANY_REASON)
 
     @contextlib.asynccontextmanager
     async def open(self, connection: Connection, socket: Reconnectable) -> AsyncIterator[None]:
         """Hold ``socket`` registered as ``connection`` while the context is open.
 
-        Raises ``HandshakeRefused`` when the node began draining since
-        ``admit``, and ``EngineError`` when the engine does not take the
-        registration. Leaving unregisters (errors ignored: the TTL cleans up).
+        The registration is refused atomically, on every node at once, when
+        the user already holds their limit of sockets. Raises
+        ``HandshakeRefused`` for that (4429) or when the node began draining
+        since ``admit`` (1013), and ``EngineError`` when the engine does not
+        take the registration. Leaving unregisters (errors ignored: the TTL
+        cleans up).
         """
         self.refuse_if_draining()
         try:
-            await self._registry.register(connection, self._ttl)
+            if not await self._registry.register(
+                connection, self._ttl, max_per_user=self._max_per_user
+            ):
+                raise HandshakeRefused(close_codes.TOO_MANY, TOO_MANY_REASON)
             # A drain that began meanwhile did not tell this socket to reconnect.
             self.refuse_if_draining()
             self._open[connection] = socket

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 
 from starlette.websockets import WebSocket
 
@@ -20,14 +21,25 @@ from chatrelay.exceptions import EngineError, Forbidden, HandshakeRefused, NotAu
 from chatrelay.gateway import close_codes
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.services import GatewayServices
-from chatrelay.protocol import new_id, valid_session_id, welcome_frame
+from chatrelay.protocol import SESSION_ID_RULE, new_id, valid_session_id, welcome_frame
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A socket let in: its connection, its principal, and whether its session is stored
+    as its user's (False: nobody owns it yet; its first accepted chat will claim it)."""
+
+    connection: Connection
+    principal: Principal
+    owned: bool
 
 
 async def authenticate(websocket: WebSocket, services: GatewayServices) -> Principal:
     """The principal of a socket: its ``ticket=`` (any mode), or dev mode's query.
 
-    Outside ``dev`` mode a socket authenticates only by a one-time ticket,
-    so no long-lived token ever travels in a URL. Raises ``HandshakeRefused``.
+    Outside ``dev`` mode a socket authenticates only by a one-time ticket
+    (``auth/tickets.py``), so no long-lived token travels in a URL. Raises
+    ``HandshakeRefused`` (4401; 1013 if the engine cannot be reached).
     """
     ticket = websocket.query_params.get("ticket")
     try:
@@ -46,13 +58,15 @@ async def authenticate(websocket: WebSocket, services: GatewayServices) -> Princ
     return principal
 
 
-async def admit(websocket: WebSocket, services: GatewayServices) -> tuple[Connection, Principal]:
-    """The connection an accepted socket asks for and its principal, or ``HandshakeRefused``.
+async def admit(websocket: WebSocket, services: GatewayServices) -> Admission:
+    """The connection an accepted socket asks for, or ``HandshakeRefused``.
 
     Checks, in order: the node is not draining, the caller is authenticated,
     the session id is well formed (a new one is made when none is given),
-    the caller may use the session (claiming it when new; administrators may
-    watch any), and the user is under their socket limit.
+    the user is under their socket limit (a first look: ``connections.open``
+    holds the limit, counting and registering in one step), and the session
+    is not someone else's (administrators may watch any). Stores nothing: a
+    session is stored by its first accepted chat.
     """
     connections = services.connections
     connections.refuse_if_draining()
@@ -60,24 +74,27 @@ async def admit(websocket: WebSocket, services: GatewayServices) -> tuple[Connec
     user_id = principal.user_id
     session_id = websocket.query_params.get("session_id") or new_id()
     if not valid_session_id(session_id):
-        raise HandshakeRefused(
-            close_codes.BAD_SESSION, "session_id must be 1 to 128 of [A-Za-z0-9_.:-]"
-        )
+        raise HandshakeRefused(close_codes.BAD_SESSION, f"session_id must be {SESSION_ID_RULE}")
+    await connections.admit(user_id)
     try:
-        await services.conversations.open(principal, session_id)
+        owned = await services.conversations.check_owner(principal, session_id, read=True)
     except Forbidden as exc:
         raise HandshakeRefused(close_codes.FORBIDDEN, exc.detail) from exc
     except EngineError as exc:
         raise HandshakeRefused(close_codes.OVERLOADED, "engine unavailable") from exc
-    await connections.admit(user_id)
-    return Connection(uuid.uuid4().hex, session_id, user_id, services.node_id), principal
+    connection = Connection(uuid.uuid4().hex, session_id, user_id, services.node_id)
+    return Admission(connection, principal, owned)
 
 
-async def welcome(services: GatewayServices, connection: Connection, outbound: Outbound) -> None:
+async def welcome(
+    services: GatewayServices, connection: Connection, outbound: Outbound, *, owned: bool
+) -> None:
     """Queue the welcome with the log's position, then release the live events held meanwhile.
 
     Call it with ``outbound`` held from before the relay attach, so no event
-    published in between is lost or sent twice. Raises ``EngineError``.
+    published in between is lost or sent twice. A socket on a session nobody
+    owns yet (``owned=False``) stays held: its reader releases it once the
+    session is found to be its user's. Raises ``EngineError``.
     """
     session_id = connection.session_id
     epoch, latest = await services.relay.position(session_id)
@@ -85,4 +102,5 @@ async def welcome(services: GatewayServices, connection: Connection, outbound: O
         welcome_frame(services.node_id, session_id, connection.user_id, epoch, latest)
     )
     outbound.start_at(latest)
-    outbound.release()
+    if owned:
+        outbound.release()

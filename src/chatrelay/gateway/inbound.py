@@ -3,24 +3,47 @@
 ``chat`` and ``cancel`` go to the conversation rules (``chats.py``),
 ``resume`` replays the session's log into the outbound queue, ``ping`` is
 answered with ``pong``, ``refresh`` renews the socket's credential
-(``credentials.py``). A frame that breaks the protocol, or a request the
-rules refuse, is answered with an ``error`` frame carrying its code; the
-socket carries on reading.
+(``credentials.py``; refused, the socket ends with ``token_expired`` and
+4401). Every frame is handled inside its own error
+boundary: a frame that breaks the protocol, a request the rules refuse, or
+an error nobody expected is answered with an ``error`` frame carrying its
+code, and the socket carries on reading. Frames past the socket's budget
+(``throttle.py``) are answered with ``rate_limited``; a client that keeps
+sending regardless is closed.
+
+Resumes are handled one at a time, in arrival order (the reader awaits each
+replay), so a socket never has two in flight; ``Outbound.replay`` sends no
+offset twice.
+
+A socket welcomed to a session nobody owns yet (``owned=False``) sees no
+event of it until the session is found to be its user's: after its own
+first accepted chat, or when its session's first events arrive (claimed by
+the user on another socket) or its next frame comes. Claimed by someone
+else, the socket is closed with 4403: nobody eavesdrops on a session by
+opening its id before its owner's first chat.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.types import Message
 
 from chatrelay import metrics
-from chatrelay.exceptions import ChatRelayError, FrameError, NotAuthenticated, TokenExpired
+from chatrelay.exceptions import (
+    ChatRelayError,
+    FrameError,
+    HandshakeRefused,
+    NotAuthenticated,
+    TokenExpired,
+)
 from chatrelay.gateway import close_codes
 from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.relay import Relay
+from chatrelay.gateway.throttle import FrameThrottle
 from chatrelay.protocol import (
     PONG_FRAME,
     CancelFrame,
@@ -33,6 +56,8 @@ from chatrelay.protocol import (
     parse_client_frame,
     reset_frame,
 )
+
+logger = logging.getLogger(__name__)
 
 Receive = Callable[[], Awaitable[Message]]
 
@@ -48,37 +73,102 @@ class Inbound:
         conversations: Conversations,
         relay: Relay,
         outbound: Outbound,
+        throttle: FrameThrottle,
         max_message_chars: int,
+        owned: bool = True,
     ) -> None:
         self._credential = credential
         self._session_id = session_id
         self._conversations = conversations
         self._relay = relay
         self._outbound = outbound
+        self._throttle = throttle
         self._limit = max_message_chars
+        self._owned = owned
 
     async def read(self, receive: Receive) -> None:
-        """Handle frames from ``receive`` (the ASGI receive) until the client disconnects."""
+        """Handle frames from ``receive`` (the ASGI receive) until the client disconnects,
+        floods, or is found on someone else's session (``Outbound.close_reason`` says)."""
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
+            wait = self._throttle.take()
+            if wait:
+                if self._throttle.flooding:
+                    self._outbound.close_with(close_codes.FLOODING, "too many frames")
+                    return
+                detail = f"too many frames; retry in {wait:.1f} s"
+                self._outbound.send_frame(error_frame("rate_limited", detail))
+                continue
             raw = message.get("text")
             if raw is None:
                 raw = message.get("bytes") or b""
-            await self.handle(raw)
+            try:
+                await self.handle(raw)
+            except HandshakeRefused as refused:
+                self._outbound.close_with(refused.code, refused.reason)
+                return
 
     async def handle(self, raw: str | bytes) -> None:
-        """Handle one client frame; bad input is answered with an error frame, never raised."""
+        """Handle one client frame; bad input is answered with an error frame, never raised.
+
+        Raises ``HandshakeRefused`` only when the socket must close: its
+        session turned out to be someone else's.
+        """
         try:
             frame = parse_client_frame(raw, self._limit)
+            if not self._owned:
+                await self._check_claim()
+            await self._route(frame)
         except FrameError as exc:
             self._outbound.send_frame(error_frame(exc.code, exc.detail, exc.client_id))
-            return
-        try:
-            await self._route(frame)
         except ChatRelayError as exc:
             self._outbound.send_frame(error_frame(exc.code, exc.detail))
+        except HandshakeRefused:
+            raise
+        except Exception as exc:
+            # One record, its type only: a traceback's locals may hold a user's message.
+            logger.error(
+                "client frame failed: %s",
+                type(exc).__name__,
+                extra={"session_id": self._session_id, "user_id": self._user_id},
+            )
+            self._outbound.send_frame(error_frame("internal", "the frame could not be handled"))
+
+    async def watch_claim(self) -> None:
+        """On a socket not owned at its welcome: once its session's events arrive, find out
+        whose it is; release them if this user's, close the socket (4403) if not.
+
+        Returns once the session is this user's, or the socket is to close.
+        """
+        held = 0
+        try:
+            while not self._owned:
+                held = await self._outbound.wait_held(held)
+                if not held:  # the outbound holds nothing any more: nothing to watch
+                    return
+                await self._check_claim()
+        except HandshakeRefused as refused:
+            self._outbound.close_with(refused.code, refused.reason)
+
+    async def _check_claim(self) -> None:
+        """Whether the session this socket waits on was claimed since its welcome, and by whom."""
+        owner = await self._conversations.owner(self._session_id)
+        if owner is None:
+            return
+        if owner != self._user_id:
+            raise HandshakeRefused(close_codes.FORBIDDEN, "this session belongs to another user")
+        self._claimed()
+
+    @property
+    def _user_id(self) -> str:
+        return self._credential.principal.user_id
+
+    def _claimed(self) -> None:
+        if not self._owned:
+            self._owned = True
+            self._outbound.release()
 
     async def _route(self, frame: ClientFrame) -> None:
         conversations, session = self._conversations, self._session_id
@@ -93,6 +183,9 @@ class Inbound:
                     self._outbound.send_frame(
                         error_frame(exc.code, exc.detail, client_id=client_id)
                     )
+                    return
+                if not self._owned:
+                    self._claimed()
             case CancelFrame(message_id=message_id):
                 try:
                     await conversations.cancel(user, session, message_id)
@@ -101,17 +194,17 @@ class Inbound:
                         error_frame(exc.code, exc.detail, message_id=message_id)
                     )
             case ResumeFrame(epoch=epoch, offset=offset):
-                await self._resume(epoch, offset)
+                # An unclaimed session has no log to replay (events follow a claim).
+                if self._owned:
+                    await self._resume(epoch, offset)
             case RefreshFrame(ticket=ticket):
                 try:
                     await self._credential.refresh(ticket)
                 except NotAuthenticated as exc:
                     # PROTOCOL: a failed refresh ends the socket as an expiry would.
-                    self._outbound.send_last(
-                        error_frame(TokenExpired.code, f"refresh refused: {exc.detail}"),
-                        close_codes.NOT_AUTHENTICATED,
-                        "refresh refused",
-                    )
+                    detail = f"refresh refused: {exc.detail}"
+                    self._outbound.send_frame(error_frame(TokenExpired.code, detail))
+                    self._outbound.close_with(close_codes.NOT_AUTHENTICATED, "refresh refused")
 
     async def _resume(self, epoch: str, offset: int) -> None:
         """Replay the log after ``offset``, then carry on live; or tell the client to reset."""

@@ -9,7 +9,10 @@ Every event frame carries its session offset; an outbound queue takes each
 offset at most once and in order (``_last``), which is what makes resume and
 live delivery meet without a duplicate. While the socket is being welcomed or
 is replaying the log, live events are held aside and released afterwards,
-dropping those the replay already sent.
+dropping those the replay already sent. A resume replays only offsets this
+socket has not queued yet (``_floor``), so asking again for what was sent
+costs nothing: a socket never gets one event twice, however often it asks.
+Only live events count toward the publish-to-send latency metric.
 """
 
 from __future__ import annotations
@@ -41,13 +44,15 @@ class Outbound:
     """
 
     def __init__(self, maxsize: int) -> None:
-        # (offset, or 0 for frames outside the log; the frame's bytes)
-        self._queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(maxsize)
-        self._held: list[Event] | None = None  # live events waiting while we replay
+        # (offset, or 0 for frames outside the log; the frame's bytes; whether it is live)
+        self._queue: asyncio.Queue[tuple[int, bytes, bool]] = asyncio.Queue(maxsize)
+        self._held: list[tuple[Event, bool]] | None = None  # events waiting while we replay
         self._last = 0  # newest offset queued
+        self._floor = 0  # every offset in (_floor, _last] was queued (or declared lost)
         self._sent = 0  # newest offset written to the socket
         self._closing: tuple[int, str] = (close_codes.NORMAL, "")
         self._overflowed = False
+        self._more_held = asyncio.Event()  # set when an event is held aside
         self._writer: asyncio.Task[Any] | None = None
 
     @property
@@ -59,15 +64,19 @@ class Outbound:
 
     # -- the relay's side (must not block)
 
-    def deliver(self, event: Event) -> None:
-        """Queue a live event, or hold it aside while the socket replays."""
+    def deliver(self, event: Event, *, live: bool = True) -> None:
+        """Queue the session's next event, or hold it aside while the socket replays.
+
+        ``live``: False for an event the relay repaired from the log.
+        """
         if self._held is not None:
             if len(self._held) >= self._queue.maxsize:
                 self._overflow()
             else:
-                self._held.append(event)
+                self._held.append((event, live))
+                self._more_held.set()
             return
-        self._push(event)
+        self._push(event, live)
 
     def reset(self, epoch: str, latest: int) -> None:
         """The log lost events up to ``latest``: tell the client, drop what is held."""
@@ -75,6 +84,7 @@ class Outbound:
             self._held.clear()
         self.send_frame(reset_frame(epoch, latest))
         self._last = latest
+        self._floor = min(self._floor, latest)
 
     # -- frames outside the log
 
@@ -88,11 +98,13 @@ class Outbound:
 
     def send_reconnect(self, reason: str) -> None:
         """Tell the client to come back (elsewhere) and resume; the writer ends after it."""
-        self.send_last(reconnect_frame(reason), close_codes.RESTARTING, reason)
+        self.send_frame(reconnect_frame(reason))
+        self._closing = (close_codes.RESTARTING, reason)
+        self._enqueue(_END)
 
-    def send_last(self, frame: ServerFrame, code: int, reason: str) -> None:
-        """Queue ``frame`` last: the writer ends after it, and the socket closes with ``code``."""
-        self.send_frame(frame)
+    def close_with(self, code: int, reason: str) -> None:
+        """The socket ends with ``code`` (the reader decided, e.g. a flood); the writer
+        stops after what is queued."""
         self._closing = (code, reason)
         self._enqueue(_END)
 
@@ -102,11 +114,22 @@ class Outbound:
         """Hold live events aside until ``release`` (while the log is read)."""
         self._held = []
 
+    async def wait_held(self, more_than: int) -> int:
+        """Wait until more than ``more_than`` events are held aside; how many are.
+
+        Returns 0 at once when nothing is being held. Cancel-safe.
+        """
+        while self._held is not None and len(self._held) <= more_than:
+            self._more_held.clear()
+            await self._more_held.wait()
+        return 0 if self._held is None else len(self._held)
+
     def release(self) -> None:
         """Queue what was held, dropping the offsets already queued."""
         held, self._held = self._held or [], None
-        for event in held:
-            self._push(event)
+        self._more_held.set()  # a wait_held returns: nothing is held any more
+        for event, live in held:
+            self._push(event, live)
 
     def skip_to(self, latest: int) -> None:
         """The client holds (or was told to reset to) ``latest``: queue nothing up to it."""
@@ -114,18 +137,21 @@ class Outbound:
 
     def start_at(self, latest: int) -> None:
         """The welcome said ``latest``: live delivery starts after it."""
-        self._last = latest
+        self._last = self._floor = latest
 
     async def replay(self, after: int, events: Iterable[Event]) -> None:
-        """Queue the log's events after ``after``, waiting for room (a replay is not dropped).
+        """Queue the log's events after ``after`` that this socket has not queued yet,
+        waiting for room (a replay is not dropped).
 
         Cancel-safe: what was queued stays queued.
         """
-        self._last = after
+        floor, last = self._floor, self._last
+        self._floor = min(floor, after)
         for event in events:
-            if event.offset > self._last:
-                self._last = event.offset
-                await self._queue.put((event.offset, event.data))
+            offset = event.offset
+            if after < offset <= floor or offset > last:
+                self._last = max(self._last, offset)
+                await self._queue.put((offset, event.data, False))
 
     # -- the writer
 
@@ -143,13 +169,13 @@ class Outbound:
         queue = self._queue
         try:
             while True:
-                offset, data = queue.get_nowait() if queue.qsize() else await queue.get()
+                offset, data, live = queue.get_nowait() if queue.qsize() else await queue.get()
                 if not data:  # _END
                     return
                 await send_text(data.decode())
                 if offset:
                     self._sent = offset
-                    metrics.observe_send(timestamp_of(data))
+                    metrics.observe_send(timestamp_of(data) if live else None)
         except asyncio.CancelledError:
             # Our own cancel (see _overflow) ends the writer; anyone else's goes on.
             if not self._overflowed or self._writer is None or self._writer.uncancel() > 0:
@@ -157,15 +183,15 @@ class Outbound:
         finally:
             self._writer = None
 
-    def _push(self, event: Event) -> None:
+    def _push(self, event: Event, live: bool) -> None:
         if event.offset <= self._last:
             return
         self._last = event.offset
-        self._enqueue(event.data, event.offset)
+        self._enqueue(event.data, event.offset, live)
 
-    def _enqueue(self, data: bytes, offset: int = 0) -> None:
+    def _enqueue(self, data: bytes, offset: int = 0, live: bool = False) -> None:
         try:
-            self._queue.put_nowait((offset, data))
+            self._queue.put_nowait((offset, data, live))
         except asyncio.QueueFull:
             self._overflow()
 

@@ -38,8 +38,9 @@ ATTACH_TIMEOUT_SECONDS = 5.0
 class Sink(Protocol):
     """Where the relay hands events: a socket's send queue. Must not block."""
 
-    def deliver(self, event: Event) -> None:
-        """The next event of the session (offsets increase by one)."""
+    def deliver(self, event: Event, *, live: bool = True) -> None:
+        """The next event of the session (offsets increase by one); ``live`` is False
+        for an event repaired from the log."""
         ...
 
     def reset(self, epoch: str, latest: int) -> None:
@@ -188,12 +189,12 @@ class Relay:
             return
         for event in history.events:
             if channel.last < event.offset <= until:
-                self._deliver(channel, event)
+                self._deliver(channel, event, live=False)
 
-    def _deliver(self, channel: _Channel, event: Event) -> None:
+    def _deliver(self, channel: _Channel, event: Event, *, live: bool = True) -> None:
         channel.last = event.offset
         for sink in tuple(channel.sinks):
-            sink.deliver(event)
+            sink.deliver(event, live=live)
 
     def _reset(self, channel: _Channel, epoch: str, latest: int) -> None:
         logger.warning(

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from chatrelay.engine.base import Connection
 from chatrelay.exceptions import EngineError, HandshakeRefused, TokenExpired
 from chatrelay.gateway import close_codes, handshake
 from chatrelay.gateway.asgi_send import TextSender
@@ -25,6 +24,7 @@ from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.services import GatewayServices
+from chatrelay.gateway.throttle import FrameThrottle
 from chatrelay.protocol import error_frame
 
 logger = logging.getLogger(__name__)
@@ -38,10 +38,11 @@ async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
     """Serve one WebSocket of ``/ws/chat`` until it closes."""
     await websocket.accept()
     try:
-        connection, principal = await handshake.admit(websocket, services)
+        admission = await handshake.admit(websocket, services)
     except HandshakeRefused as refused:
         await websocket.close(refused.code, refused.reason)
         return
+    connection = admission.connection
     fields = {
         "node": services.node_id,
         "session_id": connection.session_id,
@@ -51,11 +52,10 @@ async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
     try:
         async with (
             services.connections.open(connection, outbound),
-            _attached(services, connection, outbound),
+            _attached(services, admission, outbound),
         ):
             logger.info("WebSocket connected", extra=fields)
-            credential = SocketCredential(principal, services.engine.coordination)
-            code, reason = await _run(websocket, services, connection, credential, outbound)
+            code, reason = await _run(websocket, services, admission, outbound)
     except HandshakeRefused as refused:
         code, reason = refused.code, refused.reason
     except EngineError as exc:
@@ -68,49 +68,59 @@ async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
 
 @contextlib.asynccontextmanager
 async def _attached(
-    services: GatewayServices, connection: Connection, outbound: Outbound
+    services: GatewayServices, admission: handshake.Admission, outbound: Outbound
 ) -> AsyncIterator[None]:
     """Attach ``outbound`` to its session's relay and welcome it, holding live events meanwhile."""
     outbound.hold()
+    connection = admission.connection
     async with services.relay.attach(connection.session_id, outbound):
-        await handshake.welcome(services, connection, outbound)
+        await handshake.welcome(services, connection, outbound, owned=admission.owned)
         yield
 
 
 async def _run(
     websocket: WebSocket,
     services: GatewayServices,
-    connection: Connection,
-    credential: SocketCredential,
+    admission: handshake.Admission,
     outbound: Outbound,
 ) -> tuple[int, str]:
     """Read and write until either side ends, or the credential expires; the close code."""
+    settings, connection = services.settings, admission.connection
+    throttle = FrameThrottle(
+        burst=settings.frame_rate_burst,
+        per_second=settings.frame_rate_per_second,
+        flood_limit=settings.frame_flood_limit,
+        flood_window=settings.frame_flood_window_seconds,
+    )
+    credential = SocketCredential(admission.principal, services.engine.coordination)
     inbound = Inbound(
         credential=credential,
         session_id=connection.session_id,
         conversations=services.conversations,
         relay=services.relay,
         outbound=outbound,
-        max_message_chars=services.settings.max_message_chars,
+        throttle=throttle,
+        max_message_chars=settings.max_message_chars,
+        owned=admission.owned,
     )
     reader = asyncio.create_task(inbound.read(websocket.receive))
     writer = asyncio.create_task(outbound.write(TextSender(websocket).send_text))
     expiry = asyncio.create_task(credential.expired())
-    tasks = (reader, writer, expiry)
+    tasks = [reader, writer, expiry]
+    # The claim watcher is not one of the tasks that end the socket: it only
+    # releases the outbound, or closes it (the writer then ends).
+    helpers = [] if admission.owned else [asyncio.create_task(inbound.watch_claim())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if expiry in done and not writer.done():
-            # The last frames go out before the close: the writer ends after this one.
             expired = TokenExpired("the token expired and was not refreshed")
-            outbound.send_last(
-                error_frame(expired.code, expired.detail),
-                close_codes.NOT_AUTHENTICATED,
-                "token expired",
-            )
+            outbound.send_frame(error_frame(expired.code, expired.detail))
+            outbound.close_with(close_codes.NOT_AUTHENTICATED, "token expired")
+            # What is queued goes out first: the writer ends after it.
             await asyncio.wait((writer,), timeout=EXPIRED_FLUSH_SECONDS)
     finally:
-        for task in tasks:
+        for task in (*tasks, *helpers):
             task.cancel()
         # The client may be gone: a send or receive error only ends the socket.
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *helpers, return_exceptions=True)
     return outbound.close_reason

@@ -1,20 +1,31 @@
-"""The connection registry on the memory engine's registry: limits, heartbeats, drain."""
+"""The connection registry on the memory engine's registry: limits, heartbeats, drain.
+
+The last test races sockets over two in-process apps on one real Redis.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from websockets.exceptions import ConnectionClosed
 
 from chatrelay.engine import create_engine
 from chatrelay.engine.base import Connection, Registry
 from chatrelay.exceptions import HandshakeRefused
 from chatrelay.gateway import close_codes
 from chatrelay.gateway.connections import ConnectionRegistry
+from chatrelay.wire_client import WireClient
+from tests.app.inprocess import InProcessApp, new_user, running_app
 from tests.timing import seconds
+
+# Finding 10's race: this many sockets of one user at once, against this limit.
+RACING_SOCKETS = 200
+SOCKET_LIMIT = 50
 
 # Loop turns a woken drain may take to finish: a few, where a 50 ms poll would need thousands.
 LOOP_TURNS = 5
@@ -84,6 +95,32 @@ async def test_a_user_over_the_limit_is_refused_with_4429() -> None:
             assert refused.value.code == close_codes.TOO_MANY == 4429
             await sockets.admit("bob")  # the limit is per user
         await sockets.admit("ana")  # room again once they left
+
+
+async def test_finding_10_racing_sockets_open_no_more_than_the_limit() -> None:
+    engine = create_engine("memory://").registry
+    outcomes: list[int] = []
+    everyone_tried = asyncio.Event()
+
+    def settle(outcome: int) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == RACING_SOCKETS:
+            everyone_tried.set()
+
+    async with registry(engine, max_per_user=SOCKET_LIMIT) as sockets:
+
+        async def knock(n: int) -> None:
+            try:
+                async with sockets.open(connection(n), Socket()):
+                    settle(0)
+                    await everyone_tried.wait()  # hold the socket until every other tried
+            except HandshakeRefused as refused:
+                settle(refused.code)
+
+        async with asyncio.timeout(seconds(5)):
+            await asyncio.gather(*(knock(n) for n in range(RACING_SOCKETS)))
+    assert outcomes.count(0) == SOCKET_LIMIT
+    assert outcomes.count(close_codes.TOO_MANY) == RACING_SOCKETS - SOCKET_LIMIT
 
 
 async def test_drain_tells_every_socket_and_ends_when_the_last_one_leaves() -> None:
@@ -184,3 +221,32 @@ async def test_heartbeats_keep_registrations_alive_past_their_ttl() -> None:
         await asyncio.sleep(3 * ttl)  # the time itself is under test: three TTLs pass
         assert await engine.session_connections("s1") == [connection(1)]
         assert await engine.session_connections("s2") == []
+
+
+async def knock(app: InProcessApp, user: str) -> int:
+    """Open a socket for ``user``: 0 when welcomed (it stays open), else its close code."""
+    socket = await app.socket(user_id=user)
+    try:
+        await WireClient(socket, timeout=seconds(10)).read_welcome()
+    except ConnectionClosed:
+        assert socket.close_code is not None
+        return socket.close_code
+    return 0
+
+
+async def test_finding_10_two_gateways_on_one_redis_welcome_exactly_the_limit(
+    redis_url: str, tmp_path: Path
+) -> None:
+    user = new_user()
+    async with (
+        running_app(tmp_path / "a.db", engine_url=redis_url, node_id="gw-a") as first,
+        running_app(tmp_path / "b.db", engine_url=redis_url, node_id="gw-b") as second,
+    ):
+        assert first.settings.max_connections_per_user == SOCKET_LIMIT
+        gateways = (first, second)
+        async with asyncio.timeout(seconds(30)):
+            codes = await asyncio.gather(
+                *(knock(gateways[n % 2], user) for n in range(RACING_SOCKETS))
+            )
+    assert codes.count(0) == SOCKET_LIMIT
+    assert codes.count(close_codes.TOO_MANY) == RACING_SOCKETS - SOCKET_LIMIT

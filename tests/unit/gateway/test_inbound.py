@@ -7,6 +7,7 @@ worker is the stand-in of conftest.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.relay import Relay
+from chatrelay.gateway.throttle import FrameThrottle
 from chatrelay.store.conversations import ConversationStore
 from tests.timing import seconds
 from tests.unit.gateway.conftest import Worker
@@ -74,7 +76,7 @@ async def socket(tmp_path: Path) -> AsyncIterator[Socket]:
         aclosing(Relay(engine.broker)) as relay,
     ):
         conversations = Conversations(settings, engine, store, worker)
-        await conversations.open(ANA, "s1")
+        await store.claim_session("s1", "ana")
         outbound = Outbound(maxsize=64)
         inbound = Inbound(
             credential=SocketCredential(ANA, engine.coordination),
@@ -82,6 +84,12 @@ async def socket(tmp_path: Path) -> AsyncIterator[Socket]:
             conversations=conversations,
             relay=relay,
             outbound=outbound,
+            throttle=FrameThrottle(
+                burst=settings.frame_rate_burst,
+                per_second=settings.frame_rate_per_second,
+                flood_limit=settings.frame_flood_limit,
+                flood_window=settings.frame_flood_window_seconds,
+            ),
             max_message_chars=settings.max_message_chars,
         )
         yield Socket(inbound, outbound, engine, store, worker)
@@ -136,3 +144,48 @@ async def test_a_resume_from_another_epoch_is_told_to_reset(socket: Socket) -> N
     epoch, latest = await socket.engine.broker.position("s1")
     frames = await socket.read('{"type": "resume", "epoch": "gone", "offset": 0}')
     assert frames == [{"type": "reset", "epoch": epoch, "offset": latest}]
+
+
+async def test_finding_7_a_type_that_is_not_a_string_is_a_bad_frame_and_the_socket_carries_on(
+    socket: Socket,
+) -> None:
+    frames = await socket.read('{"type": {}}', '{"type": [1]}', '{"type": "ping"}')
+    assert [(frame["type"], frame.get("code")) for frame in frames] == [
+        ("error", "bad_frame"),
+        ("error", "bad_frame"),
+        ("pong", None),
+    ]
+
+
+async def test_finding_7_an_unexpected_error_is_logged_once_and_answered(
+    socket: Socket, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "my secret prompt"
+
+    async def broken_start(request: object) -> None:
+        raise RuntimeError(f"something inside broke on {secret}")
+
+    monkeypatch.setattr(socket.worker, "start", broken_start)
+    with caplog.at_level(logging.INFO, logger="chatrelay.gateway.inbound"):
+        frames = await socket.read(
+            orjson.dumps({"type": "chat", "content": secret}), '{"type": "ping"}'
+        )
+    assert [(frame["type"], frame.get("code")) for frame in frames] == [
+        ("error", "internal"),
+        ("pong", None),
+    ]
+    [record] = [r for r in caplog.records if r.name == "chatrelay.gateway.inbound"]
+    assert "RuntimeError" in record.getMessage() and record.exc_info is None
+    assert secret not in caplog.text and secret not in frames[0]["detail"]
+
+
+async def test_finding_7_a_nul_is_refused_before_any_store_sees_it(socket: Socket) -> None:
+    nul = '{"type": "chat", "content": "nul \\u0000 inside", "client_id": "c-3"}'
+    surrogate = '{"type": "chat", "content": "lone \\ud800", "client_id": "c-4"}'
+    frames = await socket.read(nul, surrogate, '{"type": "ping"}')
+    assert [(f["type"], f.get("code"), f.get("client_id")) for f in frames] == [
+        ("error", "invalid_message", "c-3"),
+        ("error", "bad_frame", None),  # JSON text with a lone surrogate is not valid UTF-8
+        ("pong", None, None),
+    ]
+    assert socket.worker.started == []

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from chatrelay.engine.base import Event
 from chatrelay.gateway import close_codes
@@ -161,3 +163,32 @@ async def test_a_cancel_from_outside_still_cancels_the_writer() -> None:
     with pytest.raises(asyncio.CancelledError):
         await writer
     assert outbound.close_reason == (close_codes.NORMAL, "")
+
+
+async def test_finding_4_a_resume_to_offsets_already_sent_replays_nothing_again() -> None:
+    outbound = Outbound(maxsize=64)
+    outbound.start_at(4)  # the welcome said 4
+    log = [event(offset) for offset in range(1, 7)]
+    await outbound.replay(2, log[:4])  # the client held 2: 3 and 4 come
+    outbound.deliver(event(5))
+    for _ in range(10):  # asking again sends only what was never sent: nothing, then 6
+        await outbound.replay(2, log[:5])
+    await outbound.replay(2, log)
+    assert offsets(await written(outbound)) == [3, 4, 5, 6]
+
+
+async def test_finding_9_only_live_events_count_toward_chunk_latency() -> None:
+    def observed() -> float:
+        return REGISTRY.get_sample_value("chatrelay_chunk_latency_seconds_count") or 0.0
+
+    def stamped(offset: int) -> Event:
+        chunk = {"type": "chunk", "offset": offset, "delta": "x", "ts": time.time()}
+        return Event(offset, orjson.dumps(chunk))
+
+    outbound = Outbound(maxsize=16)
+    before = observed()
+    await outbound.replay(0, [stamped(1), stamped(2)])  # a resume
+    outbound.deliver(stamped(3), live=False)  # repaired from the log by the relay
+    outbound.deliver(stamped(4))  # live
+    assert offsets(await written(outbound)) == [1, 2, 3, 4]
+    assert observed() == before + 1

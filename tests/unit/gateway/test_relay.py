@@ -21,14 +21,17 @@ class RecordingSocket:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        self.repaired: list[int] = []  # offsets handed over as not live
         self.resets: list[tuple[str, int]] = []
 
     @property
     def offsets(self) -> list[int]:
         return [event.offset for event in self.events]
 
-    def deliver(self, event: Event) -> None:
+    def deliver(self, event: Event, *, live: bool = True) -> None:
         self.events.append(event)
+        if not live:
+            self.repaired.append(event.offset)
 
     def reset(self, epoch: str, latest: int) -> None:
         self.resets.append((epoch, latest))
@@ -89,6 +92,7 @@ async def test_dropped_live_events_are_filled_from_the_log_when_a_later_one_come
     assert faults.broker.dropped == [(SESSION, 3), (SESSION, 4), (SESSION, 5)]
     assert socket.resets == []
     assert relay.gaps_repaired == 1
+    assert socket.repaired == [3, 4, 5]  # not live: kept out of the latency metric (finding 9)
 
 
 async def test_a_re_established_subscription_fills_the_gap_with_no_later_event(

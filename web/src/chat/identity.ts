@@ -16,7 +16,8 @@ export function currentUserId(): string {
 /** The session named in the URL (`/?session=<id>`), if any. */
 export function sessionFromUrl(search: string = window.location.search): string | null {
   const id = new URLSearchParams(search).get("session");
-  return id && /^[A-Za-z0-9_.:-]{1,128}$/.test(id) ? id : null;
+  // Ids start with a letter or digit (docs/protocol.md): `..` would be a path segment.
+  return id && /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/.test(id) ? id : null;
 }
 
 export function urlForSession(sessionId: string | null): string {
