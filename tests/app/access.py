@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from starlette.requests import HTTPConnection
 
@@ -40,11 +41,42 @@ class HeaderAuthenticator:
         )
 
 
+class JwtTestAuthenticator:
+    """HS256 Bearer JWTs of ``tests.authz_matrix`` (a stand-in until ``jwt`` mode is built)."""
+
+    def __init__(self, secret: str, audience: str) -> None:
+        self._secret = secret
+        self._audience = audience
+
+    def authenticate(self, connection: HTTPConnection) -> Principal:
+        scheme, _, value = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            raise NotAuthenticated("no credentials")
+        try:
+            claims = jwt.decode(
+                value,
+                self._secret,
+                algorithms=["HS256"],
+                audience=self._audience,
+                options={"require": ["exp", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise NotAuthenticated(f"invalid token: {exc}") from exc
+        return Principal(
+            str(claims["sub"]), admin=claims.get("role") == "admin", expires_at=claims["exp"]
+        )
+
+
 def use_header_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every app built from now on authenticate with :class:`HeaderAuthenticator`."""
+    use_authenticator(monkeypatch, HeaderAuthenticator())
+
+
+def use_authenticator(monkeypatch: pytest.MonkeyPatch, authenticator: Authenticator) -> None:
+    """Make every app built from now on authenticate with ``authenticator``."""
 
     def create(mode: str) -> Authenticator:
-        return HeaderAuthenticator()
+        return authenticator
 
     monkeypatch.setattr(app_factory, "create_authenticator", create)
 
