@@ -19,7 +19,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from chatrelay.auth import create_authenticator
+from chatrelay.auth import Authenticator, close_authenticator, create_authenticator
 from chatrelay.config import Settings
 from chatrelay.engine import create_engine
 from chatrelay.engine.base import Engine
@@ -80,6 +80,13 @@ async def _open_shared(
     return engine, store
 
 
+def _open_authenticator(settings: Settings, stack: AsyncExitStack) -> Authenticator:
+    """The gateway's authenticator, closed by ``stack``."""
+    auth = create_authenticator(settings)
+    stack.push_async_callback(close_authenticator, auth)
+    return auth
+
+
 async def _open_generations(
     settings: Settings, stack: AsyncExitStack, engine: Engine, store: ConversationStore
 ) -> Generations:
@@ -114,7 +121,7 @@ def create_all_in_one_app(settings: Settings, engine: Engine | None = None) -> F
                 dispatcher=InProcessDispatcher(
                     generations, settings.node_id, generations.model_name
                 ),
-                auth=create_authenticator(settings.auth_mode),
+                auth=_open_authenticator(settings, stack),
                 model=generations.model_name,
                 drain_hooks=[generations.wait_idle],
             ) as gateway:
@@ -138,7 +145,7 @@ def create_gateway_app(settings: Settings) -> FastAPI:
                 engine=engine,
                 store=store,
                 dispatcher=balancer,
-                auth=create_authenticator(settings.auth_mode),
+                auth=_open_authenticator(settings, stack),
                 model="remote",
             ) as gateway:
                 yield gateway

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,12 @@ def _settings(host: str | None, port: int | None) -> Settings:
 
 def _run(role: str, settings: Settings, details: str) -> None:
     """Configure logs, build the role's app, say what runs where, and serve until a signal."""
+    from chatrelay.auth import exposed_dev_auth
+
+    refusal = exposed_dev_auth(settings) if role != "worker" else None
+    if refusal is not None:
+        typer.echo(refusal, err=True)
+        raise typer.Exit(2)
     logs.configure(settings.log_level, settings.node_id, settings.log_format)
     from chatrelay import app_factory
 
@@ -118,6 +125,71 @@ def cluster_status(run_dir: RunDirOption = Path("run/cluster")) -> None:
     text, code = report(run_dir)
     typer.echo(text)
     raise typer.Exit(code)
+
+
+users_app = typer.Typer(
+    help="Accounts of CHATRELAY_AUTH_MODE=accounts (in CHATRELAY_DATABASE_URL).",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+NameArgument = Annotated[str, typer.Argument(help="The user name (their user id).")]
+
+
+def _read_password() -> str:
+    """The first line of stdin when it is piped, else a hidden prompt asked twice."""
+    import sys
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+def _users(command: Callable[[], str]) -> None:
+    from chatrelay.auth.users import UserCommandError
+
+    try:
+        typer.echo(command())
+    except UserCommandError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@users_app.command("add")
+def users_add(
+    name: NameArgument,
+    admin: Annotated[bool, typer.Option("--admin", help="An administrator.")] = False,
+) -> None:
+    """Create a user; the password comes from stdin or a prompt."""
+    from chatrelay.auth import users
+
+    password = _read_password()
+    _users(lambda: users.add_user(_settings(None, None), name, password, admin=admin))
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List the users."""
+    from chatrelay.auth import users
+
+    _users(lambda: users.list_users(_settings(None, None)))
+
+
+@users_app.command("passwd")
+def users_passwd(name: NameArgument) -> None:
+    """Change a user's password (from stdin or a prompt)."""
+    from chatrelay.auth import users
+
+    password = _read_password()
+    _users(lambda: users.change_password(_settings(None, None), name, password))
+
+
+@users_app.command("remove")
+def users_remove(name: NameArgument) -> None:
+    """Delete a user (their conversations stay)."""
+    from chatrelay.auth import users
+
+    _users(lambda: users.remove_user(_settings(None, None), name))
 
 
 @app.command()

@@ -8,6 +8,7 @@ Settings are parsed once, at start, into one immutable object.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from typing import Annotated, Literal
 
@@ -73,8 +74,38 @@ class Settings(BaseSettings):
     )
     internal_token: str = Field("change-me-internal", validation_alias=_env("internal_token"))
 
-    # -- auth and limits
-    auth_mode: Literal["dev", "jwt"] = Field("dev", validation_alias=_env("auth_mode"))
+    # -- authentication (docs/security.md; docs/operations.md, "Authentication")
+    auth_mode: Literal["dev", "jwt", "accounts"] = Field("dev", validation_alias=_env("auth_mode"))
+    # dev mode trusts any user name: off loopback only when this says so.
+    allow_dev_auth: bool = Field(False, validation_alias=_env("allow_dev_auth"))
+    # jwt mode: exactly one of the three key sources.
+    jwt_secret: str | None = Field(None, validation_alias=_env("jwt_secret"))
+    jwt_public_key: str | None = Field(None, validation_alias=_env("jwt_public_key"))
+    jwt_jwks_url: str | None = Field(None, validation_alias=_env("jwt_jwks_url"))
+    jwt_audience: str | None = Field(None, validation_alias=_env("jwt_audience"))
+    jwt_issuer: str | None = Field(None, validation_alias=_env("jwt_issuer"))
+    # Clock skew tolerated on exp / nbf / iat between the token's issuer and us.
+    jwt_leeway_seconds: float = Field(30.0, validation_alias=_env("jwt_leeway_seconds"))
+    # accounts mode: signs the session cookie; generated next to SQLite when unset.
+    secret: str | None = Field(None, validation_alias=_env("secret"))
+    session_ttl_seconds: float = Field(12 * 3600.0, validation_alias=_env("session_ttl_seconds"))
+    # Login attempts, per user name and per client address (token buckets).
+    login_rate_burst: float = Field(10.0, validation_alias=_env("login_rate_burst"))
+    login_rate_per_second: float = Field(0.1, validation_alias=_env("login_rate_per_second"))
+    # Peers (CIDRs) whose X-Forwarded-For names the client: the proxies in front.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        validation_alias=_env("trusted_proxies"),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
+
+    # -- limits
     max_frame_bytes: int = Field(64 * 1024, validation_alias=_env("max_frame_bytes"))
     max_message_chars: int = Field(16_000, validation_alias=_env("max_message_chars"))
     max_connections_per_user: int = Field(50, validation_alias=_env("max_connections_per_user"))
@@ -117,7 +148,9 @@ class Settings(BaseSettings):
         10.0, gt=0, validation_alias=_env("frame_flood_window_seconds")
     )
 
-    @field_validator("ai_service_urls", "openai_base_urls", "allowed_origins", mode="before")
+    @field_validator(
+        "ai_service_urls", "openai_base_urls", "trusted_proxies", "allowed_origins", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

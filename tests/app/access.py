@@ -75,7 +75,7 @@ def use_header_auth(monkeypatch: pytest.MonkeyPatch) -> None:
 def use_authenticator(monkeypatch: pytest.MonkeyPatch, authenticator: Authenticator) -> None:
     """Make every app built from now on authenticate with ``authenticator``."""
 
-    def create(mode: str) -> Authenticator:
+    def create(settings: object) -> Authenticator:
         return authenticator
 
     monkeypatch.setattr(app_factory, "create_authenticator", create)

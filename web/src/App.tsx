@@ -12,8 +12,14 @@ import { Notices } from "./components/Notices";
 /** Coalesces bursts of activity (a message and its answer) into one list refresh. */
 const SESSIONS_REFRESH_DELAY_MS = 400;
 
-export function App() {
-  const [userId] = useState(currentUserId);
+/** The signed-in account (accounts mode); without one the user is dev mode's stored id. */
+export interface Account {
+  userId: string;
+  onSignOut: () => void;
+}
+
+export function App({ account }: { account?: Account } = {}) {
+  const [userId] = useState(() => account?.userId ?? currentUserId());
   const [sessionId, setSessionId] = useState<string | null>(() => sessionFromUrl());
   const [conversation, setConversation] = useState(0);
   const [sessions, setSessions] = useState<SessionSummary[]>([]);
@@ -113,9 +119,20 @@ export function App() {
           error={sessionsError}
           onOpen={openSession}
         />
-        <div className="user" title="Dev auth: the user id is kept in localStorage (chatrelay.user_id)">
-          user <strong>{userId}</strong>
-        </div>
+        {account ? (
+          <div className="user account">
+            <span>
+              Signed in as <strong>{account.userId}</strong>
+            </span>
+            <button type="button" className="sign-out" onClick={account.onSignOut}>
+              Sign out
+            </button>
+          </div>
+        ) : (
+          <div className="user" title="Dev auth: the user id is kept in localStorage (chatrelay.user_id)">
+            user <strong>{userId}</strong>
+          </div>
+        )}
       </aside>
       <main className="chat">
         <header className="chat-header">

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from chatrelay.auth.base import Principal
+from chatrelay.auth.routes import router as auth_router
 from chatrelay.gateway import access_routes
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
@@ -48,6 +49,7 @@ def _principal(request: Request) -> Principal:
 def create_app(services_factory: ServicesFactory) -> FastAPI:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
     app = create_service_app("chatrelay", services_factory)
+    app.include_router(auth_router)
     access_routes.install(app)
 
     @app.websocket("/ws/chat")
