@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from starlette.requests import HTTPConnection
 
@@ -38,32 +37,6 @@ class HeaderAuthenticator:
             user,
             admin=connection.headers.get("x-test-admin") == "1",
             expires_at=None if expires is None else float(expires),
-        )
-
-
-class JwtTestAuthenticator:
-    """HS256 Bearer JWTs of ``tests.authz_matrix`` (a stand-in until ``jwt`` mode is built)."""
-
-    def __init__(self, secret: str, audience: str) -> None:
-        self._secret = secret
-        self._audience = audience
-
-    def authenticate(self, connection: HTTPConnection) -> Principal:
-        scheme, _, value = connection.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not value:
-            raise NotAuthenticated("no credentials")
-        try:
-            claims = jwt.decode(
-                value,
-                self._secret,
-                algorithms=["HS256"],
-                audience=self._audience,
-                options={"require": ["exp", "sub"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise NotAuthenticated(f"invalid token: {exc}") from exc
-        return Principal(
-            str(claims["sub"]), admin=claims.get("role") == "admin", expires_at=claims["exp"]
         )
 
 

@@ -1,8 +1,7 @@
-"""The authorization matrix (``tests/authz_matrix.py``) on the in-process app, in a non-dev mode.
+"""The authorization matrix (``tests/authz_matrix.py``) on the in-process app in ``jwt`` mode.
 
-The app verifies HS256 Bearer JWTs with ``tests.app.access.JwtTestAuthenticator``
-(the matrix on a real ``chatrelay serve`` in ``jwt`` mode is in
-tests/integration/test_authorization_matrix.py once that mode exists).
+The same matrix runs on a real ``chatrelay serve`` in
+tests/integration/test_authorization_matrix.py.
 """
 
 from __future__ import annotations
@@ -11,15 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 from websockets.exceptions import ConnectionClosed
 
 from chatrelay.engine import create_engine
 from chatrelay.wire_client import WireClient
-from tests.app.access import JwtTestAuthenticator, access_app, use_authenticator
+from tests.app.access import access_app
 from tests.app.asgi_socket import HandshakeRefused
 from tests.app.inprocess import InProcessApp
-from tests.authz_matrix import AUDIENCE, SECRET, bearer, check, run_matrix, token
+from tests.authz_matrix import AUDIENCE, ISSUER, SECRET, bearer, check, run_matrix, token
 from tests.timing import seconds
 
 # A refusal before accept is an HTTP 403 on a real network.
@@ -50,13 +48,12 @@ class InProcessTarget:
         return client
 
 
-@pytest.fixture(autouse=True)
-def jwt_auth(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_authenticator(monkeypatch, JwtTestAuthenticator(SECRET, AUDIENCE))
+#: The settings of ``jwt`` mode verifying the matrix's tokens.
+JWT_SETTINGS = {"jwt_secret": SECRET, "jwt_audience": AUDIENCE, "jwt_issuer": ISSUER}
 
 
 async def test_every_caller_gets_exactly_its_cell_on_as_session(tmp_path: Path) -> None:
-    async with access_app(tmp_path / "chatrelay.db") as app:
+    async with access_app(tmp_path / "chatrelay.db", **JWT_SETTINGS) as app:
         check(await run_matrix(InProcessTarget(app)))
 
 
@@ -67,8 +64,8 @@ async def test_a_ticket_from_one_gateway_is_redeemed_once_at_another_on_redis(
     database = tmp_path / "shared.db"
     # Each app has its own engine on the one Redis (and closes it), as two nodes do.
     async with (
-        access_app(database, create_engine(redis_url), node_id="gw-1") as first,
-        access_app(database, create_engine(redis_url), node_id="gw-2") as second,
+        access_app(database, create_engine(redis_url), node_id="gw-1", **JWT_SETTINGS) as first,
+        access_app(database, create_engine(redis_url), node_id="gw-2", **JWT_SETTINGS) as second,
     ):
         issued = await first.http.post("/api/ws-ticket", headers=bearer(token("alice")))
         ticket = issued.json()["ticket"]
