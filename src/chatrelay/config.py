@@ -119,9 +119,11 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("allowed_origins")
     )
     # Answers one user may have running at once, across every session and node.
-    max_concurrent_generations: int = Field(3, validation_alias=_env("max_concurrent_generations"))
+    max_concurrent_generations: int = Field(
+        3, ge=1, validation_alias=_env("max_concurrent_generations")
+    )
     # Completion tokens per user per UTC day; 0: no budget.
-    user_daily_tokens: int = Field(0, validation_alias=_env("user_daily_tokens"))
+    user_daily_tokens: int = Field(0, ge=0, validation_alias=_env("user_daily_tokens"))
 
     # -- liveness
     ping_interval: float = Field(20.0, validation_alias=_env("ping_interval"))
