@@ -15,7 +15,7 @@ export function describeError(code: ErrorCode, detail: string): string {
     case "token_expired":
       return "Your sign-in expired. Sign in again to carry on.";
     case "forbidden":
-      return "This conversation belongs to someone else: you can read it but not write in it.";
+      return "This conversation belongs to another user: you cannot write in it.";
     case "unavailable":
       return "No model worker is available right now. Please try again in a moment.";
     case "not_found":
