@@ -127,7 +127,7 @@ def create_all_in_one_app(settings: Settings, engine: Engine | None = None) -> F
             ) as gateway:
                 yield gateway
 
-    return create_app(services)
+    return create_app(services, settings.resolved_max_body_bytes)
 
 
 def create_gateway_app(settings: Settings) -> FastAPI:
@@ -150,7 +150,7 @@ def create_gateway_app(settings: Settings) -> FastAPI:
             ) as gateway:
                 yield gateway
 
-    return create_app(services)
+    return create_app(services, settings.resolved_max_body_bytes)
 
 
 def create_worker_app(settings: Settings) -> FastAPI:
@@ -167,6 +167,7 @@ def create_worker_app(settings: Settings) -> FastAPI:
                 store=store,
                 generations=generations,
                 internal_token=settings.internal_token,
+                max_message_chars=settings.max_message_chars,
             )
 
-    return _worker_app(services)
+    return _worker_app(services, settings.resolved_max_body_bytes)

@@ -12,10 +12,15 @@ import typer
 
 from chatrelay import logs, serving
 from chatrelay.cluster.nginx import Balancing
-from chatrelay.config import Settings
+from chatrelay.config import Settings, internal_token_problem
 from chatrelay.llm.factory import resolve_model_kind
 
-app = typer.Typer(help="chatrelay: a scalable, real-time AI chat service.", no_args_is_help=True)
+# No locals in a crash report: they would print the settings, internal token included.
+app = typer.Typer(
+    help="chatrelay: a scalable, real-time AI chat service.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 logger = logging.getLogger("chatrelay")
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on.")]
@@ -36,9 +41,14 @@ def _run(role: str, settings: Settings, details: str) -> None:
     """Configure logs, build the role's app, say what runs where, and serve until a signal."""
     from chatrelay.auth import exposed_dev_auth
 
-    refusal = exposed_dev_auth(settings) if role != "worker" else None
-    if refusal is not None:
-        typer.echo(refusal, err=True)
+    token = internal_token_problem(settings, role)
+    refusals = [
+        f"chatrelay {role}: refusing to start: {token}" if token else None,
+        exposed_dev_auth(settings) if role != "worker" else None,
+    ]
+    if any(refusals):
+        for refusal in filter(None, refusals):  # every one at once: fix them in one go
+            typer.echo(refusal, err=True)
         raise typer.Exit(2)
     logs.configure(settings.log_level, settings.node_id, settings.log_format)
     from chatrelay import app_factory

@@ -20,6 +20,20 @@ def _env(name: str, *seed_names: str) -> AliasChoices:
     return AliasChoices(f"CHATRELAY_{name.upper()}", *seed_names)
 
 
+# JSON may escape a character outside the BMP as two \uXXXX escapes: 12 bytes.
+MAX_JSON_BYTES_PER_CHAR = 12
+# Room for the rest of a frame or body around the message (type, ids, quotes).
+ENVELOPE_BYTES = 4 * 1024
+# No frame or body limit below this, however small max_message_chars is.
+MIN_WIRE_LIMIT_BYTES = 64 * 1024
+DEFAULT_INTERNAL_TOKEN = "change-me-internal"
+
+
+def wire_limit_bytes(max_message_chars: int) -> int:
+    """A frame or body size that any message of ``max_message_chars`` fits, in any JSON encoding."""
+    return max(MIN_WIRE_LIMIT_BYTES, MAX_JSON_BYTES_PER_CHAR * max_message_chars + ENVELOPE_BYTES)
+
+
 class Settings(BaseSettings):
     """All of chatrelay's configuration, read from the environment."""
 
@@ -72,7 +86,7 @@ class Settings(BaseSettings):
     ai_service_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("ai_service_urls", "AI_SERVICE_URLS")
     )
-    internal_token: str = Field("change-me-internal", validation_alias=_env("internal_token"))
+    internal_token: str = Field(DEFAULT_INTERNAL_TOKEN, validation_alias=_env("internal_token"))
 
     # -- authentication (docs/security.md; docs/operations.md, "Authentication")
     auth_mode: Literal["dev", "jwt", "accounts"] = Field("dev", validation_alias=_env("auth_mode"))
@@ -106,8 +120,11 @@ class Settings(BaseSettings):
         return value
 
     # -- limits
-    max_frame_bytes: int = Field(64 * 1024, validation_alias=_env("max_frame_bytes"))
     max_message_chars: int = Field(16_000, validation_alias=_env("max_message_chars"))
+    # Largest WebSocket frame and REST body. Unset: derived from max_message_chars
+    # (see wire_limit_bytes) so that any message within the limit fits.
+    max_frame_bytes: int | None = Field(None, gt=0, validation_alias=_env("max_frame_bytes"))
+    max_body_bytes: int | None = Field(None, gt=0, validation_alias=_env("max_body_bytes"))
     max_connections_per_user: int = Field(50, validation_alias=_env("max_connections_per_user"))
     chat_rate_burst: float = Field(20.0, validation_alias=_env("chat_rate_burst"))
     chat_rate_per_second: float = Field(1.0, validation_alias=_env("chat_rate_per_second"))
@@ -124,6 +141,18 @@ class Settings(BaseSettings):
     )
     # Completion tokens per user per UTC day; 0: no budget.
     user_daily_tokens: int = Field(0, ge=0, validation_alias=_env("user_daily_tokens"))
+
+    # -- listeners (docs/operations.md, "Limits")
+    # A connection that has not sent its request headers within this is closed.
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("header_timeout_seconds")
+    )
+    # An idle keep-alive connection between two requests is closed after this.
+    keep_alive_seconds: float = Field(5.0, gt=0, validation_alias=_env("keep_alive_seconds"))
+    # Connections and requests served at once per process; past it, 503.
+    max_concurrency: int = Field(2048, gt=0, validation_alias=_env("max_concurrency"))
+    # Connections the kernel queues before the process accepts them.
+    listen_backlog: int = Field(2048, gt=0, validation_alias=_env("listen_backlog"))
 
     # -- liveness
     ping_interval: float = Field(20.0, validation_alias=_env("ping_interval"))
@@ -160,6 +189,16 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def resolved_max_frame_bytes(self) -> int:
+        """The WebSocket frame limit: ``max_frame_bytes``, else derived."""
+        return self.max_frame_bytes or wire_limit_bytes(self.max_message_chars)
+
+    @property
+    def resolved_max_body_bytes(self) -> int:
+        """The REST body limit: ``max_body_bytes``, else derived."""
+        return self.max_body_bytes or wire_limit_bytes(self.max_message_chars)
+
+    @property
     def resolved_checkpoint_seconds(self) -> float:
         if self.checkpoint_seconds is not None:
             return self.checkpoint_seconds
@@ -173,3 +212,24 @@ class Settings(BaseSettings):
         if self.redis_host:
             return f"redis://{self.redis_host}:{self.redis_port}/0"
         return self.engine_url
+
+
+def internal_token_problem(settings: Settings, role: str) -> str | None:
+    """Why ``role`` must not start with these settings' internal token, or None.
+
+    An empty token would let anyone call a worker; the well-known default is as
+    good as none once a gateway or worker listens beyond loopback. The all-in-one
+    never sends the token, so only the empty one is refused there.
+    """
+    if not settings.internal_token:
+        return "CHATRELAY_INTERNAL_TOKEN is empty: set it to a long random secret"
+    from chatrelay.auth import is_loopback  # the auth package imports this module
+
+    exposed = not is_loopback(settings.host)
+    if role != "serve" and exposed and settings.internal_token == DEFAULT_INTERNAL_TOKEN:
+        return (
+            f"CHATRELAY_INTERNAL_TOKEN is the default {DEFAULT_INTERNAL_TOKEN!r} while the "
+            f"{role} listens on {settings.host}: set it to a long random secret, "
+            "the same on every gateway and worker"
+        )
+    return None

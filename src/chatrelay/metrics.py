@@ -42,6 +42,7 @@ ENGINE_ERRORS = Counter("chatrelay_engine_errors_total", "Engine calls that fail
 UPSTREAM_CALLS = Counter(
     "chatrelay_upstream_calls_total", "Gateway calls to workers", ["node", "outcome"]
 )
+NO_WORKER = Counter("chatrelay_no_worker_total", "Chats refused: no worker could take them")
 GENERATIONS = Counter("chatrelay_generations_total", "Finished generations", ["status"])
 TIME_TO_FIRST_TOKEN = Histogram(
     "chatrelay_time_to_first_token_seconds",

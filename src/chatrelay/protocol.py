@@ -143,7 +143,10 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
             raise FrameError("invalid_message", "'content' is empty", client_id)
         return ChatFrame(content=content, client_id=client_id)
     if kind == "cancel":
-        return CancelFrame(message_id=_string_field(data, "message_id", MAX_ID_CHARS))
+        message_id = _string_field(data, "message_id", MAX_ID_CHARS)
+        if not valid_session_id(message_id):  # message ids share the id alphabet
+            raise FrameError("invalid_message", f"'message_id' must match {SESSION_ID_RULE}")
+        return CancelFrame(message_id=message_id)
     if kind == "refresh":
         return RefreshFrame(ticket=_string_field(data, "ticket", MAX_TICKET_CHARS))
     epoch = _string_field(data, "epoch", MAX_ID_CHARS)

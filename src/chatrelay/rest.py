@@ -109,6 +109,9 @@ class MeBody(TypedDict):
 
 
 # -- gateway -> worker ---------------------------------------------------------------
+# A worker validates like the gateway does: the ids of a generation (user,
+# session, messages) are 1 to 128 characters of the session id alphabet, as the
+# gateway's own are (they end up in keys, rows and logs).
 
 # Gateway -> worker calls carry the shared internal token in this header.
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
@@ -122,10 +125,11 @@ class GenerationRequest(BaseModel):
     """
 
     session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
-    user_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+    # The length is checked against the worker's max_message_chars setting.
     message: str = Field(min_length=1)
-    message_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
-    user_message_id: str = Field(default_factory=new_id, min_length=1, max_length=128)
+    message_id: str = Field(default_factory=new_id, pattern=SESSION_ID_PATTERN.pattern)
+    user_message_id: str = Field(default_factory=new_id, pattern=SESSION_ID_PATTERN.pattern)
     client_id: str | None = Field(None, max_length=MAX_CLIENT_ID_CHARS)
 
 
@@ -133,4 +137,5 @@ class CancelRequest(BaseModel):
     """``POST /cancel`` on a worker (works on any worker)."""
 
     session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern)
+    # Only looked up, never stored: the gateway's own bound on cancel frames.
     message_id: str = Field(min_length=1, max_length=128)

@@ -4,7 +4,8 @@ A gateway and a worker each build their routes on top of it; neither knows
 the other. The shell opens the service's parts for the app's lifetime
 (``app.state.services``), hands ``serving.py`` their ``drain``, turns
 chatrelay's errors and invalid bodies into ``{"code", "detail"}`` answers,
-and serves ``/metrics``.
+runs the request guards (a request id and error boundary, the body limit:
+``request_guards.py``) and serves ``/metrics``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from chatrelay import __version__, metrics
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import ChatRelayError, RateLimited
+from chatrelay.request_guards import BodyLimit, RequestIds
 
 
 class Drainable(Protocol):
@@ -56,9 +58,14 @@ async def health_response(
 
 
 def create_service_app(
-    title: str, services_factory: Callable[[], AbstractAsyncContextManager[ServicesT]]
+    title: str,
+    services_factory: Callable[[], AbstractAsyncContextManager[ServicesT]],
+    max_body_bytes: int,
 ) -> FastAPI:
-    """An app whose lifespan runs ``services_factory``, with the shared handlers and /metrics."""
+    """An app whose lifespan runs ``services_factory``, with the shared handlers and /metrics.
+
+    Request bodies over ``max_body_bytes`` are refused with 413 before they are read.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +75,9 @@ def create_service_app(
             yield
 
     app = FastAPI(title=title, version=__version__, lifespan=lifespan)
+    # The last added runs first: the request id is set before the body is counted.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(RequestIds)
 
     @app.exception_handler(ChatRelayError)
     async def chatrelay_error(request: Request, exc: ChatRelayError) -> JSONResponse:

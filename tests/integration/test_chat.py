@@ -2,8 +2,8 @@
 
 The protocol, its errors, cancel, busy, history and REST are tested in process
 (``tests/app``); here, the server that ``python -m chatrelay serve`` starts
-answers a chat over a real socket, enforces uvicorn's frame limit, and logs
-its connections.
+answers a chat over a real socket and logs its connections (the listener's
+limits: ``test_listener_limits.py``).
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import pytest
-from websockets.exceptions import ConnectionClosed
 
 from chatrelay.llm.simulated import choose_answer
 from tests import wsclient
 from tests.fixtures.processes import Server
 from tests.timing import wait_until
-
-CLOSE_TOO_BIG = 1009
 
 
 def new_user() -> str:
@@ -48,14 +44,6 @@ async def test_serve_streams_a_chat_and_stores_it(server: Server) -> None:
         ("assistant", turn.text),
     ]
     await client.close()
-
-
-async def test_an_oversized_frame_closes_with_1009(server: Server) -> None:
-    client = await wsclient.connect(server.ws, session_id=new_session(), user_id=new_user())
-    await client.send('{"type": "chat", "content": "' + "x" * (64 * 1024) + '"}')
-    with pytest.raises(ConnectionClosed) as closed:
-        await client.recv()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_TOO_BIG
 
 
 async def test_connections_are_logged_with_node_session_and_user(server: Server) -> None:

@@ -17,6 +17,7 @@ from chatrelay.protocol import (
     complete_frame,
     error_frame,
     message_frame,
+    parse_client_frame,
     reconnect_frame,
     reset_frame,
     welcome_frame,
@@ -94,3 +95,11 @@ def test_what_is_not_a_server_frame_is_refused(raw: bytes) -> None:
     with pytest.raises(FrameError) as refused:
         parse_server_frame(raw)
     assert refused.value.code == "bad_frame"
+
+
+@pytest.mark.parametrize("message_id", ["", ".", "a\nb", "x" * 129])
+def test_a_cancel_of_a_malformed_message_id_is_an_invalid_message(message_id: str) -> None:
+    frame = orjson.dumps({"type": "cancel", "message_id": message_id})
+    with pytest.raises(FrameError) as refused:
+        parse_client_frame(frame, 16_000)
+    assert refused.value.code == "invalid_message"

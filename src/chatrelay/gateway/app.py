@@ -46,9 +46,9 @@ def _principal(request: Request) -> Principal:
     return _services(request).auth.authenticate(request)
 
 
-def create_app(services_factory: ServicesFactory) -> FastAPI:
+def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAPI:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
-    app = create_service_app("chatrelay", services_factory)
+    app = create_service_app("chatrelay", services_factory, max_body_bytes)
     app.include_router(auth_router)
     access_routes.install(app)
 
@@ -90,8 +90,11 @@ def create_app(services_factory: ServicesFactory) -> FastAPI:
 
     @app.get("/api/health")
     async def api_health(request: Request) -> dict[str, Any]:
+        # Counts only: worker URLs and their errors are for operators (logs, metrics).
         services = _services(request)
-        return {"node": services.node_id, "workers": services.dispatcher.health()}
+        workers = services.dispatcher.health()
+        healthy = sum(1 for worker in workers if worker["state"] == "up")
+        return {"node": services.node_id, "workers": {"healthy": healthy, "total": len(workers)}}
 
     async def health(request: Request) -> JSONResponse:
         services = _services(request)

@@ -9,6 +9,7 @@ all-in-one process :class:`InProcessDispatcher` wraps the worker's
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -74,6 +75,10 @@ PROBE_INTERVAL_SECONDS = 1.0
 # that does not answer within these is treated as down and the next one tried.
 CONNECT_TIMEOUT_SECONDS = 2.0
 REQUEST_TIMEOUT_SECONDS = 10.0
+# With every worker down, each chat would log the same list: once per this is enough.
+NO_WORKER_LOG_INTERVAL_SECONDS = 10.0
+# What a client is told; the worker URLs and errors go to the log and metrics only.
+NO_WORKER_DETAIL = "no worker could take the request"
 # 4xx answers a worker gives that mean the request itself is wrong: never retried.
 _CLIENT_ERRORS: dict[int, type[ChatRelayError]] = {
     404: NotFound,
@@ -126,6 +131,7 @@ class HttpBalancer:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
         self._prober = Periodic(PROBE_INTERVAL_SECONDS, self._probe, "upstream-prober")
+        self._no_worker_logged_at = -NO_WORKER_LOG_INTERVAL_SECONDS
 
     async def __aenter__(self) -> Self:
         self._prober.start()
@@ -181,13 +187,28 @@ class HttpBalancer:
             if response.status_code in _CLIENT_ERRORS:
                 raise _CLIENT_ERRORS[response.status_code](_detail(response))
             if response.status_code >= 400:
-                raise Unavailable(f"worker refused the request: {_detail(response)}")
+                # A 401 here is a token mismatch between nodes: the operator's to fix.
+                logger.warning(
+                    "worker refused the request: HTTP %d %s",
+                    response.status_code,
+                    _detail(response),
+                    extra={"url": node.url},
+                )
+                raise Unavailable(NO_WORKER_DETAIL)
             logger.info(
                 "AI service request successful",
                 extra={"url": node.url, "code": response.status_code},
             )
             return response.json()
-        raise Unavailable("no worker could take the request (" + "; ".join(errors) + ")")
+        self._no_worker(errors)
+        raise Unavailable(NO_WORKER_DETAIL)
+
+    def _no_worker(self, errors: list[str]) -> None:
+        metrics.NO_WORKER.inc()
+        now = time.monotonic()
+        if now - self._no_worker_logged_at >= NO_WORKER_LOG_INTERVAL_SECONDS:
+            self._no_worker_logged_at = now
+            logger.warning("%s (%s)", NO_WORKER_DETAIL, "; ".join(errors))
 
     def _failed(self, node: WorkerNode, reason: str) -> None:
         metrics.UPSTREAM_CALLS.labels(node.url, "error").inc()

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from chatrelay.engine.base import Engine
-from chatrelay.exceptions import Unavailable
+from chatrelay.exceptions import InvalidMessage, Unavailable
 from chatrelay.protocol import wire_message
 from chatrelay.rest import (
     INTERNAL_TOKEN_HEADER,
@@ -35,6 +35,8 @@ class WorkerServices:
     store: ConversationStore
     generations: Generations
     internal_token: str
+    # The gateway's limit, checked again: a worker trusts no caller's body.
+    max_message_chars: int
     draining: bool = False
 
     async def drain(self) -> None:
@@ -54,8 +56,10 @@ def _services(request: Request) -> WorkerServices:
 def _check_token(
     request: Request, token: str | None = Header(None, alias=INTERNAL_TOKEN_HEADER)
 ) -> None:
-    expected = _services(request).internal_token
-    if expected and not hmac.compare_digest(token or "", expected):
+    # Bytes, not str: compare_digest raises on a non-ASCII str (a 500 and a traceback).
+    expected = _services(request).internal_token.encode()
+    given = (token or "").encode("latin-1")  # Starlette decoded the header as latin-1
+    if not hmac.compare_digest(given, expected):
         raise _Unauthorized()
 
 
@@ -63,10 +67,10 @@ class _Unauthorized(Exception):
     pass
 
 
-def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
+def create_worker_app(services_factory: WorkerFactory, max_body_bytes: int) -> FastAPI:
     """The worker app; ``services_factory`` opens and closes what it runs on."""
 
-    app = create_service_app("chatrelay worker", services_factory)
+    app = create_service_app("chatrelay worker", services_factory, max_body_bytes)
     internal = [Depends(_check_token)]
 
     @app.exception_handler(_Unauthorized)
@@ -76,6 +80,9 @@ def create_worker_app(services_factory: WorkerFactory) -> FastAPI:
     @app.post("/chat", status_code=202, response_model=ChatAccepted, dependencies=internal)
     async def chat(body: GenerationRequest, request: Request) -> ChatAccepted:
         services = _services(request)
+        if len(body.message) > services.max_message_chars:
+            limit = services.max_message_chars
+            raise InvalidMessage(f"the message is longer than {limit} characters")
         if services.draining:
             raise Unavailable("this worker is shutting down")
         return await services.generations.start(body)

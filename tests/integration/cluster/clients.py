@@ -12,6 +12,7 @@ import time
 import uuid
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from chatrelay.protocol import ServerFrame
 from chatrelay.wire_client import WireClient
@@ -54,10 +55,16 @@ def sources_by_gateway(cluster: RunningCluster) -> dict[str, str]:
 
 
 async def worker_requests(gateway_url: str) -> dict[str, int]:
-    """How many requests a gateway's balancer sent to each worker URL so far."""
+    """How many requests a gateway's balancer sent to each worker URL so far (its /metrics)."""
     async with httpx.AsyncClient(timeout=seconds(10)) as client:
-        body = (await client.get(f"{gateway_url}/api/health")).json()
-    return {node["url"]: node["requests"] for node in body["workers"]}
+        text = (await client.get(f"{gateway_url}/metrics")).text
+    counts: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "chatrelay_upstream_calls_total":
+                node = sample.labels["node"]
+                counts[node] = counts.get(node, 0) + int(sample.value)
+    return counts
 
 
 def changed(before: dict[str, int], after: dict[str, int]) -> list[str]:

@@ -58,7 +58,7 @@ def gateway_app(settings: Settings, worker: Worker) -> FastAPI:
         ):
             yield running
 
-    return create_app(services)
+    return create_app(services, settings.resolved_max_body_bytes)
 
 
 @pytest.fixture
