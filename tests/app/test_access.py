@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chatrelay.engine import create_engine
 from chatrelay.exceptions import QuotaExceeded
+from chatrelay.gateway.access_routes import TICKET_BURST
 from chatrelay.gateway.quotas import DISPATCH_GRACE_SECONDS, Quotas
 from chatrelay.store.conversations import ConversationStore
 from tests.app.access import (
@@ -59,6 +60,16 @@ async def test_a_ticket_needs_credentials(app: InProcessApp) -> None:
     response = await app.http.post("/api/ws-ticket")
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+
+
+async def test_tickets_are_rate_limited_per_user(app: InProcessApp) -> None:
+    statuses: list[int] = []
+    # The bucket refills while we ask: a refusal comes soon after the burst, however slow.
+    while 429 not in statuses and len(statuses) < 4 * TICKET_BURST:
+        statuses.append((await app.http.post("/api/ws-ticket", headers=ALICE)).status_code)
+    assert statuses[: int(TICKET_BURST)] == [200] * int(TICKET_BURST)
+    assert statuses[-1] == 429
+    assert (await app.http.post("/api/ws-ticket", headers=BOB)).status_code == 200
 
 
 async def test_a_ticket_from_one_gateway_opens_a_socket_on_another(

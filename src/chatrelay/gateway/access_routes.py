@@ -6,12 +6,20 @@ every route (``auth/origins.py``).
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, FastAPI, Request
 
 from chatrelay.auth.origins import OriginGuard
 from chatrelay.auth.tickets import TICKET_TTL_SECONDS, issue_ticket
+from chatrelay.exceptions import RateLimited
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.rest import MeBody, TicketBody
+
+# Tickets a user may take at once, then per second: a client needs one per
+# connect and refresh; the bound keeps a caller from filling the engine.
+TICKET_BURST = 20.0
+TICKETS_PER_SECOND = 2.0
 
 router = APIRouter()
 
@@ -26,7 +34,14 @@ async def post_ws_ticket(request: Request) -> TicketBody:
     """A one-time ticket for the caller, redeemable once on any gateway."""
     services = _services(request)
     principal = services.auth.authenticate(request)
-    ticket = await issue_ticket(services.engine.coordination, principal)
+    coordination = services.engine.coordination
+    wait = await coordination.take_token(
+        f"ticket-rate:{principal.user_id}", TICKET_BURST, TICKETS_PER_SECOND
+    )
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise RateLimited(f"too many tickets; retry in {seconds} s", retry_after=seconds)
+    ticket = await issue_ticket(coordination, principal)
     return {"ticket": ticket, "expires_in": TICKET_TTL_SECONDS, "expires_at": principal.expires_at}
 
 
