@@ -40,6 +40,23 @@ class QueryStringRedactor(logging.Filter):
         return True
 
 
+class ClientFaultQuieter(logging.Filter):
+    """One line, no traceback, for a client's bad bytes that uvicorn logs as a server error.
+
+    uvicorn logs a text frame that is not UTF-8 with ``logger.exception`` (and
+    closes the socket 1007, which is right): any client could fill the log with
+    tracebacks, one per frame.
+    """
+
+    MESSAGES = ("Invalid UTF-8 sequence received from client.",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("uvicorn") and record.msg in self.MESSAGES:
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def _add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     request_id = REQUEST_ID.get()
     if request_id is not None:
@@ -88,6 +105,7 @@ def configure(level: str = "info", node_id: str | None = None, fmt: str = "conso
     handler = logging.StreamHandler()
     handler.setFormatter(formatter)
     handler.addFilter(QueryStringRedactor())
+    handler.addFilter(ClientFaultQuieter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -11,7 +11,7 @@ send its request headers within ``header_timeout_seconds`` (uvicorn alone only
 times out idle keep-alive connections, so a client sending half a header held
 its socket forever), at most ``max_concurrency`` connections and requests are
 served at once (503 past it), and WebSocket frames are capped at the derived
-frame limit.
+frame limit (plus a slack, see ``FRAME_SLACK_BYTES``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ from chatrelay.config import Settings
 
 logger = logging.getLogger(__name__)
 
+# uvicorn's own frame cap sits this far above the gateway's limit: a frame between the
+# two is read whole and refused by the app with a clean 1009 close handshake; past
+# uvicorn's cap the connection is cut mid-frame and the client may see a reset (1006).
+FRAME_SLACK_BYTES = 256 * 1024
 
 # What a WebSocket handshake over the concurrency limit is answered (as uvicorn answers requests).
 _BUSY_RESPONSE = (
@@ -149,7 +153,7 @@ def run(app: FastAPI, settings: Settings, *, stop_listening_on_drain: bool = Tru
         timeout_keep_alive=max(1, round(settings.keep_alive_seconds)),
         limit_concurrency=settings.max_concurrency,
         backlog=settings.listen_backlog,
-        ws_max_size=settings.resolved_max_frame_bytes,
+        ws_max_size=settings.resolved_max_frame_bytes + FRAME_SLACK_BYTES,
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_interval,
         ws_per_message_deflate=False,

@@ -53,3 +53,19 @@ def test_finding_16_query_strings_never_reach_the_log(
     err = capsys.readouterr().err
     assert "/ws/chat" in err
     assert SECRET not in err
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_client_sending_bad_utf8_leaves_one_line_and_no_traceback(
+    fmt: str, restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs.configure("info", "node-t", fmt)
+    try:
+        b"\xff".decode()
+    except UnicodeDecodeError:
+        # What uvicorn does with a text frame that is not UTF-8 (found by the frame fuzz test).
+        logging.getLogger("uvicorn.error").exception("Invalid UTF-8 sequence received from client.")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert "Invalid UTF-8" in lines[0] and "Traceback" not in lines[0]
+    assert "error" not in lines[0].lower().replace("uvicorn.error", "")

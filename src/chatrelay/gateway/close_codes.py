@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 NORMAL = 1000
+# A frame over the limit (CHATRELAY_MAX_FRAME_BYTES).
+MESSAGE_TOO_BIG = 1009
 # The node is restarting; a ``reconnect`` frame came first.
 RESTARTING = 1012
 # The node is draining or its engine is unreachable: connect again.

@@ -75,6 +75,7 @@ class Inbound:
         outbound: Outbound,
         throttle: FrameThrottle,
         max_message_chars: int,
+        max_frame_bytes: int,
         owned: bool = True,
     ) -> None:
         self._credential = credential
@@ -84,6 +85,7 @@ class Inbound:
         self._outbound = outbound
         self._throttle = throttle
         self._limit = max_message_chars
+        self._max_frame_bytes = max_frame_bytes
         self._owned = owned
 
     async def read(self, receive: Receive) -> None:
@@ -93,6 +95,14 @@ class Inbound:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
+            raw = message.get("text")
+            if raw is None:
+                raw = message.get("bytes") or b""
+            if _too_big(raw, self._max_frame_bytes):
+                # Checked here, not only by uvicorn: a close from the app is a full close
+                # handshake, so the client reads 1009 instead of a reset connection.
+                self._outbound.close_with(close_codes.MESSAGE_TOO_BIG, "frame too large")
+                return
             wait = self._throttle.take()
             if wait:
                 if self._throttle.flooding:
@@ -101,9 +111,6 @@ class Inbound:
                 detail = f"too many frames; retry in {wait:.1f} s"
                 self._outbound.send_frame(error_frame("rate_limited", detail))
                 continue
-            raw = message.get("text")
-            if raw is None:
-                raw = message.get("bytes") or b""
             try:
                 await self.handle(raw)
             except HandshakeRefused as refused:
@@ -221,3 +228,10 @@ class Inbound:
             await outbound.replay(offset, history.events)
         finally:
             outbound.release()
+
+
+def _too_big(raw: str | bytes, limit: int) -> bool:
+    """Whether a frame is over ``limit`` bytes, encoding only when the length can't tell."""
+    if isinstance(raw, bytes) or len(raw) > limit or len(raw) * 4 <= limit:
+        return len(raw) > limit  # UTF-8 takes 1 to 4 bytes a character
+    return len(raw.encode("utf-8", "surrogatepass")) > limit

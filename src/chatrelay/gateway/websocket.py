@@ -101,6 +101,7 @@ async def _run(
         outbound=outbound,
         throttle=throttle,
         max_message_chars=settings.max_message_chars,
+        max_frame_bytes=settings.resolved_max_frame_bytes,
         owned=admission.owned,
     )
     reader = asyncio.create_task(inbound.read(websocket.receive))

@@ -22,6 +22,7 @@ from chatrelay.auth.base import Principal
 from chatrelay.config import Settings
 from chatrelay.engine import create_engine
 from chatrelay.engine.base import Engine
+from chatrelay.gateway import inbound as inbound_module
 from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
@@ -91,6 +92,7 @@ async def socket(tmp_path: Path) -> AsyncIterator[Socket]:
                 flood_window=settings.frame_flood_window_seconds,
             ),
             max_message_chars=settings.max_message_chars,
+            max_frame_bytes=settings.resolved_max_frame_bytes,
         )
         yield Socket(inbound, outbound, engine, store, worker)
 
@@ -189,3 +191,19 @@ async def test_finding_7_a_nul_is_refused_before_any_store_sees_it(socket: Socke
         ("pong", None, None),
     ]
     assert socket.worker.started == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "limit", "too_big"),
+    [
+        ("a" * 100, 100, False),
+        ("a" * 101, 100, True),
+        ("é" * 50, 100, False),  # 100 bytes
+        ("é" * 51, 100, True),  # 102 bytes though 51 characters
+        ("€" * 33, 100, False),  # 99 bytes
+        ("€" * 34, 100, True),  # 102 bytes
+        (b"x" * 101, 100, True),
+    ],
+)
+def test_the_frame_limit_counts_utf8_bytes(raw: str | bytes, limit: int, too_big: bool) -> None:
+    assert inbound_module._too_big(raw, limit) is too_big
