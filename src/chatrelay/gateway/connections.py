@@ -21,7 +21,7 @@ from chatrelay import metrics
 from chatrelay.engine.base import Connection, Registry
 from chatrelay.exceptions import EngineError, HandshakeRefused
 from chatrelay.gateway import close_codes
-from chatrelay.gateway.periodic import Periodic
+from chatrelay.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from chatrelay.exceptions import (
     NotFound,
     Unavailable,
 )
-from chatrelay.gateway.periodic import Periodic
+from chatrelay.periodic import Periodic
 from chatrelay.rest import (
     INTERNAL_TOKEN_HEADER,
     CancelRequest,

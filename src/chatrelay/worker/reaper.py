@@ -12,12 +12,12 @@ stores them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
 from chatrelay.engine.base import Engine, Lease
 from chatrelay.exceptions import EngineError
+from chatrelay.periodic import Periodic
 from chatrelay.protocol import complete_frame, partial_texts
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.generation import generation_lease_key
@@ -42,36 +42,32 @@ class Reaper:
         self._store = store
         self._node_id = node_id
         self._lease: Lease | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._scans = Periodic(SCAN_INTERVAL_SECONDS, self._scan, "reaper")
+        self._count = 0
         self.reaped = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="reaper")
+        """Scan every ``SCAN_INTERVAL_SECONDS`` while this node leads, until ``aclose``."""
+        self._scans.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._scans.aclose()
         if self._lease is not None:
             with contextlib.suppress(EngineError):
                 await self._engine.coordination.release(self._lease)
 
-    async def _loop(self) -> None:
-        scans = 0
-        while True:
-            try:
-                if await self._lead():
-                    await self.reap_once()
-                    scans += 1
-                    if scans % SCANS_PER_REGISTRY_CLEANUP == 0:
-                        # The other leader-only chore: sockets of nodes that died unannounced.
-                        await self._engine.registry.cleanup_stale()
-            except EngineError as exc:
-                logger.warning("reaper skipped a scan: %s", exc)
-            except Exception:
-                logger.exception("reaper scan failed")
-            await asyncio.sleep(SCAN_INTERVAL_SECONDS)
+    async def _scan(self) -> None:
+        try:
+            if await self._lead():
+                await self.reap_once()
+                self._count += 1
+                if self._count % SCANS_PER_REGISTRY_CLEANUP == 0:
+                    # The other leader-only chore: sockets of nodes that died unannounced.
+                    await self._engine.registry.cleanup_stale()
+        except EngineError as exc:
+            logger.warning("reaper skipped a scan: %s", exc)
+        except Exception:
+            logger.exception("reaper scan failed")
 
     async def _lead(self) -> bool:
         if self._lease is not None and await self._engine.coordination.renew(self._lease):

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from chatrelay.gateway.periodic import Periodic
+from chatrelay.periodic import Periodic
 from tests.timing import seconds
 
 
