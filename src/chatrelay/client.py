@@ -8,6 +8,12 @@ so the frames it hands out have no gap and no repeat: every ``message``,
 answers ``reset`` (the log from our position is gone), the ``reset`` frame is
 handed out and the caller reloads history over REST.
 
+Outside dev mode a socket authenticates with a one-time ticket: give the
+client a ``ticket_provider`` (an async callable answering a :class:`Ticket`,
+typically from ``POST /api/ws-ticket``); it fetches a new ticket for every
+connect, and, when the credential behind it expires, sends a ``refresh``
+frame with a fresh one :data:`REFRESH_MARGIN_SECONDS` before it does.
+
 Each connection is read by a :class:`~chatrelay.wire_client.WireClient`,
 which parses the frames; this class adds the reconnects and the exactly-once
 bookkeeping across them. Used by the tests, the benchmarks and ``chatrelay chat``.
@@ -20,8 +26,10 @@ import contextlib
 import logging
 import math
 import random
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import NamedTuple
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -37,6 +45,19 @@ BACKOFF_CAP_SECONDS = 20.0
 INBOX_SIZE = 10_000
 # Close codes after which reconnecting cannot help.
 FINAL_CLOSE_CODES = frozenset({4400, 4401, 4403})
+# A socket's credential is refreshed this long before it expires (a slow
+# ticket fetch or a busy server still makes it in time).
+REFRESH_MARGIN_SECONDS = 30.0
+
+
+class Ticket(NamedTuple):
+    """A one-time socket ticket, and when the credential it stands for expires (Unix s)."""
+
+    value: str
+    expires_at: float | None = None
+
+
+TicketProvider = Callable[[], Awaitable[Ticket]]
 
 
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
@@ -55,9 +76,11 @@ class ChatClient:
         user_id: str | None = None,
         *,
         token: str | None = None,
+        ticket_provider: TicketProvider | None = None,
         local_addr: tuple[str, int] | None = None,
     ) -> None:
         self.url = url
+        self.ticket_provider = ticket_provider
         self.session_id = session_id
         self.user_id = user_id
         self.token = token
@@ -153,18 +176,31 @@ class ChatClient:
 
     # -- the connection loop
 
-    def _query(self) -> dict[str, str]:
+    async def _query(self) -> tuple[dict[str, str], float | None]:
+        """The next connect's query, and when its credential expires."""
         given = {"session_id": self.session_id, "user_id": self.user_id, "token": self.token}
-        return {key: value for key, value in given.items() if value}
+        expires_at = None
+        if self.ticket_provider is not None:
+            given["ticket"], expires_at = await self.ticket_provider()
+        return {key: value for key, value in given.items() if value}, expires_at
+
+    async def _refresh(self, connection: WireClient, expires_at: float | None) -> None:
+        """Send a fresh ticket before each credential expires (runs beside ``_serve``)."""
+        assert self.ticket_provider is not None
+        while expires_at is not None:
+            await asyncio.sleep(max(0.0, expires_at - REFRESH_MARGIN_SECONDS - time.time()))
+            ticket, expires_at = await self.ticket_provider()
+            await connection.send({"type": "refresh", "ticket": ticket})
 
     async def _run(self) -> None:
         attempt = 0
         try:
             while not self._closing:
                 try:
+                    query, expires_at = await self._query()
                     # record=False: this client hands frames out; it keeps none.
                     connection = await WireClient.connect(
-                        self.url, self._query(), local_addr=self.local_addr, record=False
+                        self.url, query, local_addr=self.local_addr, record=False
                     )
                 except (OSError, InvalidHandshake, TimeoutError) as exc:
                     logger.info("connect failed (%s); retrying", exc)
@@ -174,6 +210,11 @@ class ChatClient:
                     self._note_close(exc)
                 else:
                     attempt = 0  # a welcome came: the next failure backs off from the start
+                    refresher = (
+                        None
+                        if self.ticket_provider is None
+                        else asyncio.create_task(self._refresh(connection, expires_at))
+                    )
                     try:
                         if await self._serve(connection):
                             continue  # asked to reconnect: no wait
@@ -182,6 +223,11 @@ class ChatClient:
                     except FrameError as exc:  # the server broke the protocol
                         raise ClientClosed(exc.detail) from exc
                     finally:
+                        if refresher is not None:
+                            refresher.cancel()
+                            # A refresh that failed is answered by the server's close.
+                            with contextlib.suppress(asyncio.CancelledError, Exception):
+                                await refresher
                         self._connected.clear()
                         self._connection = None
                 if self._closing:

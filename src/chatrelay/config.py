@@ -129,6 +129,19 @@ class Settings(BaseSettings):
     chat_rate_burst: float = Field(20.0, validation_alias=_env("chat_rate_burst"))
     chat_rate_per_second: float = Field(1.0, validation_alias=_env("chat_rate_per_second"))
 
+    # -- access (docs/operations.md, "Access")
+    # Origins besides the server's own that may open sockets and send cookie-authenticated
+    # writes (comma-separated, e.g. https://app.example.com).
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("allowed_origins")
+    )
+    # Answers one user may have running at once, across every session and node.
+    max_concurrent_generations: int = Field(
+        3, ge=1, validation_alias=_env("max_concurrent_generations")
+    )
+    # Completion tokens per user per UTC day; 0: no budget.
+    user_daily_tokens: int = Field(0, ge=0, validation_alias=_env("user_daily_tokens"))
+
     # -- listeners (docs/operations.md, "Limits")
     # A connection that has not sent its request headers within this is closed.
     header_timeout_seconds: float = Field(
@@ -166,7 +179,9 @@ class Settings(BaseSettings):
         10.0, gt=0, validation_alias=_env("frame_flood_window_seconds")
     )
 
-    @field_validator("ai_service_urls", "openai_base_urls", "trusted_proxies", mode="before")
+    @field_validator(
+        "ai_service_urls", "openai_base_urls", "trusted_proxies", "allowed_origins", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

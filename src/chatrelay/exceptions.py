@@ -8,11 +8,13 @@ Errors a client may be shown carry the machine-readable ``code`` of PROTOCOL.md:
     ├── NotFound              not_found         404
     ├── Forbidden             forbidden         403
     ├── RateLimited           rate_limited      429  (retry_after seconds)
+    │   └── QuotaExceeded     quota_exceeded    429  (concurrent answers or daily tokens)
     ├── Unavailable           unavailable       503
     ├── ModelError            model_error       502  (a backend could not answer)
     ├── EngineError           unavailable       503  (the engine could not be reached)
     │   └── LeaseLost         lease_lost        409  (a fencing token is no longer current)
     └── NotAuthenticated      not_authenticated 401  (close 4401 on a socket)
+        └── TokenExpired      token_expired     401  (a socket's credential ran out)
 
     HandshakeRefused          a socket refused before its welcome: close code and reason
 
@@ -73,6 +75,12 @@ class RateLimited(ChatRelayError):
     def __init__(self, detail: str, retry_after: float) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(RateLimited):
+    """The user's concurrent answers or daily tokens are used up; ``detail`` says until when."""
+
+    code = "quota_exceeded"
 
 
 class Unavailable(ChatRelayError):
@@ -150,6 +158,12 @@ class NotAuthenticated(ChatRelayError):
 
     code = "not_authenticated"
     http_status = 401
+
+
+class TokenExpired(NotAuthenticated):
+    """A socket's credential expired and was not refreshed (an error frame, then close 4401)."""
+
+    code = "token_expired"
 
 
 class HandshakeRefused(Exception):

@@ -35,7 +35,9 @@ SESSION_ID_RULE = "1 to 128 of [A-Za-z0-9_.:-], starting with a letter or digit"
 MAX_CLIENT_ID_CHARS = 64
 # Message ids and epochs are ours (UUIDs, hex); anything longer is not one.
 MAX_ID_CHARS = 128
-CLIENT_FRAME_TYPES = frozenset({"chat", "cancel", "resume", "ping"})
+CLIENT_FRAME_TYPES = frozenset({"chat", "cancel", "resume", "ping", "refresh"})
+# Tickets are ``secrets.token_urlsafe`` strings (43 characters); anything longer is not one.
+MAX_TICKET_CHARS = 128
 
 
 def new_id() -> str:
@@ -89,8 +91,15 @@ class PingFrame(_ClientFrameModel):
     type: Literal["ping"] = "ping"
 
 
+class RefreshFrame(_ClientFrameModel):
+    """A new ticket (``POST /api/ws-ticket``) that moves the socket's expiry (v1.1)."""
+
+    type: Literal["refresh"] = "refresh"
+    ticket: str
+
+
 ClientFrame = Annotated[
-    ChatFrame | CancelFrame | ResumeFrame | PingFrame, Field(discriminator="type")
+    ChatFrame | CancelFrame | ResumeFrame | PingFrame | RefreshFrame, Field(discriminator="type")
 ]
 
 
@@ -138,6 +147,8 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
         if not valid_session_id(message_id):  # message ids share the id alphabet
             raise FrameError("invalid_message", f"'message_id' must match {SESSION_ID_RULE}")
         return CancelFrame(message_id=message_id)
+    if kind == "refresh":
+        return RefreshFrame(ticket=_string_field(data, "ticket", MAX_TICKET_CHARS))
     epoch = _string_field(data, "epoch", MAX_ID_CHARS)
     offset = data.get("offset")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:

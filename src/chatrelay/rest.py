@@ -117,6 +117,41 @@ def session_summary(record: SessionRecord) -> SessionSummary:
     return {"id": record.id, "title": record.title, "updated_at": record.updated_at.isoformat()}
 
 
+class TicketBody(TypedDict):
+    """A one-time ticket for ``/ws/chat?ticket=``, valid ``expires_in`` seconds.
+
+    ``expires_at`` (Unix seconds, or None) is when the credential the ticket
+    stands for expires: a socket opened with it must ``refresh`` before then.
+    """
+
+    ticket: str
+    expires_in: int
+    expires_at: float | None
+
+
+class UsageBody(TypedDict):
+    """``GET /api/me``: running answers and completion tokens since 00:00 UTC."""
+
+    running: int
+    tokens_today: int
+
+
+class LimitsBody(TypedDict):
+    """``GET /api/me``: the caller's limits."""
+
+    max_concurrent_generations: int
+    daily_tokens: int
+
+
+class MeBody(TypedDict):
+    """The caller, their role, and their usage against their limits (0: no daily budget)."""
+
+    user_id: str
+    role: str
+    usage: UsageBody
+    limits: LimitsBody
+
+
 # -- gateway -> worker ---------------------------------------------------------------
 # A worker validates like the gateway does: the ids of a generation (user,
 # session, messages) are 1 to 128 characters of the session id alphabet, as the

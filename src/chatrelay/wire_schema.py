@@ -28,6 +28,8 @@ WIRE_TYPES: dict[str, Any] = {
     "CancelAccepted": rest.CancelAccepted,
     "HistoryBody": rest.HistoryBody,
     "SessionsBody": rest.SessionsBody,
+    "TicketBody": rest.TicketBody,
+    "MeBody": rest.MeBody,
 }
 
 

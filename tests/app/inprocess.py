@@ -48,16 +48,21 @@ class InProcessApp:
     http: httpx.AsyncClient
     _sockets: list[AsgiSocket] = field(default_factory=list)
 
-    async def socket(self, max_queue: int | None = None, **query: str) -> AsgiSocket:
+    async def socket(
+        self,
+        max_queue: int | None = None,
+        headers: dict[str, str] | None = None,
+        **query: str,
+    ) -> AsgiSocket:
         """An accepted WebSocket on ``/ws/chat?query`` (closed when the app stops)."""
-        socket = AsgiSocket(self.app, "/ws/chat", query, max_queue=max_queue)
+        socket = AsgiSocket(self.app, "/ws/chat", query, headers=headers, max_queue=max_queue)
         self._sockets.append(socket)
         await socket.open()
         return socket
 
-    async def connect(self, **query: str) -> WireClient:
+    async def connect(self, headers: dict[str, str] | None = None, **query: str) -> WireClient:
         """A protocol client on a new socket, its ``welcome`` read."""
-        client = WireClient(await self.socket(**query), timeout=seconds(10))
+        client = WireClient(await self.socket(headers=headers, **query), timeout=seconds(10))
         await client.read_welcome()
         return client
 

@@ -145,11 +145,21 @@ async def test_logout_clears_the_cookie(accounts_app: InProcessApp) -> None:
     assert (await accounts_app.http.get("/api/sessions")).status_code == 401
 
 
-async def test_the_socket_authenticates_by_the_cookie(accounts_app: InProcessApp) -> None:
-    """Until tickets land (the access slice), the upgrade carries the session cookie."""
+async def test_the_socket_authenticates_by_a_ticket_fetched_with_the_cookie(
+    accounts_app: InProcessApp,
+) -> None:
+    """The cookie buys a one-time ticket; the upgrade carries only the ticket."""
     response = await login(accounts_app, "alice")
     cookie = f"{SESSION_COOKIE}={response.cookies[SESSION_COOKIE]}"
-    socket = AsgiSocket(accounts_app.app, "/ws/chat", {}, headers={"Cookie": cookie})
+    # The cookie alone opens no socket (tickets only outside dev mode).
+    alone = AsgiSocket(accounts_app.app, "/ws/chat", {}, headers={"Cookie": cookie})
+    await alone.open()
+    with pytest.raises(ConnectionClosed) as closed:
+        await alone.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    issued = await accounts_app.http.post("/api/ws-ticket", headers={"Cookie": cookie})
+    assert issued.status_code == 200, issued.text
+    socket = AsgiSocket(accounts_app.app, "/ws/chat", {"ticket": issued.json()["ticket"]})
     await socket.open()
     try:
         client = WireClient(socket, timeout=seconds(10))

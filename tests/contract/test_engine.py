@@ -239,6 +239,48 @@ async def test_token_bucket_limits_and_refills(engine: Engine) -> None:
     assert await engine.coordination.take_token("rate:u1", capacity=3, refill_per_second=10) == 0.0
 
 
+async def test_a_ticket_is_redeemed_once(engine: Engine) -> None:
+    await engine.coordination.issue_ticket("t1", '{"user_id": "alice"}', ttl=30)
+    assert await engine.coordination.redeem_ticket("t1") == '{"user_id": "alice"}'
+    assert await engine.coordination.redeem_ticket("t1") is None
+    assert await engine.coordination.redeem_ticket("never-issued") is None
+
+
+async def test_concurrent_redeems_of_one_ticket_give_it_once(engine: Engine) -> None:
+    await engine.coordination.issue_ticket("t2", "data", ttl=30)
+    results = await asyncio.gather(*(engine.coordination.redeem_ticket("t2") for _ in range(5)))
+    assert results.count("data") == 1
+    assert results.count(None) == 4
+
+
+async def test_a_ticket_expires(engine: Engine) -> None:
+    await engine.coordination.issue_ticket("t3", "data", ttl=SHORT_TTL)
+    await asyncio.sleep(SHORT_TTL + 0.1)  # the TTL itself is what is tested
+    assert await engine.coordination.redeem_ticket("t3") is None
+
+
+async def test_slots_are_bounded_and_released(engine: Engine) -> None:
+    coordination = engine.coordination
+    assert await coordination.claim_slot("running:u1", "m1", limit=2, ttl=30)
+    assert await coordination.claim_slot("running:u1", "m2", limit=2, ttl=30)
+    assert not await coordination.claim_slot("running:u1", "m3", limit=2, ttl=30)
+    assert await coordination.claim_slot("running:u1", "m2", limit=2, ttl=30)  # held: renewed
+    assert await coordination.claim_slot("running:u2", "m3", limit=2, ttl=30)
+    assert sorted(await coordination.slot_members("running:u1")) == ["m1", "m2"]
+    await coordination.release_slot("running:u1", "m1")
+    await coordination.release_slot("running:u1", "m1")  # idempotent
+    assert await coordination.claim_slot("running:u1", "m3", limit=2, ttl=30)
+
+
+async def test_slots_expire(engine: Engine) -> None:
+    coordination = engine.coordination
+    assert await coordination.claim_slot("running:u1", "m1", limit=1, ttl=SHORT_TTL)
+    assert not await coordination.claim_slot("running:u1", "m2", limit=1, ttl=SHORT_TTL)
+    await asyncio.sleep(SHORT_TTL + 0.1)  # the TTL itself is what is tested
+    assert await coordination.slot_members("running:u1") == []
+    assert await coordination.claim_slot("running:u1", "m2", limit=1, ttl=SHORT_TTL)
+
+
 # -- registry
 
 

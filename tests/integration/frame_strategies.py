@@ -49,7 +49,7 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=6,
 )
-CLIENT_TYPES = ("chat", "cancel", "resume", "ping")
+CLIENT_TYPES = ("chat", "cancel", "resume", "ping", "refresh")
 # One frame in this many is not UTF-8, one is a chat near the character limit, one is
 # padded to near the frame limit: those may close the socket, and a reconnect each is
 # the campaign's main cost.

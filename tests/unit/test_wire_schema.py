@@ -32,7 +32,7 @@ def test_the_schema_names_every_frame_and_body() -> None:
         "ResetFrame",
     ]
     client = [ref["$ref"].rsplit("/", 1)[1] for ref in definitions["ClientFrame"]["oneOf"]]
-    assert client == ["ChatFrame", "CancelFrame", "ResumeFrame", "PingFrame"]
+    assert client == ["ChatFrame", "CancelFrame", "ResumeFrame", "PingFrame", "RefreshFrame"]
     assert definitions["ChunkFrame"]["required"] == [
         "type",
         "message_id",

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { type SessionSummary, fetchSessions } from "./chat/api";
+import { type SessionSummary, fetchSessions, fetchTicket } from "./chat/api";
 import { currentUserId, sessionFromUrl, urlForSession } from "./chat/identity";
 import { isGenerating, streamingMessage } from "./chat/reducer";
 import { useChatSocket } from "./chat/useChatSocket";
@@ -75,6 +75,7 @@ export function App({ account }: { account?: Account } = {}) {
     conversation,
     onSessionCreated,
     onActivity: refreshSessionsSoon,
+    ticket: fetchTicket,
   });
   const { state } = chat;
 

@@ -205,7 +205,7 @@ class Registry(Protocol):
 
 
 class Coordination(Protocol):
-    """Leases with fencing tokens, cancel flags and token buckets, shared by every node."""
+    """Leases with fencing, cancel flags, token buckets, tickets and slots, shared by every node."""
 
     async def acquire(self, key: str, ttl: float, holder: str) -> Lease | None:
         """Take the lease ``key`` for ``ttl`` seconds, or None if someone holds it."""
@@ -233,6 +233,33 @@ class Coordination(Protocol):
 
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
         """Token bucket shared by all nodes: 0.0 if a token was taken, else seconds to wait."""
+        ...
+
+    async def issue_ticket(self, ticket: str, data: str, ttl: float) -> None:
+        """Store ``data`` under the one-time ``ticket`` for ``ttl`` seconds."""
+        ...
+
+    async def redeem_ticket(self, ticket: str) -> str | None:
+        """The data of ``ticket``, removed atomically; None if unknown, used or expired.
+
+        Of two concurrent redeems (on any nodes), exactly one gets the data.
+        """
+        ...
+
+    async def claim_slot(self, key: str, member: str, limit: int, ttl: float) -> bool:
+        """Add ``member`` to the slots of ``key`` unless ``limit`` live ones are held (atomic).
+
+        A slot expires after ``ttl`` seconds unless released; claiming a member
+        already held renews it and succeeds.
+        """
+        ...
+
+    async def release_slot(self, key: str, member: str) -> None:
+        """Give a slot back (idempotent)."""
+        ...
+
+    async def slot_members(self, key: str) -> list[str]:
+        """The live (not expired) members of the slots of ``key``."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""Coordination kept in this process: leases, cancel flags, token buckets.
+"""Coordination kept in this process: leases, cancel flags, token buckets, tickets, slots.
 
 The guarantees are those of ``base.Coordination`` within one process. The
 memory broker asks it (``is_current``, ``cancel_pending``) when it fences a
@@ -39,6 +39,8 @@ class MemoryCoordination:
         self._tokens = itertools.count(1)
         self._cancels: dict[str, float] = {}
         self._buckets: dict[str, _Bucket] = {}
+        self._tickets: dict[str, tuple[str, float]] = {}
+        self._slots: dict[str, dict[str, float]] = {}
 
     def is_current(self, lease: Lease) -> bool:
         """Whether ``lease`` is still the live grant of its key (the fencing check)."""
@@ -110,3 +112,36 @@ class MemoryCoordination:
         refill = (capacity - tokens) / refill_per_second if refill_per_second > 0 else float("inf")
         self._buckets[key] = _Bucket(tokens, now, now + refill)
         return wait
+
+    async def issue_ticket(self, ticket: str, data: str, ttl: float) -> None:
+        now = time.monotonic()
+        # Expired tickets go when a new one comes, so unredeemed ones cannot pile up.
+        self._tickets = {k: v for k, v in self._tickets.items() if v[1] > now}
+        self._tickets[ticket] = (data, now + ttl)
+
+    async def redeem_ticket(self, ticket: str) -> str | None:
+        entry = self._tickets.pop(ticket, None)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def _live_slots(self, key: str) -> dict[str, float]:
+        now = time.monotonic()
+        live = {m: e for m, e in self._slots.pop(key, {}).items() if e > now}
+        if live:  # an empty set leaves no key behind
+            self._slots[key] = live
+        return live
+
+    async def claim_slot(self, key: str, member: str, limit: int, ttl: float) -> bool:
+        live = self._live_slots(key)
+        if member not in live and len(live) >= limit:
+            return False
+        live[member] = time.monotonic() + ttl
+        self._slots[key] = live
+        return True
+
+    async def release_slot(self, key: str, member: str) -> None:
+        self._live_slots(key).pop(member, None)
+
+    async def slot_members(self, key: str) -> list[str]:
+        return list(self._live_slots(key))

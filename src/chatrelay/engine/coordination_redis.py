@@ -1,4 +1,4 @@
-"""Coordination on Redis: leases, cancel flags and token buckets shared by every node.
+"""Coordination on Redis: leases, cancel flags, token buckets, tickets, slots for every node.
 
 Each lease change is one Lua script (compare-and-set on the exact value
 ``"{token}:{holder}"``), so it is atomic and costs one round trip; the
@@ -7,6 +7,8 @@ fencing check and the cancel flag of a generation's chunks are read inside
 """
 
 from __future__ import annotations
+
+import time
 
 from chatrelay.engine.base import Lease
 from chatrelay.engine.redis_client import RedisClient, as_text, milliseconds
@@ -62,3 +64,30 @@ class RedisCoordination:
             )
         )
         return float("inf") if wait < 0 else wait
+
+    async def issue_ticket(self, ticket: str, data: str, ttl: float) -> None:
+        async with self._client.errors("SET"):
+            await self._client.redis.set(self._keys.ticket(ticket), data, px=milliseconds(ttl))
+
+    async def redeem_ticket(self, ticket: str) -> str | None:
+        # GETDEL (Redis 6.2) reads and deletes in one step: a ticket is used once.
+        async with self._client.errors("GETDEL"):
+            value = await self._client.redis.getdel(self._keys.ticket(ticket))
+        return None if value is None else as_text(value)
+
+    async def claim_slot(self, key: str, member: str, limit: int, ttl: float) -> bool:
+        claimed = await self._client.run(
+            "claim_slot", [self._keys.slots(key)], [member, limit, milliseconds(ttl)]
+        )
+        return bool(claimed)
+
+    async def release_slot(self, key: str, member: str) -> None:
+        async with self._client.errors("ZREM"):
+            await self._client.redis.zrem(self._keys.slots(key), member)
+
+    async def slot_members(self, key: str) -> list[str]:
+        async with self._client.errors("ZRANGE"):
+            members = await self._client.redis.zrangebyscore(
+                self._keys.slots(key), f"({milliseconds(time.time())}", "+inf"
+            )
+        return [as_text(member) for member in members if isinstance(member, bytes | str)]

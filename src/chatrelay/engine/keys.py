@@ -45,6 +45,10 @@ LEASE_FENCE = "fence:"
 CANCEL = "cancel:"
 #: Token bucket hash ``{tokens, stamp}``; the caller's key follows (``bucket:rate:u1``).
 BUCKET = "bucket:"
+#: A one-time socket ticket: the principal as JSON, expiring with the ticket.
+TICKET = "ticket:"
+#: Sorted set member -> expiry (ms) of a bounded set of slots (``slots:running:u1``).
+SLOTS = "slots:"
 
 
 def _kind(kind: str) -> Callable[[KeySpace, str], str]:
@@ -79,3 +83,9 @@ class KeySpace:
 
     def active_sessions(self) -> str:
         return f"{self.prefix}{ACTIVE_SESSIONS}"
+
+    def ticket(self, ticket: str) -> str:
+        return f"{self.prefix}{TICKET}{ticket}"
+
+    def slots(self, key: str) -> str:
+        return f"{self.prefix}{SLOTS}{key}"

@@ -12,7 +12,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
+from chatrelay.auth.base import Principal
 from chatrelay.auth.routes import router as auth_router
+from chatrelay.gateway import access_routes
 from chatrelay.gateway.api_docs import mount_api_docs
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
@@ -47,15 +49,15 @@ def _services(request: Request) -> GatewayServices:
     return services
 
 
-def _user(request: Request) -> str:
-    services = _services(request)
-    return services.auth.authenticate(request).user_id
+def _principal(request: Request) -> Principal:
+    return _services(request).auth.authenticate(request)
 
 
 def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAPI:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
     app = create_service_app("chatrelay", services_factory, max_body_bytes)
     app.include_router(auth_router)
+    access_routes.install(app)
 
     @app.websocket("/ws/chat")
     async def chat_socket(websocket: WebSocket) -> None:
@@ -69,12 +71,12 @@ def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAP
     )
     async def post_chat(body: ChatBody, request: Request) -> ChatAccepted:
         conversations = _services(request).conversations
-        return await conversations.send(_user(request), body.session_id, body.message)
+        return await conversations.send(_principal(request), body.session_id, body.message)
 
     @app.post("/api/cancel", responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503))
     async def post_cancel(body: CancelBody, request: Request) -> CancelAccepted:
         await _services(request).conversations.cancel(
-            _user(request), body.session_id, body.message_id
+            _principal(request), body.session_id, body.message_id
         )
         return {"status": "cancelled"}
 
@@ -92,13 +94,13 @@ def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAP
         before: str | None = Query(None, max_length=MAX_ID_CHARS),
     ) -> HistoryBody:
         messages = await _services(request).conversations.history(
-            _user(request), session_id, limit=limit, before=before
+            _principal(request), session_id, limit=limit, before=before
         )
         return {"session_id": session_id, "messages": messages}
 
     @app.get("/api/sessions", response_model=None, responses=error_responses(401, 503))
     async def get_sessions(request: Request) -> SessionsBody:
-        return {"sessions": await _services(request).conversations.sessions(_user(request))}
+        return {"sessions": await _services(request).conversations.sessions(_principal(request))}
 
     @app.get("/api/health")
     async def api_health(request: Request) -> dict[str, Any]:

@@ -1,8 +1,14 @@
 """What a user may do with a conversation, whether asked over WebSocket or REST.
 
 Owns the checks that do not depend on the transport: who owns a session,
-message length, the per-user chat rate, ids chosen before any worker is
-called (so a retried call cannot start two generations).
+message length, the per-user chat rate and quotas (``quotas.py``), ids
+chosen before any worker is called (so a retried call cannot start two
+generations).
+
+Ownership: a session belongs to the user whose first chat stored it. Only
+its owner may chat in it; its owner and administrators may read it (history,
+a socket) and cancel its answers; anyone else gets ``Forbidden`` (403 /
+close 4403). The caller is always the authenticated ``Principal``.
 
 A session is stored on its first accepted chat, not when a socket opens or
 a request is refused: ``send`` claims it after every check passed, and the
@@ -14,9 +20,11 @@ from __future__ import annotations
 
 import math
 
+from chatrelay.auth.base import Principal
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
-from chatrelay.exceptions import Forbidden, InvalidMessage, RateLimited
+from chatrelay.exceptions import ChatRelayError, Forbidden, InvalidMessage, RateLimited
+from chatrelay.gateway.quotas import Quotas
 from chatrelay.gateway.upstream import Dispatcher
 from chatrelay.protocol import WireMessage, new_id, partial_texts, unstorable, wire_message
 from chatrelay.rest import (
@@ -28,9 +36,11 @@ from chatrelay.rest import (
 )
 from chatrelay.store.conversations import ConversationStore
 
+OTHER_USERS_SESSION = "this session belongs to another user"
+
 
 class Conversations:
-    """Sessions, chats, cancels and history, for one authenticated user at a time."""
+    """Sessions, chats, cancels and history, each asked by an authenticated principal."""
 
     def __init__(
         self, settings: Settings, engine: Engine, store: ConversationStore, dispatcher: Dispatcher
@@ -39,28 +49,39 @@ class Conversations:
         self._engine = engine
         self._store = store
         self._dispatcher = dispatcher
+        self.quotas = Quotas(
+            engine.coordination,
+            store,
+            max_running=settings.max_concurrent_generations,
+            daily_tokens=settings.user_daily_tokens,
+        )
 
     async def owner(self, session_id: str) -> str | None:
         """Who owns the session, or None while it is not stored (no chat accepted yet)."""
         return await self._store.session_owner(session_id)
 
-    async def check_owner(self, user_id: str, session_id: str) -> bool:
+    async def check_owner(
+        self, principal: Principal, session_id: str, *, read: bool = False
+    ) -> bool:
         """Whether the session is stored; raises ``Forbidden`` if it is someone else's.
 
+        ``read``: to read or cancel, which administrators may do in any session.
         Stores nothing: a session is claimed by its first accepted chat.
         """
         owner = await self._store.session_owner(session_id)
-        if owner is not None and owner != user_id:
-            raise Forbidden("this session belongs to another user")
+        if owner is not None and owner != principal.user_id and not (read and principal.admin):
+            raise Forbidden(OTHER_USERS_SESSION)
         return owner is not None
 
     async def send(
-        self, user_id: str, session_id: str, content: str, client_id: str | None = None
+        self, principal: Principal, session_id: str, content: str, client_id: str | None = None
     ) -> ChatAccepted:
-        """Start a chat turn; the answer streams through the session's log.
+        """Start a chat turn in the principal's own session; the answer streams through its log.
 
-        The first accepted chat of a session stores it, owned by ``user_id``.
+        The first accepted chat of a session stores it, owned by the principal.
+        Raises ``QuotaExceeded`` past the user's running answers or daily tokens.
         """
+        user_id = principal.user_id
         if not content.strip():
             raise InvalidMessage("the message is empty")
         if len(content) > self._settings.max_message_chars:
@@ -70,7 +91,7 @@ class Conversations:
         for name, text in (("message", content), ("client_id", client_id or "")):
             if problem := unstorable(text):
                 raise InvalidMessage(f"the {name} {problem}")
-        await self.check_owner(user_id, session_id)
+        await self.check_owner(principal, session_id)
         wait = await self._engine.coordination.take_token(
             f"chat-rate:{user_id}",
             self._settings.chat_rate_burst,
@@ -80,7 +101,7 @@ class Conversations:
             seconds = math.ceil(wait)
             raise RateLimited(f"too many messages; retry in {seconds} s", retry_after=seconds)
         if await self._store.claim_session(session_id, user_id) != user_id:
-            raise Forbidden("this session belongs to another user")
+            raise Forbidden(OTHER_USERS_SESSION)
         request = GenerationRequest(
             session_id=session_id,
             user_id=user_id,
@@ -89,18 +110,23 @@ class Conversations:
             user_message_id=new_id(),
             client_id=client_id,
         )
-        return await self._dispatcher.start(request)
+        await self.quotas.claim(user_id, session_id, request.message_id)
+        try:
+            return await self._dispatcher.start(request)
+        except ChatRelayError:  # refused before it started: the slot was never used
+            await self.quotas.release(user_id, session_id, request.message_id)
+            raise
 
-    async def cancel(self, user_id: str, session_id: str, message_id: str) -> None:
+    async def cancel(self, principal: Principal, session_id: str, message_id: str) -> None:
         """Stop a running generation of the session (from any node)."""
-        await self.check_owner(user_id, session_id)
+        await self.check_owner(principal, session_id, read=True)
         await self._dispatcher.cancel(CancelRequest(session_id=session_id, message_id=message_id))
 
     async def history(
-        self, user_id: str, session_id: str, limit: int = 200, before: str | None = None
+        self, principal: Principal, session_id: str, limit: int = 200, before: str | None = None
     ) -> list[WireMessage]:
         """Stored messages, oldest first; a message still streaming shows its text so far."""
-        if not await self.check_owner(user_id, session_id):
+        if not await self.check_owner(principal, session_id, read=True):
             return []
         records = await self._store.history(session_id, limit=limit, before=before)
         messages = [wire_message(record) for record in records]
@@ -113,5 +139,7 @@ class Conversations:
                 message["content"] = max(message["content"], text, key=len)
         return messages
 
-    async def sessions(self, user_id: str) -> list[SessionSummary]:
-        return [session_summary(record) for record in await self._store.list_sessions(user_id)]
+    async def sessions(self, principal: Principal) -> list[SessionSummary]:
+        """The principal's own sessions, newest first."""
+        records = await self._store.list_sessions(principal.user_id)
+        return [session_summary(record) for record in records]

@@ -8,11 +8,14 @@ session's relay.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
 from starlette.websockets import WebSocket
 
+from chatrelay.auth.base import Principal
+from chatrelay.auth.tickets import redeem_ticket
 from chatrelay.engine.base import Connection
 from chatrelay.exceptions import EngineError, Forbidden, HandshakeRefused, NotAuthenticated
 from chatrelay.gateway import close_codes
@@ -23,41 +26,64 @@ from chatrelay.protocol import SESSION_ID_RULE, new_id, valid_session_id, welcom
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """A socket let in: its connection, and whether its session is stored as its user's
-    (False: nobody owns it yet; its first accepted chat will claim it)."""
+    """A socket let in: its connection, its principal, and whether its session is stored
+    as its user's (False: nobody owns it yet; its first accepted chat will claim it)."""
 
     connection: Connection
+    principal: Principal
     owned: bool
+
+
+async def authenticate(websocket: WebSocket, services: GatewayServices) -> Principal:
+    """The principal of a socket: its ``ticket=`` (any mode), or dev mode's query.
+
+    Outside ``dev`` mode a socket authenticates only by a one-time ticket
+    (``auth/tickets.py``), so no long-lived token travels in a URL. Raises
+    ``HandshakeRefused`` (4401; 1013 if the engine cannot be reached).
+    """
+    ticket = websocket.query_params.get("ticket")
+    try:
+        if ticket is not None:
+            principal = await redeem_ticket(services.engine.coordination, ticket)
+        elif services.settings.auth_mode == "dev":
+            principal = services.auth.authenticate(websocket)
+        else:
+            raise NotAuthenticated("connect with ?ticket= from POST /api/ws-ticket")
+    except NotAuthenticated as exc:
+        raise HandshakeRefused(close_codes.NOT_AUTHENTICATED, exc.detail) from exc
+    except EngineError as exc:
+        raise HandshakeRefused(close_codes.OVERLOADED, "engine unavailable") from exc
+    if principal.expires_at is not None and principal.expires_at <= time.time():
+        raise HandshakeRefused(close_codes.NOT_AUTHENTICATED, "the token has expired")
+    return principal
 
 
 async def admit(websocket: WebSocket, services: GatewayServices) -> Admission:
     """The connection an accepted socket asks for, or ``HandshakeRefused``.
 
-    Checks, in order: the node is not draining, the user is authenticated,
+    Checks, in order: the node is not draining, the caller is authenticated,
     the session id is well formed (a new one is made when none is given),
     the user is under their socket limit (a first look: ``connections.open``
     holds the limit, counting and registering in one step), and the session
-    is not someone else's. Stores nothing: a session is stored by its first accepted chat.
+    is not someone else's (administrators may watch any). Stores nothing: a
+    session is stored by its first accepted chat.
     """
     connections = services.connections
     connections.refuse_if_draining()
-    query = websocket.query_params
-    try:
-        user_id = services.auth.authenticate(websocket).user_id
-    except NotAuthenticated as exc:
-        raise HandshakeRefused(close_codes.NOT_AUTHENTICATED, exc.detail) from exc
-    session_id = query.get("session_id") or new_id()
+    principal = await authenticate(websocket, services)
+    user_id = principal.user_id
+    session_id = websocket.query_params.get("session_id") or new_id()
     if not valid_session_id(session_id):
         raise HandshakeRefused(close_codes.BAD_SESSION, f"session_id must be {SESSION_ID_RULE}")
     await connections.admit(user_id)
     try:
-        owned = await services.conversations.check_owner(user_id, session_id)
+        owned = await services.conversations.check_owner(principal, session_id, read=True)
     except Forbidden as exc:
         raise HandshakeRefused(close_codes.FORBIDDEN, exc.detail) from exc
     except EngineError as exc:
         raise HandshakeRefused(close_codes.OVERLOADED, "engine unavailable") from exc
     connection = Connection(uuid.uuid4().hex, session_id, user_id, services.node_id)
-    return Admission(connection, owned)
+    return Admission(connection, principal, owned)
 
 
 async def welcome(

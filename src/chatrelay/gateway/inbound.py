@@ -2,7 +2,9 @@
 
 ``chat`` and ``cancel`` go to the conversation rules (``chats.py``),
 ``resume`` replays the session's log into the outbound queue, ``ping`` is
-answered with ``pong``. Every frame is handled inside its own error
+answered with ``pong``, ``refresh`` renews the socket's credential
+(``credentials.py``; refused, the socket ends with ``token_expired`` and
+4401). Every frame is handled inside its own error
 boundary: a frame that breaks the protocol, a request the rules refuse, or
 an error nobody expected is answered with an ``error`` frame carrying its
 code, and the socket carries on reading. Frames past the socket's budget
@@ -29,9 +31,16 @@ from collections.abc import Awaitable, Callable
 from starlette.types import Message
 
 from chatrelay import metrics
-from chatrelay.exceptions import ChatRelayError, FrameError, HandshakeRefused
+from chatrelay.exceptions import (
+    ChatRelayError,
+    FrameError,
+    HandshakeRefused,
+    NotAuthenticated,
+    TokenExpired,
+)
 from chatrelay.gateway import close_codes
 from chatrelay.gateway.chats import Conversations
+from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.relay import Relay
 from chatrelay.gateway.throttle import FrameThrottle
@@ -41,6 +50,7 @@ from chatrelay.protocol import (
     ChatFrame,
     ClientFrame,
     PingFrame,
+    RefreshFrame,
     ResumeFrame,
     error_frame,
     parse_client_frame,
@@ -58,7 +68,7 @@ class Inbound:
     def __init__(
         self,
         *,
-        user_id: str,
+        credential: SocketCredential,
         session_id: str,
         conversations: Conversations,
         relay: Relay,
@@ -68,7 +78,7 @@ class Inbound:
         max_frame_bytes: int,
         owned: bool = True,
     ) -> None:
-        self._user_id = user_id
+        self._credential = credential
         self._session_id = session_id
         self._conversations = conversations
         self._relay = relay
@@ -158,13 +168,18 @@ class Inbound:
             raise HandshakeRefused(close_codes.FORBIDDEN, "this session belongs to another user")
         self._claimed()
 
+    @property
+    def _user_id(self) -> str:
+        return self._credential.principal.user_id
+
     def _claimed(self) -> None:
         if not self._owned:
             self._owned = True
             self._outbound.release()
 
     async def _route(self, frame: ClientFrame) -> None:
-        conversations, user, session = self._conversations, self._user_id, self._session_id
+        conversations, session = self._conversations, self._session_id
+        user = self._credential.principal
         match frame:
             case PingFrame():
                 self._outbound.send_encoded(PONG_FRAME)
@@ -189,6 +204,14 @@ class Inbound:
                 # An unclaimed session has no log to replay (events follow a claim).
                 if self._owned:
                     await self._resume(epoch, offset)
+            case RefreshFrame(ticket=ticket):
+                try:
+                    await self._credential.refresh(ticket)
+                except NotAuthenticated as exc:
+                    # PROTOCOL: a failed refresh ends the socket as an expiry would.
+                    detail = f"refresh refused: {exc.detail}"
+                    self._outbound.send_frame(error_frame(TokenExpired.code, detail))
+                    self._outbound.close_with(close_codes.NOT_AUTHENTICATED, "refresh refused")
 
     async def _resume(self, epoch: str, offset: int) -> None:
         """Replay the log after ``offset``, then carry on live; or tell the client to reset."""

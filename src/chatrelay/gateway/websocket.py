@@ -17,15 +17,21 @@ from collections.abc import AsyncIterator
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from chatrelay.exceptions import EngineError, HandshakeRefused
+from chatrelay.exceptions import EngineError, HandshakeRefused, TokenExpired
 from chatrelay.gateway import close_codes, handshake
 from chatrelay.gateway.asgi_send import TextSender
+from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.throttle import FrameThrottle
+from chatrelay.protocol import error_frame
 
 logger = logging.getLogger(__name__)
+
+# An expired socket's last frames (and the token_expired error) get this long
+# to leave before it is closed anyway.
+EXPIRED_FLUSH_SECONDS = 5.0
 
 
 async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
@@ -78,7 +84,7 @@ async def _run(
     admission: handshake.Admission,
     outbound: Outbound,
 ) -> tuple[int, str]:
-    """Read and write until either side ends; the close code and reason."""
+    """Read and write until either side ends, or the credential expires; the close code."""
     settings, connection = services.settings, admission.connection
     throttle = FrameThrottle(
         burst=settings.frame_rate_burst,
@@ -86,8 +92,9 @@ async def _run(
         flood_limit=settings.frame_flood_limit,
         flood_window=settings.frame_flood_window_seconds,
     )
+    credential = SocketCredential(admission.principal, services.engine.coordination)
     inbound = Inbound(
-        user_id=connection.user_id,
+        credential=credential,
         session_id=connection.session_id,
         conversations=services.conversations,
         relay=services.relay,
@@ -99,12 +106,19 @@ async def _run(
     )
     reader = asyncio.create_task(inbound.read(websocket.receive))
     writer = asyncio.create_task(outbound.write(TextSender(websocket).send_text))
-    tasks = [reader, writer]
+    expiry = asyncio.create_task(credential.expired())
+    tasks = [reader, writer, expiry]
     # The claim watcher is not one of the tasks that end the socket: it only
     # releases the outbound, or closes it (the writer then ends).
     helpers = [] if admission.owned else [asyncio.create_task(inbound.watch_claim())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if expiry in done and not writer.done():
+            expired = TokenExpired("the token expired and was not refreshed")
+            outbound.send_frame(error_frame(expired.code, expired.detail))
+            outbound.close_with(close_codes.NOT_AUTHENTICATED, "token expired")
+            # What is queued goes out first: the writer ends after it.
+            await asyncio.wait((writer,), timeout=EXPIRED_FLUSH_SECONDS)
     finally:
         for task in (*tasks, *helpers):
             task.cancel()

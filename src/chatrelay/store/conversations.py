@@ -141,6 +141,20 @@ class ConversationStore:
                 SessionRecord(row.id, row.title or "New chat", _utc(row.updated_at)) for row in rows
             ]
 
+    async def tokens_since(self, user_id: str, since: datetime) -> int:
+        """Completion tokens of the user's answers started at or after ``since`` (quotas)."""
+        async with self._sessions() as db:
+            usages = await db.scalars(
+                select(MessageRow.usage)
+                .join(SessionRow, SessionRow.id == MessageRow.session_id)
+                .where(
+                    SessionRow.user_id == user_id,
+                    MessageRow.role == "assistant",
+                    MessageRow.created_at >= since,
+                )
+            )
+            return sum(int(cast(Any, usage).get("tokens", 0)) for usage in usages if usage)
+
     # -- messages
 
     async def add_message(

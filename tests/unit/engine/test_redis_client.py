@@ -91,6 +91,7 @@ def test_every_script_ships_in_the_package(client: RedisClient) -> None:
     assert set(client.scripts) == {
         "publish", "position", "history", "register", "unregister", "session_connections",
         "count_live", "live_sessions", "cleanup", "acquire", "renew", "release", "take_token",
+        "claim_slot",
     }  # fmt: skip
 
 

@@ -18,11 +18,13 @@ import orjson
 import pytest
 from starlette.types import Message
 
+from chatrelay.auth.base import Principal
 from chatrelay.config import Settings
 from chatrelay.engine import create_engine
 from chatrelay.engine.base import Engine
 from chatrelay.gateway import inbound as inbound_module
 from chatrelay.gateway.chats import Conversations
+from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.relay import Relay
@@ -30,6 +32,8 @@ from chatrelay.gateway.throttle import FrameThrottle
 from chatrelay.store.conversations import ConversationStore
 from tests.timing import seconds
 from tests.unit.gateway.conftest import Worker
+
+ANA = Principal("ana")
 
 
 @dataclass
@@ -76,7 +80,7 @@ async def socket(tmp_path: Path) -> AsyncIterator[Socket]:
         await store.claim_session("s1", "ana")
         outbound = Outbound(maxsize=64)
         inbound = Inbound(
-            user_id="ana",
+            credential=SocketCredential(ANA, engine.coordination),
             session_id="s1",
             conversations=conversations,
             relay=relay,

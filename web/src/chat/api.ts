@@ -1,6 +1,7 @@
 // REST calls of the gateway (dev auth: the user is named by `?user_id=`).
 
 import type { WireMessage } from "./protocol";
+import type { TicketBody } from "./wire";
 
 export interface SessionSummary {
   id: string;
@@ -54,4 +55,18 @@ export async function fetchHistory(
     signal,
   )) as { messages?: WireMessage[] };
   return Array.isArray(body.messages) ? body.messages : [];
+}
+
+/**
+ * A one-time socket ticket for the caller (`POST /api/ws-ticket`): the accounts
+ * cookie (or dev mode's `user_id`) authenticates the call; the ticket opens one socket.
+ */
+export async function fetchTicket(userId: string, signal?: AbortSignal): Promise<TicketBody> {
+  const response = await fetch(`/api/ws-ticket?user_id=${encodeURIComponent(userId)}`, {
+    method: "POST",
+    headers: { Accept: "application/json" },
+    signal,
+  });
+  if (!response.ok) throw new ApiError(response.status, "not_authenticated", "no socket ticket");
+  return (await response.json()) as TicketBody;
 }

@@ -10,6 +10,12 @@ export function describeError(code: ErrorCode, detail: string): string {
       return `You are sending messages too quickly. ${detail}`.trim();
     case "invalid_message":
       return `This message can't be sent: ${detail}`;
+    case "quota_exceeded":
+      return `You have reached your limit: ${detail}`;
+    case "token_expired":
+      return "Your sign-in expired. Sign in again to carry on.";
+    case "forbidden":
+      return "This conversation belongs to another user: you cannot write in it.";
     case "unavailable":
       return "No model worker is available right now. Please try again in a moment.";
     case "not_found":

@@ -32,6 +32,9 @@ export type ErrorCode =
   | "not_found"
   | "rate_limited"
   | "unavailable"
+  | "quota_exceeded"
+  | "token_expired"
+  | "forbidden"
   | (ErrorFrame["code"] & {});
 
 /** Longest `chat` content the server accepts by default. */

@@ -5,6 +5,7 @@ import {
   ChatConnection,
   type ChatConnectionOptions,
   PING_INTERVAL_MS,
+  REFRESH_MARGIN_MS,
   type SocketLike,
   useChatSocket,
 } from "./useChatSocket";
@@ -106,6 +107,35 @@ afterEach(() => {
 });
 
 describe("ChatConnection", () => {
+  it("connects with a fresh one-time ticket and refreshes it before the credential expires", async () => {
+    const expiresAt = Date.now() / 1000 + 40; // refreshed 10 s in, before any ping
+    const issued: string[] = [];
+    const ticket = async () => {
+      issued.push(`t${issued.length + 1}`);
+      return { ticket: `t${issued.length}`, expires_in: 30, expires_at: expiresAt + 600 * (issued.length - 1) };
+    };
+    const conn = new ChatConnection(options({ ticket }));
+    conn.start();
+    expect(FakeSocket.all).toHaveLength(0); // the ticket comes first
+    await flush();
+    const socket = FakeSocket.last();
+    expect(new URL(socket.url).searchParams.get("ticket")).toBe("t1");
+    socket.open();
+    socket.receive(welcome(0));
+    vi.advanceTimersByTime(40_000 - REFRESH_MARGIN_MS - 1);
+    await flush();
+    expect(socket.sent.filter((f) => f.type === "refresh")).toEqual([]);
+    vi.advanceTimersByTime(1);
+    await flush();
+    expect(socket.sent.filter((f) => f.type === "refresh")).toEqual([{ type: "refresh", ticket: "t2" }]);
+    // A reconnect never reuses a ticket.
+    socket.drop(1006);
+    vi.runOnlyPendingTimers();
+    await flush();
+    expect(new URL(FakeSocket.last().url).searchParams.get("ticket")).toBe("t3");
+    conn.stop();
+  });
+
   it("opens the session's socket, loads history and asks for the retained log", async () => {
     history = [stored("m1", "user", "hi", "complete"), stored("a1", "assistant", "Hello", "completed")];
     const conn = new ChatConnection(options());

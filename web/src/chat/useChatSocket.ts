@@ -13,6 +13,7 @@
 
 import { useCallback, useEffect, useState, useSyncExternalStore } from "react";
 import { fetchHistory } from "./api";
+import type { TicketBody } from "./wire";
 import { BACKOFF_BASE_MS, MAX_RECONNECT_ATTEMPTS, backoffDelay } from "./backoff";
 import {
   type ClientFrame,
@@ -48,6 +49,12 @@ export interface ChatConnectionOptions {
   loadHistory?: (sessionId: string, userId: string, signal: AbortSignal) => Promise<WireMessage[]>;
   /** Builds the socket URL; defaults to `/ws/chat` on this page's origin. */
   socketUrl?: (sessionId: string | null, userId: string) => string;
+  /**
+   * Fetches a one-time ticket before each connect (`POST /api/ws-ticket`), and again
+   * before the credential behind it expires (sent as a `refresh` frame). Without it
+   * the socket authenticates by its URL alone (dev mode).
+   */
+  ticket?: (userId: string) => Promise<TicketBody>;
   random?: () => number;
   now?: () => number;
   newClientId?: () => string;
@@ -58,6 +65,8 @@ export interface ChatConnectionOptions {
 }
 
 const OPEN = 1;
+/** A socket's credential is refreshed this long before it expires. */
+export const REFRESH_MARGIN_MS = 30_000;
 
 export function defaultSocketUrl(sessionId: string | null, userId: string): string {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
@@ -91,6 +100,9 @@ export class ChatConnection {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private awaitingPong = false;
   private reconnectSoon = false;
+  private connectSeq = 0;
+  private expiresAt: number | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private started = false;
   private historyAbort: AbortController | null = null;
   /** The first message of a new chat, sent once the server has named the session. */
@@ -125,6 +137,8 @@ export class ChatConnection {
     window.removeEventListener("online", this.handleOnline);
     this.clearRetry();
     this.stopPing();
+    this.clearRefresh();
+    this.connectSeq += 1; // a ticket still being fetched opens nothing
     this.historyAbort?.abort();
     this.historyAbort = null;
     const socket = this.socket;
@@ -210,7 +224,32 @@ export class ChatConnection {
       return;
     }
     this.dispatch({ type: "connecting", attempt: this.attempt });
-    const url = (this.options.socketUrl ?? defaultSocketUrl)(this.state.sessionId, this.userId);
+    const source = this.options.ticket;
+    if (!source) {
+      this.open(null);
+      return;
+    }
+    // Tickets are one-time: every connect fetches its own. A late answer for an
+    // attempt that was superseded (or a stopped connection) is dropped.
+    const seq = ++this.connectSeq;
+    source(this.userId).then(
+      (ticket) => {
+        if (this.started && seq === this.connectSeq) this.open(ticket);
+      },
+      () => {
+        if (this.started && seq === this.connectSeq) this.scheduleReconnect(null);
+      },
+    );
+  }
+
+  private open(ticket: TicketBody | null): void {
+    let url = (this.options.socketUrl ?? defaultSocketUrl)(this.state.sessionId, this.userId);
+    if (ticket) {
+      const withTicket = new URL(url);
+      withTicket.searchParams.set("ticket", ticket.ticket);
+      url = withTicket.toString();
+    }
+    this.expiresAt = ticket?.expires_at ?? null;
     const create = this.options.createSocket ?? ((u: string) => new WebSocket(u) as SocketLike);
     let socket: SocketLike;
     try {
@@ -245,6 +284,7 @@ export class ChatConnection {
         this.attempt = 0;
         this.dispatch({ type: "opened" });
         this.startPing();
+        this.scheduleRefresh();
         this.options.onActivity?.();
         if (askedForNewSession) this.options.onSessionCreated?.(frame.session_id);
         if (wasFresh) {
@@ -277,10 +317,39 @@ export class ChatConnection {
     }
   }
 
+  /** Send a fresh ticket `REFRESH_MARGIN_MS` before the socket's credential expires. */
+  private scheduleRefresh(): void {
+    this.clearRefresh();
+    const source = this.options.ticket;
+    if (!source || this.expiresAt === null) return;
+    const now = (this.options.now ?? Date.now)();
+    const delay = Math.max(0, this.expiresAt * 1000 - REFRESH_MARGIN_MS - now);
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      const socket = this.socket;
+      source(this.userId).then(
+        (ticket) => {
+          if (this.socket !== socket || !this.welcomed) return;
+          this.expiresAt = ticket.expires_at ?? null;
+          this.transmit({ type: "refresh", ticket: ticket.ticket });
+          this.scheduleRefresh();
+        },
+        // No ticket (signed out): the server ends the socket at expiry with 4401.
+        () => undefined,
+      );
+    }, delay);
+  }
+
+  private clearRefresh(): void {
+    if (this.refreshTimer !== null) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+  }
+
   private handleClose(code: number, reason: string): void {
     this.socket = null;
     this.welcomed = false;
     this.stopPing();
+    this.clearRefresh();
     if (!this.started) return;
     const fatal = FATAL_CLOSE_CODES.get(code);
     if (fatal) {

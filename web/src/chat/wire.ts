@@ -5,7 +5,7 @@
  * and run json-schema-to-typescript to regenerate this file.
  */
 
-export type ClientFrame = ChatFrame | CancelFrame | ResumeFrame | PingFrame;
+export type ClientFrame = ChatFrame | CancelFrame | ResumeFrame | PingFrame | RefreshFrame;
 export type ServerFrame =
   WelcomeFrame | MessageFrame | ChunkFrame | CompleteFrame | ErrorFrame | PongFrame | ReconnectFrame | ResetFrame;
 
@@ -21,6 +21,8 @@ export interface ChatRelayWire {
   CancelAccepted?: CancelAccepted;
   HistoryBody?: HistoryBody;
   SessionsBody?: SessionsBody;
+  TicketBody?: TicketBody;
+  MeBody?: MeBody;
 }
 export interface ChatFrame {
   type: "chat";
@@ -38,6 +40,13 @@ export interface ResumeFrame {
 }
 export interface PingFrame {
   type: "ping";
+}
+/**
+ * A new ticket (``POST /api/ws-ticket``) that moves the socket's expiry (v1.1).
+ */
+export interface RefreshFrame {
+  type: "refresh";
+  ticket: string;
 }
 /**
  * The first frame of a socket; ``offset`` is the newest of the session log.
@@ -174,4 +183,38 @@ export interface SessionSummary {
   id: string;
   title: string;
   updated_at: string;
+}
+/**
+ * A one-time ticket for ``/ws/chat?ticket=``, valid ``expires_in`` seconds.
+ *
+ * ``expires_at`` (Unix seconds, or None) is when the credential the ticket
+ * stands for expires: a socket opened with it must ``refresh`` before then.
+ */
+export interface TicketBody {
+  ticket: string;
+  expires_in: number;
+  expires_at: number | null;
+}
+/**
+ * The caller, their role, and their usage against their limits (0: no daily budget).
+ */
+export interface MeBody {
+  user_id: string;
+  role: string;
+  usage: UsageBody;
+  limits: LimitsBody;
+}
+/**
+ * ``GET /api/me``: running answers and completion tokens since 00:00 UTC.
+ */
+export interface UsageBody {
+  running: number;
+  tokens_today: number;
+}
+/**
+ * ``GET /api/me``: the caller's limits.
+ */
+export interface LimitsBody {
+  max_concurrent_generations: number;
+  daily_tokens: number;
 }

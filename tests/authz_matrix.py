@@ -1,0 +1,252 @@
+"""The authorization matrix: every caller times every action on user A's session.
+
+Runs against any ``Target`` (the in-process app, or a real ``chatrelay serve``):
+callers are A, B, an administrator, no credentials, an expired token, a token
+signed with the wrong key, ``alg: none``, a wrong audience, and a spent
+ticket used again; actions are every socket action (connect, chat, cancel,
+resume) and every REST route on A's session. Each cell has one expected
+answer (an HTTP status, a close code, or a frame), and nothing of A's
+content may reach anyone but A and the administrator.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import jwt
+import orjson
+
+from chatrelay.wire_client import WireClient
+from tests.timing import seconds
+
+SECRET = "matrix-secret-0123456789abcdef0123456789"
+AUDIENCE = "chatrelay-tests"
+ISSUER = "https://login.example"
+#: A's message: must never reach B or an unauthenticated caller.
+A_SECRET = "the launch code is tangerine-4711"
+
+
+class Target(Protocol):
+    """Where the matrix runs: a REST client, and sockets to ``/ws/chat``."""
+
+    http: httpx.AsyncClient
+
+    async def open_socket(self, query: dict[str, str]) -> WireClient | int:
+        """A welcomed socket, or the close code (403 for a refused upgrade) it got instead."""
+        ...
+
+
+def token(
+    sub: str,
+    *,
+    admin: bool = False,
+    lifetime: float = 3600,
+    key: str = SECRET,
+    audience: str = AUDIENCE,
+) -> str:
+    """An HS256 JWT as the operator's login would mint it."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + int(lifetime)}
+    claims |= {"aud": audience, "iss": ISSUER}
+    if admin:
+        claims["role"] = "admin"
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+def unsigned_token(sub: str) -> str:
+    """A token with ``alg: none``: whoever wrote it claims to be ``sub``."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(value)).rstrip(b"=").decode()
+
+    claims = {"sub": sub, "exp": int(time.time()) + 3600, "aud": AUDIENCE, "iss": ISSUER}
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def bearer(value: str | None) -> dict[str, str]:
+    return {} if value is None else {"Authorization": f"Bearer {value}"}
+
+
+ALLOWED = "allowed"
+CALLERS = ("A", "B", "admin", "none", "expired", "wrong_key", "alg_none", "wrong_aud", "replayed")
+UNAUTHENTICATED = ("none", "expired", "wrong_key", "alg_none", "wrong_aud", "replayed")
+
+#: caller -> action -> expected answer.
+EXPECTED: dict[str, dict[str, object]] = {
+    "A": {
+        "ticket": 200,
+        "connect": "welcome",
+        "chat": "message",
+        "cancel": "not_found",
+        "resume": "replay",
+        "history": 200,
+        "sessions": "listed",
+        "rest_chat": 202,
+        "rest_cancel": 404,
+    },
+    "B": {
+        "ticket": 200,
+        "connect": 4403,
+        "history": 403,
+        "sessions": "not listed",
+        "rest_chat": 403,
+        "rest_cancel": 403,
+    },
+    "admin": {
+        "ticket": 200,
+        "connect": "welcome",
+        "chat": "forbidden",
+        "cancel": "not_found",
+        "resume": "replay",
+        "history": 200,
+        "sessions": "not listed",
+        "rest_chat": 403,
+        "rest_cancel": 404,
+    },
+    **{
+        caller: {
+            "ticket": 401,
+            "connect": 4401,
+            "history": 401,
+            "sessions": 401,
+            "rest_chat": 401,
+            "rest_cancel": 401,
+        }
+        for caller in UNAUTHENTICATED
+    },
+}
+
+
+@dataclass
+class Observed:
+    """What the matrix saw: one answer per cell, and every text each caller received."""
+
+    cells: dict[tuple[str, str], object] = field(default_factory=dict)
+    texts: dict[str, list[str]] = field(default_factory=dict)
+
+    def note(self, caller: str, action: str, got: object, text: str = "") -> None:
+        self.cells[(caller, action)] = got
+        self.texts.setdefault(caller, []).append(text)
+
+
+def credentials() -> dict[str, str | None]:
+    """Each caller's Bearer value (``replayed`` is filled in with a spent ticket)."""
+    return {
+        "A": token("alice"),
+        "B": token("bob"),
+        "admin": token("root", admin=True),
+        "none": None,
+        "expired": token("alice", lifetime=-3600),
+        "wrong_key": token("alice", key="not-the-servers-secret-0123456789abcdef"),
+        "alg_none": unsigned_token("alice"),
+        "wrong_aud": token("alice", audience="another-service"),
+        "replayed": None,
+    }
+
+
+async def _first_of(client: WireClient, *types: str) -> dict[str, Any]:
+    frame = await client.recv_type(*types, timeout=seconds(10))
+    return dict(frame)
+
+
+async def run_matrix(target: Target) -> Observed:
+    """Set up A's session with a finished answer, then try every cell."""
+    creds = credentials()
+    http = target.http
+    observed = Observed()
+
+    # A's session: one chat, answered in full.
+    response = await http.post("/api/ws-ticket", headers=bearer(creds["A"]))
+    assert response.status_code == 200, response.text
+    session = f"s-{uuid.uuid4().hex[:12]}"
+    setup = await target.open_socket({"ticket": response.json()["ticket"], "session_id": session})
+    assert isinstance(setup, WireClient), setup
+    answered = await setup.chat(A_SECRET)
+    await setup.follow(answered, timeout=seconds(20))
+    spent = response.json()["ticket"]
+    creds["replayed"] = spent
+    await setup.close()
+
+    for caller in CALLERS:
+        headers = bearer(creds[caller])
+        got = await http.post("/api/ws-ticket", headers=headers)
+        observed.note(caller, "ticket", got.status_code, got.text)
+        query = {"session_id": session}
+        if got.status_code == 200:
+            query["ticket"] = got.json()["ticket"]
+        elif caller == "replayed":
+            query["ticket"] = spent
+        socket = await target.open_socket(query)
+        if isinstance(socket, int):
+            observed.note(caller, "connect", socket)
+        else:
+            observed.note(caller, "connect", "welcome")
+            await _socket_actions(caller, socket, answered, observed)
+        await _rest_actions(caller, http, headers, session, answered, observed)
+    return observed
+
+
+async def _socket_actions(
+    caller: str, client: WireClient, answered: str, observed: Observed
+) -> None:
+    welcome = client.welcome
+    assert welcome is not None
+    await client.send({"type": "resume", "epoch": welcome["epoch"], "offset": 0})
+    replayed = await _first_of(client, "message")
+    observed.note(caller, "resume", "replay", orjson.dumps(replayed).decode())
+    await client.send({"type": "cancel", "message_id": answered})
+    cancel = await _first_of(client, "error")
+    observed.note(caller, "cancel", cancel["code"], orjson.dumps(cancel).decode())
+    await client.send({"type": "chat", "content": f"{caller} says hi", "client_id": "m-1"})
+    chat = await _first_of(client, "message", "error")
+    if chat["type"] == "message":
+        observed.note(caller, "chat", "message")
+        await client.recv_type("complete", timeout=seconds(20))
+    else:
+        observed.note(caller, "chat", chat["code"])
+    await client.close()
+
+
+async def _rest_actions(
+    caller: str,
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    session: str,
+    answered: str,
+    observed: Observed,
+) -> None:
+    history = await http.get(f"/api/history/{session}", headers=headers)
+    observed.note(caller, "history", history.status_code, history.text)
+    sessions = await http.get("/api/sessions", headers=headers)
+    listed: object = sessions.status_code
+    if sessions.status_code == 200:
+        ids = [s["id"] for s in sessions.json()["sessions"]]
+        listed = "listed" if session in ids else "not listed"
+    observed.note(caller, "sessions", listed, sessions.text)
+    cancel = await http.post(
+        "/api/cancel", json={"session_id": session, "message_id": answered}, headers=headers
+    )
+    observed.note(caller, "rest_cancel", cancel.status_code, cancel.text)
+    chat = await http.post(
+        "/api/chat", json={"message": f"{caller} via REST", "session_id": session}, headers=headers
+    )
+    observed.note(caller, "rest_chat", chat.status_code, chat.text)
+
+
+def check(observed: Observed) -> None:
+    """Every cell as expected, and A's words nowhere but with A and the administrator."""
+    wrong = [
+        f"{caller}/{action}: expected {expected!r}, got {observed.cells.get((caller, action))!r}"
+        for caller, actions in EXPECTED.items()
+        for action, expected in actions.items()
+        if observed.cells.get((caller, action)) != expected
+    ]
+    assert not wrong, "\n".join(wrong)
+    for caller, texts in observed.texts.items():
+        if caller not in ("A", "admin"):
+            assert not any(A_SECRET in text for text in texts), f"{caller} saw A's message"
