@@ -149,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
             servers.chatrelay(
                 "serve",
                 port,
-                {"CHATRELAY_MODEL": "auto", "CHATRELAY_MAX_TOKENS": str(args.max_tokens)},
+                {
+                    "CHATRELAY_MODEL": "auto",
+                    "CHATRELAY_MAX_TOKENS": str(args.max_tokens),
+                    # The probe pings at 50/s, past a socket's default frame budget (10/s).
+                    "CHATRELAY_FRAME_RATE_PER_SECOND": "100",
+                },
             )
             trips = asyncio.run(pong_round_trips(f"ws://127.0.0.1:{port}/ws/chat", args.streams))
         pongs = _summary(trips)

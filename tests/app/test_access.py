@@ -189,6 +189,9 @@ async def test_a_cookie_write_from_a_foreign_origin_is_refused(app: InProcessApp
     response = await app.http.post("/api/ws-ticket", headers=headers)
     assert response.status_code == 403
     assert response.json()["code"] == "forbidden"
+    # The refusal passes through the security headers like any answer.
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     # Without cookies a foreign page holds no credential: judged by the token alone.
     no_cookie = await app.http.post("/api/ws-ticket", headers={**ALICE, "Origin": FOREIGN})
     assert no_cookie.status_code == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from fastapi import APIRouter, FastAPI, Request
+from starlette.middleware import Middleware
 
 from chatrelay.auth.origins import OriginGuard
 from chatrelay.auth.tickets import TICKET_TTL_SECONDS, issue_ticket
@@ -64,6 +65,10 @@ async def get_me(request: Request) -> MeBody:
 
 
 def install(app: FastAPI) -> None:
-    """Add the Origin guard and the access routes to the gateway ``app``."""
-    app.add_middleware(OriginGuard)
+    """Add the Origin guard and the access routes to the gateway ``app``.
+
+    The guard goes innermost (``add_middleware`` would put it outermost), so
+    its 403 passes through the security headers and request ids like any answer.
+    """
+    app.user_middleware.append(Middleware(OriginGuard))
     app.include_router(router)
