@@ -16,7 +16,8 @@ server's status.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from chatrelay.harness.readiness import http_ok, wait_ready
 from tests.timing import seconds
 
 PAGE_NAME = "probe.html"
+# How often NetworkLog.wait_for looks again (Playwright dispatches events meanwhile).
+NETWORK_POLL_MS = 20
 # From start to the page answering 200.
 PAGE_SERVER_START_TIMEOUT = seconds(15)
 
@@ -73,21 +76,22 @@ async ({ base, sessionId }) => {
 """
 
 # Runs the probe on load with ?target=&session= and leaves what it saw in
-# ``window.results`` and on screen (for the test's screenshot).
+# ``window.probeResults`` and on screen (for the test's screenshot). Not
+# ``window.results``: that would name an element with id="results" until set.
 PAGE = f"""<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Another site</title></head>
 <body>
 <h1>Another site</h1>
-<pre id="results">probing</pre>
+<pre id="seen">probing</pre>
 <script>
 const probe = {PROBE};
 const query = new URLSearchParams(location.search);
 probe({{ base: query.get("target"), sessionId: query.get("session") }}).then(
-  (results) => {{ window.results = results; }},
-  (error) => {{ window.results = {{ failed: String(error) }}; }},
+  (results) => {{ window.probeResults = results; }},
+  (error) => {{ window.probeResults = {{ failed: String(error) }}; }},
 ).then(() => {{
-  document.getElementById("results").textContent = JSON.stringify(window.results, null, 2);
+  document.getElementById("seen").textContent = JSON.stringify(window.probeResults, null, 2);
 }});
 </script>
 </body>
@@ -155,6 +159,7 @@ class NetworkLog:
     """
 
     def __init__(self, page: Any) -> None:
+        self._page = page
         self.exchanges: dict[str, Exchange] = {}
         self.sockets: dict[str, SocketAttempt] = {}
         session = page.context.new_cdp_session(page)
@@ -165,6 +170,15 @@ class NetworkLog:
         session.on("Network.webSocketWillSendHandshakeRequest", self._upgrade)
         session.on("Network.webSocketFrameError", self._socket_error)
         session.send("Network.enable")
+
+    def wait_for(self, check: Callable[[], bool], what: str, timeout: float) -> None:
+        """Until ``check`` holds: Chromium may send an ``ExtraInfo`` event after the page saw
+        the outcome, and the sync API delivers events only while it waits."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Chromium reported no {what} within {timeout:.0f}s")
+            self._page.wait_for_timeout(NETWORK_POLL_MS)
 
     def to(self, url: str) -> list[Exchange]:
         """The exchanges with ``url`` (no query), in the order they were made."""

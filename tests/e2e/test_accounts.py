@@ -124,7 +124,7 @@ def test_another_origin_cannot_use_the_cookie(
         network = NetworkLog(other)
         query = urlencode({"target": accounts_server.http, "session": session_id})
         other.goto(f"{other_origin}/{PAGE_NAME}?{query}")
-        seen = other.wait_for_function("() => window.results").json_value()
+        seen = other.wait_for_function("() => window.probeResults").json_value()
 
     # What the other page could observe: its socket never opened (1006: the
     # upgrade was refused), the ticket request failed, so no ticketed socket.
@@ -134,10 +134,16 @@ def test_another_origin_cannot_use_the_cookie(
     assert seen["ticketed"] is None
     # What went over the wire: the upgrade carried the other origin and got 403;
     # the ticket request carried alice's cookie and the other origin, and got 403.
+    ticket_url = f"{accounts_server.http}/api/ws-ticket"
+    network.wait_for(
+        lambda: any(e.status and e.headers for e in network.to(ticket_url)),
+        "raw headers and status of POST /api/ws-ticket",
+        seconds(10),
+    )
     [attempt] = network.sockets.values()
     assert attempt.headers["origin"] == other_origin
     assert attempt.error == "Error during WebSocket handshake: Unexpected response code: 403"
-    [ticket] = network.to(f"{accounts_server.http}/api/ws-ticket")
+    [ticket] = network.to(ticket_url)
     assert ticket.headers["origin"] == other_origin
     assert "chatrelay_session=" in ticket.headers["cookie"]
     assert ticket.status == 403
