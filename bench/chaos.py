@@ -43,7 +43,7 @@ from chatrelay.cluster.manifest import cluster_ready, pid_alive
 from chatrelay.exceptions import ClientClosed, ProcessError
 from chatrelay.harness.processes import Command, Process, free_port, spawn
 from chatrelay.harness.readiness import wait_ready
-from chatrelay.protocol import ServerFrame
+from chatrelay.protocol.server_frames import ServerFrame
 from chatrelay.wire_client import Turn, gather_turn, log_offset
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")

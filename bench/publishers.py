@@ -29,7 +29,7 @@ import uvloop
 
 from chatrelay.engine.keys import KeySpace
 from chatrelay.llm.simulated import LONG_ANSWER, split_words
-from chatrelay.protocol import ChunkEvent, CompleteEvent, chunk_frame, complete_frame
+from chatrelay.protocol.server_frames import ChunkEvent, CompleteEvent, chunk_frame, complete_frame
 
 TICK_SECONDS = 0.005
 WORDS = split_words(LONG_ANSWER)[:-1]  # every one ends with a space

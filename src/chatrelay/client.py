@@ -34,7 +34,7 @@ from typing import NamedTuple
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from chatrelay.exceptions import ClientClosed, FrameError
-from chatrelay.protocol import ServerFrame
+from chatrelay.protocol.server_frames import ServerFrame
 from chatrelay.wire_client import WireClient, log_offset
 
 logger = logging.getLogger(__name__)

@@ -12,13 +12,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
-from chatrelay.protocol import (
+from chatrelay.protocol.client_frames import (
     MAX_CLIENT_ID_CHARS,
     MAX_ID_CHARS,
     SESSION_ID_PATTERN,
-    WireMessage,
     new_id,
 )
+from chatrelay.protocol.server_frames import WireMessage
 from chatrelay.store.records import SessionRecord
 
 # -- REST bodies (gateway) -----------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from chatrelay.client import ChatClient
 from chatrelay.exceptions import ClientClosed
-from chatrelay.protocol import ServerFrame
+from chatrelay.protocol.server_frames import ServerFrame
 
 
 class TerminalChat:

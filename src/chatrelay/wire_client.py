@@ -21,7 +21,7 @@ import orjson
 import websockets
 
 from chatrelay.exceptions import FrameError
-from chatrelay.protocol import ChunkFrame, CompleteFrame, ServerFrame, WelcomeFrame
+from chatrelay.protocol.server_frames import ChunkFrame, CompleteFrame, ServerFrame, WelcomeFrame
 
 # How long one ``recv`` waits by default: a silent server is a failure, not a hang.
 RECV_TIMEOUT_SECONDS = 10.0

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from websockets.exceptions import ConnectionClosed
 
 from chatrelay.gateway import close_codes
-from chatrelay.protocol import ServerFrame
+from chatrelay.protocol.server_frames import ServerFrame
 from chatrelay.wire_client import WireClient, log_offset
 from tests.app.inprocess import InProcessApp, new_session, new_user
 

@@ -20,7 +20,7 @@ from typing import Literal
 from hypothesis import strategies as st
 from hypothesis.vendor.pretty import RepresentationPrinter
 
-from chatrelay.protocol import MAX_CLIENT_ID_CHARS, SESSION_ID_PATTERN
+from chatrelay.protocol.client_frames import MAX_CLIENT_ID_CHARS, SESSION_ID_PATTERN
 
 # How a message travels: text (str), binary (bytes), or a text frame with raw bytes.
 Transport = Literal["text", "binary", "raw_text"]

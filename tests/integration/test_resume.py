@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 
 from chatrelay.client import ChatClient
 from chatrelay.llm.simulated import LONG_ANSWER
-from chatrelay.protocol import ServerFrame
+from chatrelay.protocol.server_frames import ServerFrame
 from chatrelay.wire_client import log_offset
 from tests import wsclient
 from tests.fixtures.processes import Server, start_server

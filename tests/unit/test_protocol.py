@@ -10,14 +10,14 @@ from pydantic import TypeAdapter
 
 from chatrelay import wire_schema
 from chatrelay.exceptions import FrameError
-from chatrelay.protocol import (
+from chatrelay.protocol.client_frames import parse_client_frame
+from chatrelay.protocol.server_frames import (
     ServerFrame,
     Usage,
     chunk_frame,
     complete_frame,
     error_frame,
     message_frame,
-    parse_client_frame,
     reconnect_frame,
     reset_frame,
     welcome_frame,

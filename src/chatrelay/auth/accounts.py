@@ -25,7 +25,7 @@ from chatrelay.auth.jwt import ADMIN_ROLE, Claims, JwtAuthenticator, JwtVerifier
 from chatrelay.auth.passwords import MAX_PASSWORD_CHARS, verify_password
 from chatrelay.config import Settings
 from chatrelay.exceptions import NotAuthenticated
-from chatrelay.protocol import valid_session_id
+from chatrelay.protocol.client_frames import valid_session_id
 from chatrelay.store.users import UserStore
 
 logger = logging.getLogger(__name__)

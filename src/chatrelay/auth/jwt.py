@@ -24,7 +24,7 @@ from starlette.requests import HTTPConnection
 
 from chatrelay.auth.base import Principal
 from chatrelay.exceptions import NotAuthenticated
-from chatrelay.protocol import valid_session_id
+from chatrelay.protocol.client_frames import valid_session_id
 
 logger = logging.getLogger(__name__)
 

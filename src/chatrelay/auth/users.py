@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from chatrelay.auth.passwords import check_new_password, hash_password
 from chatrelay.config import Settings
-from chatrelay.protocol import valid_session_id
+from chatrelay.protocol.client_frames import valid_session_id
 from chatrelay.store.users import UserExists, UserStore
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from chatrelay.gateway import access_routes
 from chatrelay.gateway.api_docs import mount_api_docs
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
-from chatrelay.protocol import MAX_ID_CHARS, SESSION_ID_PATTERN
+from chatrelay.protocol.client_frames import MAX_ID_CHARS, SESSION_ID_PATTERN
 from chatrelay.rest import (
     CancelAccepted,
     CancelBody,

@@ -26,7 +26,8 @@ from chatrelay.engine.base import Engine
 from chatrelay.exceptions import ChatRelayError, Forbidden, InvalidMessage, RateLimited
 from chatrelay.gateway.quotas import Quotas
 from chatrelay.gateway.upstream import Dispatcher
-from chatrelay.protocol import WireMessage, new_id, partial_texts, unstorable, wire_message
+from chatrelay.protocol.client_frames import new_id, unstorable
+from chatrelay.protocol.server_frames import WireMessage, partial_texts, wire_message
 from chatrelay.rest import (
     CancelRequest,
     ChatAccepted,

@@ -21,7 +21,8 @@ from chatrelay.exceptions import EngineError, Forbidden, HandshakeRefused, NotAu
 from chatrelay.gateway import close_codes
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.services import GatewayServices
-from chatrelay.protocol import SESSION_ID_RULE, new_id, valid_session_id, welcome_frame
+from chatrelay.protocol.client_frames import SESSION_ID_RULE, new_id, valid_session_id
+from chatrelay.protocol.server_frames import welcome_frame
 
 
 @dataclass(frozen=True, slots=True)

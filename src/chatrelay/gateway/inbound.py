@@ -44,18 +44,16 @@ from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.relay import Relay
 from chatrelay.gateway.throttle import FrameThrottle
-from chatrelay.protocol import (
-    PONG_FRAME,
+from chatrelay.protocol.client_frames import (
     CancelFrame,
     ChatFrame,
     ClientFrame,
     PingFrame,
     RefreshFrame,
     ResumeFrame,
-    error_frame,
     parse_client_frame,
-    reset_frame,
 )
+from chatrelay.protocol.server_frames import PONG_FRAME, error_frame, reset_frame
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from chatrelay import metrics
 from chatrelay.engine.base import Event
 from chatrelay.engine.events import timestamp_of
 from chatrelay.gateway import close_codes
-from chatrelay.protocol import ServerFrame, reconnect_frame, reset_frame
+from chatrelay.protocol.server_frames import ServerFrame, reconnect_frame, reset_frame
 
 SendText = Callable[[str], Awaitable[None]]
 

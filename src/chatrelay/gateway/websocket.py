@@ -25,7 +25,7 @@ from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.throttle import FrameThrottle
-from chatrelay.protocol import error_frame
+from chatrelay.protocol.server_frames import error_frame
 
 logger = logging.getLogger(__name__)
 

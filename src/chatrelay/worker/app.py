@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import InvalidMessage, Unavailable
-from chatrelay.protocol import wire_message
+from chatrelay.protocol.server_frames import wire_message
 from chatrelay.rest import (
     INTERNAL_TOKEN_HEADER,
     CancelAccepted,

@@ -31,7 +31,7 @@ from chatrelay.exceptions import (
     Unavailable,
 )
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
-from chatrelay.protocol import Usage, chunk_frame, complete_frame, message_frame
+from chatrelay.protocol.server_frames import Usage, chunk_frame, complete_frame, message_frame
 from chatrelay.rest import CancelRequest, ChatAccepted, GenerationRequest
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.store.records import FinalStatus

@@ -18,7 +18,7 @@ import logging
 from chatrelay.engine.base import Engine, Lease
 from chatrelay.exceptions import EngineError
 from chatrelay.periodic import Periodic
-from chatrelay.protocol import complete_frame, partial_texts
+from chatrelay.protocol.server_frames import complete_frame, partial_texts
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.generation import generation_lease_key
 

@@ -14,7 +14,7 @@ import uuid
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatrelay.protocol import ServerFrame
+from chatrelay.protocol.server_frames import ServerFrame
 from chatrelay.wire_client import WireClient
 from tests import wsclient
 from tests.fixtures.cluster import RunningCluster

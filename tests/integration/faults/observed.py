@@ -22,7 +22,7 @@ import httpx
 
 from chatrelay.client import ChatClient
 from chatrelay.exceptions import ClientClosed
-from chatrelay.protocol import ServerFrame, WireMessage
+from chatrelay.protocol.server_frames import ServerFrame, WireMessage
 from chatrelay.wire_client import Turn, gather_turn, log_offset
 from tests.timing import seconds, wait_until
 

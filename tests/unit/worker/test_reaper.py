@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from chatrelay.protocol import chunk_frame, message_frame
+from chatrelay.protocol.server_frames import chunk_frame, message_frame
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.store.records import MessageRecord
 from chatrelay.worker import reaper as reaper_module
