@@ -69,7 +69,7 @@ test: lint system-deps install-test local-model-test web-test
 
 # The in-process tier: no redis-server, PostgreSQL, nginx, model or browser needed.
 test-fast: install-test
-	$(BIN)/python -m pytest -m "not external" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not external" -n auto $(PYTEST_ARGS)
 
 # ruff and mypy are pinned in the `test` extra; tsc comes from web/'s lockfile.
 lint: install-test
