@@ -14,14 +14,17 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
 import jwt
 import orjson
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chatrelay.wire_client import WireClient
+from tests.fixtures.processes import Server
 from tests.timing import seconds
 
 SECRET = "matrix-secret-0123456789abcdef0123456789"
@@ -41,6 +44,24 @@ class Target(Protocol):
         ...
 
 
+@dataclass
+class ServerTarget:
+    """The matrix's ``Target`` over a real ``chatrelay serve``."""
+
+    server: Server
+    http: httpx.AsyncClient
+
+    async def open_socket(self, query: dict[str, str]) -> WireClient | int:
+        """A welcomed socket, or the HTTP status / close code that refused it."""
+        try:
+            return await WireClient.connect(self.server.ws, query, timeout=seconds(10))
+        except InvalidStatus as refused:
+            return refused.response.status_code
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code
+
+
 def token(
     sub: str,
     *,
@@ -48,28 +69,34 @@ def token(
     lifetime: float = 3600,
     key: str = SECRET,
     audience: str = AUDIENCE,
+    issuer: str = ISSUER,
 ) -> str:
-    """An HS256 JWT as the operator's login would mint it."""
+    """An HS256 JWT as the operator's login (or ``accounts`` mode's) would mint it."""
     now = int(time.time())
     claims: dict[str, Any] = {"sub": sub, "iat": now, "exp": now + int(lifetime)}
-    claims |= {"aud": audience, "iss": ISSUER}
+    claims |= {"aud": audience, "iss": issuer}
     if admin:
         claims["role"] = "admin"
     return jwt.encode(claims, key, algorithm="HS256")
 
 
-def unsigned_token(sub: str) -> str:
+def unsigned_token(sub: str, *, audience: str = AUDIENCE, issuer: str = ISSUER) -> str:
     """A token with ``alg: none``: whoever wrote it claims to be ``sub``."""
 
     def part(value: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(orjson.dumps(value)).rstrip(b"=").decode()
 
-    claims = {"sub": sub, "exp": int(time.time()) + 3600, "aud": AUDIENCE, "iss": ISSUER}
+    claims = {"sub": sub, "exp": int(time.time()) + 3600, "aud": audience, "iss": issuer}
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 def bearer(value: str | None) -> dict[str, str]:
+    """Request headers carrying ``value`` as a Bearer token (none for ``None``)."""
     return {} if value is None else {"Authorization": f"Bearer {value}"}
+
+
+#: How a caller's credential rides on a request: ``bearer``, or a session cookie.
+Carrier = Callable[[str | None], dict[str, str]]
 
 
 ALLOWED = "allowed"
@@ -134,17 +161,24 @@ class Observed:
         self.texts.setdefault(caller, []).append(text)
 
 
-def credentials() -> dict[str, str | None]:
-    """Each caller's Bearer value (``replayed`` is filled in with a spent ticket)."""
+def credentials(
+    key: str = SECRET, audience: str = AUDIENCE, issuer: str = ISSUER
+) -> dict[str, str | None]:
+    """Each caller's token for a server verifying ``key``, ``audience`` and ``issuer``.
+
+    ``replayed`` is filled in with a spent ticket by ``run_matrix``.
+    """
     return {
-        "A": token("alice"),
-        "B": token("bob"),
-        "admin": token("root", admin=True),
+        "A": token("alice", key=key, audience=audience, issuer=issuer),
+        "B": token("bob", key=key, audience=audience, issuer=issuer),
+        "admin": token("root", admin=True, key=key, audience=audience, issuer=issuer),
         "none": None,
-        "expired": token("alice", lifetime=-3600),
-        "wrong_key": token("alice", key="not-the-servers-secret-0123456789abcdef"),
-        "alg_none": unsigned_token("alice"),
-        "wrong_aud": token("alice", audience="another-service"),
+        "expired": token("alice", lifetime=-3600, key=key, audience=audience, issuer=issuer),
+        "wrong_key": token(
+            "alice", key="not-the-servers-secret-0123456789abcdef", audience=audience, issuer=issuer
+        ),
+        "alg_none": unsigned_token("alice", audience=audience, issuer=issuer),
+        "wrong_aud": token("alice", key=key, audience="another-service", issuer=issuer),
         "replayed": None,
     }
 
@@ -154,14 +188,20 @@ async def _first_of(client: WireClient, *types: str) -> dict[str, Any]:
     return dict(frame)
 
 
-async def run_matrix(target: Target) -> Observed:
-    """Set up A's session with a finished answer, then try every cell."""
-    creds = credentials()
+async def run_matrix(
+    target: Target, creds: dict[str, str | None] | None = None, carry: Carrier = bearer
+) -> Observed:
+    """Set up A's session with a finished answer, then try every cell.
+
+    ``creds`` are the callers' tokens (``credentials()``'s by default), each
+    sent as ``carry`` puts it on a request (a Bearer header by default).
+    """
+    creds = dict(credentials() if creds is None else creds)
     http = target.http
     observed = Observed()
 
     # A's session: one chat, answered in full.
-    response = await http.post("/api/ws-ticket", headers=bearer(creds["A"]))
+    response = await http.post("/api/ws-ticket", headers=carry(creds["A"]))
     assert response.status_code == 200, response.text
     session = f"s-{uuid.uuid4().hex[:12]}"
     setup = await target.open_socket({"ticket": response.json()["ticket"], "session_id": session})
@@ -173,7 +213,7 @@ async def run_matrix(target: Target) -> Observed:
     await setup.close()
 
     for caller in CALLERS:
-        headers = bearer(creds[caller])
+        headers = carry(creds[caller])
         got = await http.post("/api/ws-ticket", headers=headers)
         observed.note(caller, "ticket", got.status_code, got.text)
         query = {"session_id": session}

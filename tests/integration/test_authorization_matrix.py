@@ -7,19 +7,26 @@ sockets go over real WebSockets, so a refused upgrade is a real HTTP 403.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
 from chatrelay.client import ChatClient, Ticket
-from chatrelay.wire_client import WireClient
-from tests.authz_matrix import AUDIENCE, ISSUER, SECRET, bearer, check, run_matrix, token
+from tests.authz_matrix import (
+    AUDIENCE,
+    ISSUER,
+    SECRET,
+    ServerTarget,
+    bearer,
+    check,
+    run_matrix,
+    token,
+)
 from tests.fixtures.processes import Server, start_server
 from tests.timing import seconds
 
@@ -29,23 +36,6 @@ JWT_ENV = {
     "CHATRELAY_JWT_AUDIENCE": AUDIENCE,
     "CHATRELAY_JWT_ISSUER": ISSUER,
 }
-
-
-@dataclass
-class ServerTarget:
-    """The matrix's ``Target`` over a real server."""
-
-    server: Server
-    http: httpx.AsyncClient
-
-    async def open_socket(self, query: dict[str, str]) -> WireClient | int:
-        try:
-            return await WireClient.connect(self.server.ws, query, timeout=seconds(10))
-        except InvalidStatus as refused:
-            return refused.response.status_code
-        except ConnectionClosed as closed:
-            assert closed.rcvd is not None
-            return closed.rcvd.code
 
 
 @pytest.fixture
