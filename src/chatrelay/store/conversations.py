@@ -13,32 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import event, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from chatrelay.store.database import open_database
 from chatrelay.store.migrate import upgrade
 from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role, SessionRecord
 from chatrelay.store.schema import MessageRow, SessionRow
 
 TITLE_CHARS = 60
-# SQLite waits this long for a competing writer instead of failing at once.
-SQLITE_BUSY_TIMEOUT_SECONDS = 15
-
-
-def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers run beside the one writer (several processes share the
-    # file in a local cluster), and synchronous=NORMAL syncs at checkpoints
-    # instead of at every commit: a crash may lose the last commits, never
-    # corrupt the file.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
 
 
 def _utc(value: datetime) -> datetime:
@@ -78,18 +64,8 @@ class ConversationStore:
     """Async access to sessions and messages. Use as an async context manager."""
 
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        options: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-        else:
-            options["pool_pre_ping"] = True
         self.url = url
-        self._engine: AsyncEngine = create_async_engine(url, **options)
-        if parsed.get_backend_name() == "sqlite":
-            event.listen(self._engine.sync_engine, "connect", _tune_sqlite)
+        self._engine: AsyncEngine = open_database(url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
 
     async def __aenter__(self) -> ConversationStore:

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from chatrelay.store.database import open_database
 from chatrelay.store.migrate import upgrade
 from chatrelay.store.schema import UserRow
-
-# SQLite waits this long for a competing writer instead of failing at once.
-SQLITE_BUSY_TIMEOUT_SECONDS = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +41,7 @@ class UserStore:
     """Async access to the ``users`` table. Use as an async context manager."""
 
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        options: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-        else:
-            options["pool_pre_ping"] = True
-        self._engine: AsyncEngine = create_async_engine(url, **options)
+        self._engine: AsyncEngine = open_database(url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
 
     async def __aenter__(self) -> UserStore:
