@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 
 from chatrelay.engine.base import Coordination
 from chatrelay.exceptions import QuotaExceeded
+from chatrelay.protocol.client_frames import generation_lease_key
 from chatrelay.store.conversations import ConversationStore
-from chatrelay.worker.generation import generation_lease_key
 
 # An answer's slot is kept this long at most, even if nothing drops it: the
 # longest answer a deployment should run. It only bounds a leak; slots of

@@ -33,6 +33,15 @@ def new_id() -> str:
     return str(uuid_utils.uuid7())
 
 
+def generation_lease_key(session_id: str) -> str:
+    """The lease that allows one generation per session at a time.
+
+    Here because both sides read it: the worker holds it, the gateway's quotas
+    and the reaper ask who holds it.
+    """
+    return f"generation:{session_id}"
+
+
 def valid_session_id(value: object) -> bool:
     """Whether ``value`` is a session (or dev user) id: see ``SESSION_ID_RULE``."""
     return isinstance(value, str) and SESSION_ID_PATTERN.match(value) is not None

@@ -31,6 +31,7 @@ from chatrelay.exceptions import (
     Unavailable,
 )
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
+from chatrelay.protocol.client_frames import generation_lease_key
 from chatrelay.protocol.server_frames import Usage, chunk_frame, complete_frame, message_frame
 from chatrelay.rest import CancelRequest, ChatAccepted, GenerationRequest
 from chatrelay.store.conversations import ConversationStore
@@ -43,11 +44,6 @@ logger = logging.getLogger(__name__)
 RENEWALS_PER_TTL = 3
 # Storing and publishing the end of a message must not hang a shutdown.
 FINALIZE_TIMEOUT_SECONDS = 10.0
-
-
-def generation_lease_key(session_id: str) -> str:
-    """The lease that allows one generation per session at a time."""
-    return f"generation:{session_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ import logging
 from chatrelay.engine.base import Engine, Lease
 from chatrelay.exceptions import EngineError
 from chatrelay.periodic import Periodic
+from chatrelay.protocol.client_frames import generation_lease_key
 from chatrelay.protocol.server_frames import complete_frame, partial_texts
 from chatrelay.store.conversations import ConversationStore
-from chatrelay.worker.generation import generation_lease_key
 
 logger = logging.getLogger(__name__)
 

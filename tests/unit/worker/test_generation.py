@@ -11,10 +11,11 @@ import pytest
 
 from chatrelay.exceptions import Busy, EngineError, Forbidden, NotFound, Unavailable
 from chatrelay.llm.base import Turn
+from chatrelay.protocol.client_frames import generation_lease_key
 from chatrelay.rest import CancelRequest, GenerationRequest
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.store.records import MessageRecord
-from chatrelay.worker.generation import GenerationConfig, Generations, generation_lease_key
+from chatrelay.worker.generation import GenerationConfig, Generations
 from tests.faulty_engine import Faults
 from tests.scripted_model import FAILURE_DETAIL, ScriptedModel
 

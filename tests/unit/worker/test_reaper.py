@@ -8,11 +8,12 @@ from typing import Any
 import orjson
 import pytest
 
+from chatrelay.protocol.client_frames import generation_lease_key
 from chatrelay.protocol.server_frames import chunk_frame, message_frame
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.store.records import MessageRecord
 from chatrelay.worker import reaper as reaper_module
-from chatrelay.worker.generation import Generations, generation_lease_key
+from chatrelay.worker.generation import Generations
 from chatrelay.worker.reaper import INTERRUPTED_REASON, REAPER_LEASE_KEY, Reaper
 from tests.faulty_engine import Faults
 from tests.scripted_model import ScriptedModel
