@@ -19,6 +19,7 @@ from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
 from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.connections import ConnectionRegistry, DrainHook
+from chatrelay.gateway.owners import SessionOwners
 from chatrelay.gateway.relay import Relay
 from chatrelay.gateway.upstream import Dispatcher
 from chatrelay.store.conversations import ConversationStore
@@ -47,6 +48,7 @@ class GatewayServices:
     relay: Relay
     conversations: Conversations
     connections: ConnectionRegistry
+    owners: SessionOwners
 
     @classmethod
     @asynccontextmanager
@@ -87,6 +89,7 @@ class GatewayServices:
                 relay=relay,
                 conversations=Conversations(settings, engine, store, dispatcher),
                 connections=connections,
+                owners=SessionOwners(store),
             )
 
     @property
