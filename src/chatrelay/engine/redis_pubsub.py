@@ -44,7 +44,7 @@ SUBSCRIBE_BATCH = 500
 CLOSE_TIMEOUT = 5.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Channel:
     """One subscribed channel: its local subscribers and SUBSCRIBE bookkeeping.
 

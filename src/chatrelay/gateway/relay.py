@@ -48,7 +48,7 @@ class Sink(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Channel:
     session_id: str
     sinks: set[Sink] = field(default_factory=set)

@@ -109,9 +109,10 @@ async def _run(
     writer = asyncio.create_task(outbound.write(TextSender(websocket).send_text))
     expiry = credential.expired  # a future a timer completes, not a task
     tasks = [reader, writer]
-    # The claim watcher is not one of the tasks that end the socket: it only
-    # releases the outbound, or closes it (the writer then ends).
-    helpers = [] if admission.owned else [asyncio.create_task(inbound.watch_claim())]
+    # The claim watch does not end the socket by itself: it only releases the
+    # outbound, or closes it (the writer then ends).
+    if not admission.owned:
+        inbound.watch_claim()
     try:
         done, _ = await asyncio.wait((*tasks, expiry), return_when=asyncio.FIRST_COMPLETED)
         if expiry in done and not writer.done():
@@ -122,8 +123,8 @@ async def _run(
             await asyncio.wait((writer,), timeout=EXPIRED_FLUSH_SECONDS)
     finally:
         credential.close()
-        for task in (*tasks, *helpers):
+        for task in tasks:
             task.cancel()
         # The client may be gone: a send or receive error only ends the socket.
-        await asyncio.gather(*tasks, *helpers, return_exceptions=True)
+        await asyncio.gather(*tasks, inbound.stop(), return_exceptions=True)
     return outbound.close_reason
