@@ -32,6 +32,8 @@ from processes import Servers, cpu_seconds, loopback_address, raise_open_files_l
 from relays import start_bare, start_gateway
 
 SETTLE_SECONDS = 1.0
+# A socket not welcomed this long after its connect counts as failed.
+WELCOME_TIMEOUT = 30.0
 
 
 async def _open_all(
@@ -55,7 +57,7 @@ async def _open_all(
                     ping_interval=None,
                     close_timeout=1,
                 )
-                await ws.recv()  # welcome
+                await asyncio.wait_for(ws.recv(), WELCOME_TIMEOUT)  # the welcome
             except Exception:
                 failed += 1
                 return
