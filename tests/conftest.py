@@ -40,6 +40,7 @@ EXTERNAL_FIXTURES = frozenset(
         "chat_server",
         "browser",
         "balancer",
+        "helm",
     }
 )
 # Parameter values that select a real server in the contract suites.
