@@ -153,7 +153,6 @@ class ConnectionRegistry:
     async def renew(self) -> None:
         """Renew the registration of every open socket once (the heartbeat does it every TTL/3)."""
         try:
-            for connection in list(self._open):
-                await self._registry.heartbeat(connection, self._ttl)
+            await self._registry.heartbeat_many(list(self._open), self._ttl)
         except EngineError as exc:
             logger.warning("registry heartbeat failed: %s", exc)
