@@ -2,10 +2,11 @@
 
 A session's owner never changes once stored (its first accepted chat claims
 it; nothing deletes a session), so a known owner is cached for good, in a
-bounded LRU. Unknown sessions are looked up together: every socket that
-asks while a lookup is being prepared waits on the same query (at most
-``BATCH`` ids), so a storm of reconnects costs the store one query per
-batch instead of one per socket. A session not stored yet is not cached:
+bounded LRU. Unknown sessions are looked up together, one query at a time: every
+socket that asks while a query is being prepared or running waits for the
+next one (at most ``BATCH`` ids each), so a storm of reconnects costs the
+store one query per batch instead of one per socket, and never holds more
+than one pooled connection. A session not stored yet is not cached:
 its first chat may claim it at any moment.
 """
 
@@ -25,13 +26,14 @@ BATCH = 500
 class SessionOwners:
     """Cached, batched ``session_owner`` lookups over one ``ConversationStore``."""
 
-    __slots__ = ("_flush", "_known", "_pending", "_store")
+    __slots__ = ("_known", "_lookups", "_pending", "_store")
 
     def __init__(self, store: ConversationStore) -> None:
         self._store = store
         self._known: OrderedDict[str, str] = OrderedDict()
         self._pending: dict[str, asyncio.Future[str | None]] = {}
-        self._flush: asyncio.Handle | None = None
+        # Set while a lookup is scheduled or running: the next one waits for it.
+        self._lookups: asyncio.Handle | None = None
 
     def cached(self, session_id: str) -> str | None:
         """The owner if it is known here already (no store access)."""
@@ -58,19 +60,26 @@ class SessionOwners:
         future = self._pending.get(session_id)
         if future is None:
             future = self._pending[session_id] = asyncio.get_running_loop().create_future()
-            if self._flush is None:
+            if self._lookups is None:
                 # After the sockets already runnable in this loop turn have asked too.
-                self._flush = asyncio.get_running_loop().call_soon(self._start_lookup)
+                self._lookups = asyncio.get_running_loop().call_soon(self._start_lookups)
         return await asyncio.shield(future)
 
-    def _start_lookup(self) -> None:
-        self._flush = None
-        pending, self._pending = self._pending, {}
-        ids = list(pending)
-        for start in range(0, len(ids), BATCH):
-            batch = {i: pending[i] for i in ids[start : start + BATCH]}
-            task = asyncio.create_task(self._lookup(batch), name="session-owners")
-            task.add_done_callback(_consume)
+    def _start_lookups(self) -> None:
+        task = asyncio.create_task(self._look_up_pending(), name="session-owners")
+        task.add_done_callback(_consume)
+
+    async def _look_up_pending(self) -> None:
+        """One query at a time (a storm must not take every pooled connection), each taking
+        all that asked meanwhile, until nobody waits."""
+        try:
+            while self._pending:
+                pending, self._pending = self._pending, {}
+                ids = list(pending)
+                for start in range(0, len(ids), BATCH):
+                    await self._lookup({i: pending[i] for i in ids[start : start + BATCH]})
+        finally:
+            self._lookups = None
 
     async def _lookup(self, batch: dict[str, asyncio.Future[str | None]]) -> None:
         try:
