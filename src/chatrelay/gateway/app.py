@@ -14,7 +14,7 @@ from starlette.routing import Match
 
 from chatrelay.auth.base import Principal
 from chatrelay.auth.routes import router as auth_router
-from chatrelay.gateway import access_routes
+from chatrelay.gateway import access_routes, admin_routes
 from chatrelay.gateway.api_docs import mount_api_docs
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
@@ -58,6 +58,7 @@ def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAP
     app = create_service_app("chatrelay", services_factory, max_body_bytes)
     app.include_router(auth_router)
     access_routes.install(app)
+    app.include_router(admin_routes.router)
 
     @app.websocket("/ws/chat")
     async def chat_socket(websocket: WebSocket) -> None:
