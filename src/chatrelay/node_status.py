@@ -136,6 +136,7 @@ class NodeReporter:
         self._history: deque[list[float | None]] = deque(
             maxlen=math.ceil(HISTORY_SECONDS / HISTORY_STEP_SECONDS)
         )
+        self._step_started = 0.0
         self._periodic = Periodic(REPORT_INTERVAL_SECONDS, self.report, f"node-report-{kind}")
 
     async def __aenter__(self) -> NodeReporter:
@@ -163,10 +164,20 @@ class NodeReporter:
         self._last_chunks = (now, total)
         chunks_per_s = (total - before) / (now - then) if now > then else 0.0
         p50, p99 = self._latency_quantiles(now)
-        if not self._history or wall - float(self._history[-1][0] or 0) >= HISTORY_STEP_SECONDS:
-            self._history.append(
-                [round(wall), own.get("sockets", 0), own.get("running", 0), chunks_per_s, p50, p99]
-            )
+        point = [
+            round(wall),
+            own.get("sockets", 0),
+            own.get("running", 0),
+            round(chunks_per_s, 2),
+            p50,
+            p99,
+        ]
+        # One point per step; the newest one follows every report until its step is over.
+        if self._history and wall - self._step_started < HISTORY_STEP_SECONDS:
+            self._history[-1] = point
+        else:
+            self._history.append(point)
+            self._step_started = wall
         return {
             "kind": self._kind,
             "node_id": self._node_id,
