@@ -145,7 +145,7 @@ def _methods_of(app: FastAPI, path: str) -> set[str]:
 
 
 def _mount_web_ui(app: FastAPI) -> None:
-    index = STATIC_DIR / "index.html"
+    index, admin = STATIC_DIR / "index.html", STATIC_DIR / "admin.html"
     if (STATIC_DIR / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=STATIC_DIR / "assets"), name="assets")
 
@@ -157,6 +157,8 @@ def _mount_web_ui(app: FastAPI) -> None:
                 allow = {"Allow": ", ".join(sorted(allowed))}
                 return error_response(405, "method_not_allowed", "method not allowed", allow)
             return error_response(404, "not_found", f"no route /{path}")
+        if path.rstrip("/") == "admin" and admin.is_file():
+            return FileResponse(admin)  # the cluster view, a page of its own (web/admin.html)
         candidate = (STATIC_DIR / path).resolve()
         if path and candidate.is_file() and STATIC_DIR.resolve() in candidate.parents:
             return FileResponse(candidate)
