@@ -157,6 +157,8 @@ class NodeReporter:
         own = await self._collect()
         engine_ok = await self._engine.ping()
         store_ok = await self._store_ping()
+        metrics.DEPENDENCY_UP.labels("engine").set(engine_ok)
+        metrics.DEPENDENCY_UP.labels("store").set(store_ok)
         if own.get("state") == "up" and not (engine_ok and store_ok):
             own["state"] = "degraded"
         then, before = self._last_chunks

@@ -13,8 +13,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import expect
-
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_chat_ui import ms, send, session_of
@@ -29,6 +27,8 @@ DOCS_SCREENSHOT = REPO / "docs" / "web-admin.png"
 def test_admin_shows_two_gateways_two_workers_and_a_streaming_answer(
     tmp_path: Path, context: Any
 ) -> None:
+    from playwright.sync_api import expect  # the e2e tests only (conftest.py)
+
     with running_cluster(tmp_path / "run", gateways=2, workers=2, extra_env=SLOW_CHUNKS) as cluster:
         admin = context.new_page()
         admin.goto(cluster.url + "/admin")
