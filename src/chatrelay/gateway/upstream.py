@@ -20,6 +20,7 @@ from chatrelay import metrics
 from chatrelay.exceptions import (
     Busy,
     ChatRelayError,
+    Forbidden,
     InvalidMessage,
     NotFound,
     Unavailable,
@@ -81,6 +82,7 @@ NO_WORKER_LOG_INTERVAL_SECONDS = 10.0
 NO_WORKER_DETAIL = "no worker could take the request"
 # 4xx answers a worker gives that mean the request itself is wrong: never retried.
 _CLIENT_ERRORS: dict[int, type[ChatRelayError]] = {
+    403: Forbidden,  # the session is another user's (the worker claims it with the chat)
     404: NotFound,
     409: Busy,
     422: InvalidMessage,
