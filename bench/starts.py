@@ -45,7 +45,13 @@ import orjson
 import results
 import uvloop
 import websockets
-from processes import Servers, cpu_meter, loopback_address, raise_open_files_limit
+from processes import (
+    Servers,
+    cpu_meter,
+    cpu_seconds,
+    loopback_address,
+    raise_open_files_limit,
+)
 from websockets.exceptions import ConnectionClosed
 
 from chatrelay.harness.postgres import running_postgres
@@ -262,9 +268,36 @@ def model_first_delta_ms(samples: int = 200) -> float:
     return results.summarize_ms(asyncio.run(measure()))["p50"]
 
 
-def _row(name: str, offered: float, step: StepResult, cpu: dict[str, float]) -> dict[str, Any]:
+def _children_cpu(parent: int) -> float:
+    """CPU seconds of ``parent`` and its direct children (PostgreSQL's backends)."""
+    total = cpu_seconds(parent)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+@contextlib.contextmanager
+def _more_cpu(cpu: dict[str, float], postgres: int, clients: list[int]) -> Any:
+    """Adds PostgreSQL (with its backends) and the client processes to ``cpu``."""
+    start = time.monotonic()
+    before = (_children_cpu(postgres), sum(cpu_seconds(pid) for pid in clients))
+    yield
+    elapsed = max(time.monotonic() - start, 1e-9)
+    cpu["postgres"] = round((_children_cpu(postgres) - before[0]) / elapsed, 3)
+    cpu["clients"] = round((sum(cpu_seconds(pid) for pid in clients) - before[1]) / elapsed, 3)
+
+
+def _row(
+    name: str, offered: float, step: StepResult, cpu: dict[str, float], seconds: float
+) -> dict[str, Any]:
     ttft = results.summarize_ms(step.ttft)
+    chats = max(step.sent, 1)
     return {
+        "seconds": round(seconds, 3),
+        # CPU each process spent per chat (ms): robust where latency is not (a shared box).
+        "cpu_ms_per_chat": {k: round(v * seconds / chats * 1000, 2) for k, v in cpu.items()},
         "step": name,
         "offered_per_s": offered,
         "sent": step.sent,
@@ -308,14 +341,20 @@ def main() -> int:
         pids = {k: v for k, v in cluster.pids.items() if k != "cluster"}
         fleet = Fleet(f"ws://127.0.0.1:{port}/ws/chat", args.sockets, args.clients)
         stack.callback(fleet.close)
+        client_pids = [p.pid for p in fleet.processes if p.pid is not None]
         print(f"{fleet.connected} sockets open", file=sys.stderr)
         idle: list[tuple[Any, ...] | None] = [None] * (args.clients - 1)
 
         def run(name: str, offered: float, commands: list[tuple[Any, ...] | None]) -> StepResult:
-            with cpu_meter(pids) as cpu:
+            started = time.monotonic()
+            with cpu_meter(pids) as cpu, _more_cpu(cpu, postgres.process.pid, client_pids):
                 step = fleet.step(commands)
-            rows.append(_row(name, offered, step, cpu))
+            rows.append(_row(name, offered, step, cpu, time.monotonic() - started))
             ttft = rows[-1]["ttft_ms"]
+            per_chat = rows[-1]["cpu_ms_per_chat"]
+            print(
+                f"{name:>8}  CPU ms/chat {sum(per_chat.values()):.1f} {per_chat}", file=sys.stderr
+            )
             print(
                 f"{name:>8}  sent {step.sent:5d}  done {step.completed:5d}  errors "
                 f"{dict(step.errors) or 0}  unfinished {step.unfinished}  TTFT p50 "
