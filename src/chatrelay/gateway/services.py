@@ -81,6 +81,7 @@ class GatewayServices:
                     node_id=settings.node_id,
                 )
             )
+            owners = SessionOwners(store)
             services = cls(
                 settings=settings,
                 engine=engine,
@@ -89,9 +90,9 @@ class GatewayServices:
                 auth=auth,
                 model=model,
                 relay=relay,
-                conversations=Conversations(settings, engine, store, dispatcher),
+                conversations=Conversations(settings, engine, store, dispatcher, owners),
                 connections=connections,
-                owners=SessionOwners(store),
+                owners=owners,
             )
             await stack.enter_async_context(
                 NodeReporter(
