@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from chatrelay.exceptions import InvalidMessage
 from chatrelay.store.conversations import ConversationStore, TurnStart
 from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role
 from tests.fixtures.postgres_server import PostgresNotInstalled, PostgresServer, running_postgres
@@ -254,3 +255,86 @@ async def test_a_turn_writes_nothing_for_another_owner_or_a_retry(
     retry = await begin(store)
     assert (retry.owner, retry.started) == ("alice", False)
     assert [m.id for m in await store.history("s1")] == ["u-a1", "a1"]
+
+
+# -- the session list: pages, rename, delete, search
+
+
+async def test_sessions_come_in_pages_that_neither_skip_nor_repeat(
+    store: ConversationStore,
+) -> None:
+    for n in range(7):
+        await store.claim_session(f"s{n}", "alice")
+        await add(store, f"m{n}", session=f"s{n}", content=f"question {n}")
+    await store.claim_session("b", "bob")
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(4):
+        page = await store.session_page("alice", limit=3, cursor=cursor)
+        seen += [s.id for s in page.sessions]
+        cursor = page.next
+        if cursor is None:
+            break
+    assert seen == [f"s{n}" for n in reversed(range(7))]
+
+
+async def test_a_malformed_cursor_is_refused(store: ConversationStore) -> None:
+    with pytest.raises(InvalidMessage):
+        await store.session_page("alice", cursor="not-a-cursor")
+
+
+async def test_a_renamed_session_keeps_its_title(store: ConversationStore) -> None:
+    await store.claim_session("s1", "alice")
+    await add(store, "m1", content="first question")
+    renamed = await store.rename_session("s1", "Trip to Lisbon")
+    await add(store, "m2", content="another question")
+    assert renamed is not None and renamed.title == "Trip to Lisbon"
+    assert [s.title for s in await store.list_sessions("alice")] == ["Trip to Lisbon"]
+    assert await store.rename_session("nowhere", "x") is None
+
+
+async def test_deleting_a_session_removes_its_messages_and_runs_the_hooks(
+    store: ConversationStore,
+) -> None:
+    await store.claim_session("s1", "alice")
+    await store.claim_session("s2", "alice")
+    await add(store, "m1", session="s1")
+    await add(store, "m2", session="s2")
+    deleted: list[str] = []
+
+    async def record(db: object, session_id: str) -> None:
+        deleted.append(session_id)
+
+    store.deletion_hooks.append(record)
+    assert await store.delete_session("s1") is True
+    assert await store.delete_session("s1") is False
+    assert deleted == ["s1"]
+    assert await store.session_owner("s1") is None
+    assert await store.history("s1") == []
+    assert await store.get_message("m1") is None
+    assert [m.id for m in await store.history("s2")] == ["m2"]
+
+
+async def test_search_finds_titles_and_message_text_of_the_callers_sessions(
+    store: ConversationStore,
+) -> None:
+    await store.claim_session("trip", "alice")
+    await add(store, "m1", session="trip", content="Plan a trip to Lisbon")
+    await add(
+        store, "a1", session="trip", role="assistant", content="Try the Pastéis de Belém 100%"
+    )
+    await store.claim_session("code", "alice")
+    await add(store, "m2", session="code", content="fix my_function please")
+    await store.claim_session("bob", "bob")
+    await add(store, "m3", session="bob", content="Lisbon for bob")
+    hits = await store.search("alice", "LISBON")
+    assert [h.session.id for h in hits] == ["trip"]
+    assert "Lisbon" in hits[0].snippet
+    belem = await store.search("alice", "pastéis")
+    assert [h.session.id for h in belem] == ["trip"]
+    assert "Pastéis de Belém" in belem[0].snippet
+    # LIKE's wildcards are plain characters here.
+    assert [h.session.id for h in await store.search("alice", "100%")] == ["trip"]
+    assert [h.session.id for h in await store.search("alice", "my_f")] == ["code"]
+    assert await store.search("alice", "m_f") == []
+    assert await store.search("alice", "nothing like it") == []

@@ -10,21 +10,36 @@ log both died (the all-in-one server killed) still keeps most of its text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chatrelay.store.database import open_database
 from chatrelay.store.migrate import upgrade
-from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role, SessionRecord
+from chatrelay.store import session_queries
+from chatrelay.store.records import (
+    FinalStatus,
+    MessageRecord,
+    MessageStatus,
+    Role,
+    SearchHit,
+    SessionPage,
+    SessionRecord,
+)
 from chatrelay.store.schema import MessageRow, SessionRow
 
 TITLE_CHARS = 60
+# A session title a user sets: the column's size.
+MAX_TITLE_CHARS = 200
+
+#: Called inside the transaction that deletes a session (an outbox can write
+#: its ``session.deleted`` event there, committed with the deletion or not at all).
+DeletionHook = Callable[[AsyncSession, str], Awaitable[None]]
 
 
 def _utc(value: datetime) -> datetime:
@@ -67,6 +82,8 @@ class ConversationStore:
         self.url = url
         self._engine: AsyncEngine = open_database(url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        #: Run in the deleting transaction of every ``delete_session``, in order.
+        self.deletion_hooks: list[DeletionHook] = []
 
     async def __aenter__(self) -> ConversationStore:
         await self.open()
@@ -113,9 +130,45 @@ class ConversationStore:
                 .order_by(SessionRow.updated_at.desc(), SessionRow.id.desc())
                 .limit(limit)
             )
-            return [
-                SessionRecord(row.id, row.title or "New chat", _utc(row.updated_at)) for row in rows
-            ]
+            return [session_queries.session_record(row) for row in rows]
+
+    async def session_page(
+        self, user_id: str, limit: int = 50, cursor: str | None = None
+    ) -> SessionPage:
+        """A page of the user's sessions, newest first; ``cursor`` is a page's ``next``.
+
+        Raises ``InvalidMessage`` for a cursor this store did not give.
+        """
+        async with self._sessions() as db:
+            return await session_queries.session_page(db, user_id, limit, cursor)
+
+    async def search(self, user_id: str, text: str, limit: int = 50) -> list[SearchHit]:
+        """The user's sessions whose title or messages contain ``text`` (any case), newest first."""
+        async with self._sessions() as db:
+            return await session_queries.search(db, user_id, text, limit)
+
+    async def rename_session(self, session_id: str, title: str) -> SessionRecord | None:
+        """Set a session's title (it then keeps it); None if the session is not stored."""
+        async with self._sessions.begin() as db:
+            row = await db.get(SessionRow, session_id)
+            if row is None:
+                return None
+            row.title = title[:MAX_TITLE_CHARS]
+            return session_queries.session_record(row)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session and all its messages in one transaction (with ``deletion_hooks``).
+
+        True if it was stored.
+        """
+        async with self._sessions.begin() as db:
+            await db.execute(delete(MessageRow).where(MessageRow.session_id == session_id))
+            result = await db.execute(delete(SessionRow).where(SessionRow.id == session_id))
+            deleted = bool(result.rowcount)  # type: ignore[attr-defined]
+            if deleted:
+                for hook in self.deletion_hooks:
+                    await hook(db, session_id)
+            return deleted
 
     async def tokens_since(self, user_id: str, since: datetime) -> int:
         """Completion tokens of the user's answers started at or after ``since`` (quotas)."""

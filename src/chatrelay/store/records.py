@@ -39,3 +39,19 @@ class SessionRecord:
     id: str
     title: str
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    """One page of a user's sessions, newest first; ``next`` continues after the last one."""
+
+    sessions: list[SessionRecord]
+    next: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A session whose title or some message matched, with a piece of the matching text."""
+
+    session: SessionRecord
+    snippet: str
