@@ -19,9 +19,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chatrelay.store import session_queries
 from chatrelay.store.database import open_database
 from chatrelay.store.migrate import upgrade
-from chatrelay.store import session_queries
 from chatrelay.store.records import (
     FinalStatus,
     MessageRecord,

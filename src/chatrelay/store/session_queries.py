@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatrelay.exceptions import InvalidMessage
@@ -59,7 +59,7 @@ async def session_page(
     query = select(SessionRow).where(SessionRow.user_id == user_id)
     if cursor is not None:
         when, session_id = decode_cursor(cursor)
-        if db.bind.dialect.name == "sqlite":
+        if db.get_bind().dialect.name == "sqlite":
             when = when.replace(tzinfo=None)
         query = query.where(tuple_(SessionRow.updated_at, SessionRow.id) < (when, session_id))
     rows = (
@@ -97,7 +97,7 @@ async def search(db: AsyncSession, user_id: str, text: str, limit: int) -> list[
         .group_by(MessageRow.session_id)
         .subquery()
     )
-    query: Select[tuple[SessionRow, str | None]] = (
+    query = (
         select(SessionRow, MessageRow.content)
         .outerjoin(first_match, first_match.c.session_id == SessionRow.id)
         .outerjoin(MessageRow, MessageRow.row_id == first_match.c.row_id)
@@ -112,7 +112,8 @@ async def search(db: AsyncSession, user_id: str, text: str, limit: int) -> list[
         .limit(limit)
     )
     hits = []
-    for row, content in (await db.execute(query)).all():
+    for found in (await db.execute(query)).all():
+        row, content = found[0], found[1]
         record = session_record(row)
         hits.append(SearchHit(record, _snippet(content or record.title, text)))
     return hits

@@ -50,6 +50,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        for name, (table, _) in TRIGRAM_INDEXES.items():
+        for name in TRIGRAM_INDEXES:
             op.execute(f"DROP INDEX IF EXISTS {name}")
     op.drop_index("ix_sessions_user_updated", "sessions")
