@@ -23,21 +23,32 @@ import math
 from chatrelay.auth.base import Principal
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
-from chatrelay.exceptions import ChatRelayError, Forbidden, InvalidMessage, RateLimited
+from chatrelay.exceptions import ChatRelayError, Forbidden, InvalidMessage, NotFound, RateLimited
 from chatrelay.gateway.quotas import Quotas
 from chatrelay.gateway.upstream import Dispatcher
 from chatrelay.protocol.client_frames import new_id, unstorable
-from chatrelay.protocol.server_frames import WireMessage, partial_texts, wire_message
+from chatrelay.protocol.server_frames import (
+    WireMessage,
+    deleted_frame,
+    partial_texts,
+    wire_message,
+)
 from chatrelay.rest import (
     CancelRequest,
     ChatAccepted,
     GenerationRequest,
+    SearchBody,
+    SessionsBody,
     SessionSummary,
+    search_result,
     session_summary,
 )
 from chatrelay.store.conversations import ConversationStore
 
 OTHER_USERS_SESSION = "this session belongs to another user"
+NO_SUCH_SESSION = "no such session"
+# Messages looked at for an answer still streaming in a session being deleted.
+RECENT_MESSAGES = 20
 
 
 class Conversations:
@@ -140,7 +151,43 @@ class Conversations:
                 message["content"] = max(message["content"], text, key=len)
         return messages
 
-    async def sessions(self, principal: Principal) -> list[SessionSummary]:
-        """The principal's own sessions, newest first."""
-        records = await self._store.list_sessions(principal.user_id)
-        return [session_summary(record) for record in records]
+    async def sessions(
+        self, principal: Principal, limit: int = 50, cursor: str | None = None
+    ) -> SessionsBody:
+        """A page of the principal's own sessions, newest first."""
+        page = await self._store.session_page(principal.user_id, limit, cursor)
+        return {"sessions": [session_summary(r) for r in page.sessions], "next": page.next}
+
+    async def search(self, principal: Principal, text: str, limit: int = 50) -> SearchBody:
+        """The principal's own sessions whose title or messages contain ``text``."""
+        hits = await self._store.search(principal.user_id, text, limit)
+        return {"query": text, "results": [search_result(hit) for hit in hits]}
+
+    async def _check_stored_own(self, principal: Principal, session_id: str) -> None:
+        """Raises ``NotFound`` unless stored, ``Forbidden`` unless the principal's own."""
+        if not await self.check_owner(principal, session_id):
+            raise NotFound(NO_SUCH_SESSION)
+
+    async def rename(self, principal: Principal, session_id: str, title: str) -> SessionSummary:
+        """Give the principal's own session a title (kept from then on)."""
+        await self._check_stored_own(principal, session_id)
+        record = await self._store.rename_session(session_id, " ".join(title.split()))
+        if record is None:  # deleted meanwhile
+            raise NotFound(NO_SUCH_SESSION)
+        return session_summary(record)
+
+    async def delete(self, principal: Principal, session_id: str) -> None:
+        """Delete the principal's own session: its answers stop, its sockets are told
+        (a ``deleted`` frame), its messages and its engine log are removed.
+
+        A worker still streaming into it stops at its next chunk (a cancel); what
+        it writes after that finds no session and is dropped.
+        """
+        await self._check_stored_own(principal, session_id)
+        # One answer streams at a time, and it is among the newest messages.
+        for message in await self._store.history(session_id, limit=RECENT_MESSAGES):
+            if message.status == "streaming":
+                await self._engine.coordination.request_cancel(message.id)
+        await self._store.delete_session(session_id)
+        await self._engine.broker.publish(session_id, deleted_frame(session_id))
+        await self._engine.broker.delete(session_id)

@@ -129,6 +129,17 @@ class ResetFrame(TypedDict):
     offset: int
 
 
+class DeletedEvent(TypedDict):
+    """The session was deleted by its owner: every socket of it should leave it (v1.1)."""
+
+    type: Literal["deleted"]
+    session_id: str
+
+
+class DeletedFrame(DeletedEvent):
+    offset: int
+
+
 ServerFrame = Annotated[
     WelcomeFrame
     | MessageFrame
@@ -137,7 +148,8 @@ ServerFrame = Annotated[
     | ErrorFrame
     | PongFrame
     | ReconnectFrame
-    | ResetFrame,
+    | ResetFrame
+    | DeletedFrame,
     Field(discriminator="type"),
 ]
 
@@ -227,6 +239,11 @@ def reconnect_frame(reason: str) -> ReconnectFrame:
 
 def reset_frame(epoch: str, offset: int) -> ResetFrame:
     return {"type": "reset", "epoch": epoch, "offset": offset}
+
+
+def deleted_frame(session_id: str) -> DeletedEvent:
+    """The last event of a deleted session's log (published through the engine)."""
+    return {"type": "deleted", "session_id": session_id}
 
 
 # -- session logs ------------------------------------------------------------------
