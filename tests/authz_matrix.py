@@ -115,6 +115,9 @@ EXPECTED: dict[str, dict[str, object]] = {
         "sessions": "listed",
         "rest_chat": 202,
         "rest_cancel": 404,
+        "search": "found",
+        "rename": 200,
+        "delete": 204,
     },
     "B": {
         "ticket": 200,
@@ -123,6 +126,9 @@ EXPECTED: dict[str, dict[str, object]] = {
         "sessions": "not listed",
         "rest_chat": 403,
         "rest_cancel": 403,
+        "search": "not found",
+        "rename": 403,
+        "delete": 403,
     },
     "admin": {
         "ticket": 200,
@@ -134,6 +140,9 @@ EXPECTED: dict[str, dict[str, object]] = {
         "sessions": "not listed",
         "rest_chat": 403,
         "rest_cancel": 404,
+        "search": "not found",
+        "rename": 403,
+        "delete": 403,
     },
     **{
         caller: {
@@ -143,6 +152,9 @@ EXPECTED: dict[str, dict[str, object]] = {
             "sessions": 401,
             "rest_chat": 401,
             "rest_cancel": 401,
+            "search": 401,
+            "rename": 401,
+            "delete": 401,
         }
         for caller in UNAUTHENTICATED
     },
@@ -228,7 +240,17 @@ async def run_matrix(
             observed.note(caller, "connect", "welcome")
             await _socket_actions(caller, socket, answered, observed)
         await _rest_actions(caller, http, headers, session, answered, observed)
+        if caller != "A":  # A deletes last, once everyone else has tried
+            await _delete(caller, http, headers, session, observed)
+    await _delete("A", http, carry(creds["A"]), session, observed)
     return observed
+
+
+async def _delete(
+    caller: str, http: httpx.AsyncClient, headers: dict[str, str], session: str, observed: Observed
+) -> None:
+    deleted = await http.delete(f"/api/sessions/{session}", headers=headers)
+    observed.note(caller, "delete", deleted.status_code, deleted.text)
 
 
 async def _socket_actions(
@@ -276,6 +298,16 @@ async def _rest_actions(
         "/api/chat", json={"message": f"{caller} via REST", "session_id": session}, headers=headers
     )
     observed.note(caller, "rest_chat", chat.status_code, chat.text)
+    search = await http.get("/api/search", params={"q": "tangerine"}, headers=headers)
+    found: object = search.status_code
+    if search.status_code == 200:
+        ids = [r["id"] for r in search.json()["results"]]
+        found = "found" if session in ids else "not found"
+    observed.note(caller, "search", found, search.text)
+    rename = await http.patch(
+        f"/api/sessions/{session}", json={"title": f"{caller}'s title"}, headers=headers
+    )
+    observed.note(caller, "rename", rename.status_code, rename.text)
 
 
 def check(observed: Observed) -> None:
