@@ -3,6 +3,41 @@ import Markdown, { type Components } from "react-markdown";
 import remarkGfm from "remark-gfm";
 import { STATUS_LABELS, describeError } from "../chat/errors";
 import type { ChatMessage } from "../chat/reducer";
+import type { Usage } from "../chat/wire";
+import { CodeBlock } from "./CodeBlock";
+import { CopyButton } from "./CopyButton";
+
+interface HastNode {
+  type: string;
+  tagName?: string;
+  value?: string;
+  properties?: { className?: unknown };
+  children?: HastNode[];
+}
+
+function textOf(node: HastNode): string {
+  return node.type === "text" ? (node.value ?? "") : (node.children ?? []).map(textOf).join("");
+}
+
+function languageOf(node: HastNode | undefined): string | null {
+  const classes = node?.properties?.className;
+  const found = Array.isArray(classes)
+    ? classes.find((c): c is string => typeof c === "string" && c.startsWith("language-"))
+    : undefined;
+  return found ? found.slice("language-".length) : null;
+}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** The quiet line under an answer: model, tokens, time to first token, duration. */
+export function usageLine(usage: Usage): string {
+  const parts = [usage.model, `${usage.tokens} tokens`];
+  if (usage.ttft_ms !== null) parts.push(`first token ${formatMs(usage.ttft_ms)}`);
+  parts.push(formatMs(usage.duration_ms));
+  return parts.join(" · ");
+}
 
 // No rehype-raw: HTML in a model's answer is shown as text, never parsed into the DOM.
 // react-markdown's default URL transform already drops javascript: and similar links.
@@ -10,6 +45,10 @@ import type { ChatMessage } from "../chat/reducer";
 // send the conversation out in an image URL without a click (the CSP's img-src is the
 // second line).
 const COMPONENTS: Components = {
+  pre: ({ node }) => {
+    const code = (node as HastNode | undefined)?.children?.find((child) => child.tagName === "code");
+    return <CodeBlock code={code ? textOf(code).replace(/\n$/, "") : ""} language={languageOf(code)} />;
+  },
   a: ({ node: _node, ...props }) => <a {...props} target="_blank" rel="noopener noreferrer nofollow" />,
   img: ({ src, alt }) => (
     <a
@@ -57,6 +96,16 @@ function MessageViewImpl({ message }: { message: ChatMessage }) {
           <p className="plain">{message.content}</p>
         )}
       </div>
+      {message.role === "assistant" && !streaming && (message.content || message.usage) && (
+        <div className="answer-footer">
+          {message.content && <CopyButton text={message.content} label="Copy answer" className="copy-answer" />}
+          {message.usage && (
+            <span className="usage-line" data-testid="usage-line">
+              {usageLine(message.usage)}
+            </span>
+          )}
+        </div>
+      )}
       {(badge || message.sendError) && (
         <div className="message-meta">
           {badge && (
