@@ -58,6 +58,7 @@ export function App({ account }: { account?: Account } = {}) {
   const servedId = state.sessionId;
   const openSession = useCallback(
     (id: string) => {
+      setSidebarOpen(false);
       if (id === servedId) return;
       window.history.pushState(null, "", urlForSession(id));
       setSessionId(id);

@@ -21,7 +21,7 @@ export function CodeBlock({ code, language }: { code: string; language: string |
     <div className="code-block" data-testid="code-block">
       <div className="code-toolbar">
         <span className="code-language">{language ?? "code"}</span>
-        <CopyButton text={code} label={`Copy ${language ?? ""} code`.replace("  ", " ")} />
+        <CopyButton text={code} what={language ? `${language} code` : "code"} />
       </div>
       {html === null ? (
         <pre>

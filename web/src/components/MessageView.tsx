@@ -98,7 +98,7 @@ function MessageViewImpl({ message }: { message: ChatMessage }) {
       </div>
       {message.role === "assistant" && !streaming && (message.content || message.usage) && (
         <div className="answer-footer">
-          {message.content && <CopyButton text={message.content} label="Copy answer" className="copy-answer" />}
+          {message.content && <CopyButton text={message.content} what="answer" className="copy-answer" />}
           {message.usage && (
             <span className="usage-line" data-testid="usage-line">
               {usageLine(message.usage)}
