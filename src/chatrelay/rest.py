@@ -69,6 +69,13 @@ class ChatBody(BaseModel):
     session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern, max_length=MAX_ID_CHARS)
 
 
+class RegenerateBody(BaseModel):
+    """``POST /api/regenerate``: answer again the user message that ``message_id`` answered."""
+
+    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern, max_length=MAX_ID_CHARS)
+    message_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+
+
 class CancelBody(BaseModel):
     """``POST /api/cancel``."""
 
@@ -207,6 +214,9 @@ class GenerationRequest(BaseModel):
     message_id: str = Field(default_factory=new_id, pattern=SESSION_ID_PATTERN.pattern)
     user_message_id: str = Field(default_factory=new_id, pattern=SESSION_ID_PATTERN.pattern)
     client_id: str | None = Field(None, max_length=MAX_CLIENT_ID_CHARS)
+    # True: answer the stored user message ``user_message_id`` again (``message`` is
+    # its text); the earlier answers stay as alternatives.
+    regenerate: bool = False
 
 
 class CancelRequest(BaseModel):

@@ -100,3 +100,55 @@ async def test_deleting_a_session_mid_answer_stops_the_answer(chat_app: InProces
     turn = await fresh.follow(await fresh.chat("hello"))
     assert turn.complete is not None and turn.complete["status"] == "completed"
     assert await chat_app.history(session, owner) == []
+
+
+async def test_regenerate_keeps_the_earlier_answer_as_an_alternative(
+    chat_app: InProcessApp,
+) -> None:
+    owner, session = new_user(), new_session()
+    client = await chat_app.connect(session_id=session, user_id=owner)
+    first = await client.chat("hello")
+    await client.follow(first)
+    regenerated = await chat_app.http.post(
+        "/api/regenerate",
+        params={"user_id": owner},
+        json={"session_id": session, "message_id": first},
+    )
+    assert regenerated.status_code == 202
+    second = regenerated.json()["message_id"]
+    turn = await client.follow(second)
+    assert turn.complete is not None and turn.complete["status"] == "completed"
+    stored = await chat_app.history(session, owner)
+    question = stored[0]
+    assert [(m["role"], m.get("reply_to")) for m in stored] == [
+        ("user", None),
+        ("assistant", question["id"]),
+        ("assistant", question["id"]),
+    ]
+    assert [m["id"] for m in stored[1:]] == [first, second]
+
+
+async def test_regenerate_refuses_what_it_cannot_do(chat_app: InProcessApp) -> None:
+    owner, intruder, session = new_user(), new_user(), new_session()
+    client = await chat_app.connect(session_id=session, user_id=owner)
+    old_answer = await client.chat("hello")
+    await client.follow(old_answer)
+    await client.follow(await client.chat("hello again"))
+    question = (await chat_app.history(session, owner))[0]["id"]
+
+    async def regenerate(user: str, message_id: str) -> tuple[int, str]:
+        response = await chat_app.http.post(
+            "/api/regenerate",
+            params={"user_id": user},
+            json={"session_id": session, "message_id": message_id},
+        )
+        return response.status_code, response.json()["code"]
+
+    assert await regenerate(owner, "no-such-message") == (404, "not_found")
+    assert await regenerate(owner, question) == (422, "invalid_message")
+    assert await regenerate(owner, old_answer) == (422, "invalid_message")
+    assert await regenerate(intruder, old_answer) == (403, "forbidden")
+
+    streaming = await client.chat("please explain the stream")
+    await client.recv_type("chunk")
+    assert await regenerate(owner, streaming) == (409, "busy")

@@ -23,7 +23,14 @@ import math
 from chatrelay.auth.base import Principal
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
-from chatrelay.exceptions import ChatRelayError, Forbidden, InvalidMessage, NotFound, RateLimited
+from chatrelay.exceptions import (
+    Busy,
+    ChatRelayError,
+    Forbidden,
+    InvalidMessage,
+    NotFound,
+    RateLimited,
+)
 from chatrelay.gateway.quotas import Quotas
 from chatrelay.gateway.upstream import Dispatcher
 from chatrelay.protocol.client_frames import new_id, unstorable
@@ -104,14 +111,7 @@ class Conversations:
             if problem := unstorable(text):
                 raise InvalidMessage(f"the {name} {problem}")
         await self.check_owner(principal, session_id)
-        wait = await self._engine.coordination.take_token(
-            f"chat-rate:{user_id}",
-            self._settings.chat_rate_burst,
-            self._settings.chat_rate_per_second,
-        )
-        if wait > 0:
-            seconds = math.ceil(wait)
-            raise RateLimited(f"too many messages; retry in {seconds} s", retry_after=seconds)
+        await self._take_chat_token(user_id)
         if await self._store.claim_session(session_id, user_id) != user_id:
             raise Forbidden(OTHER_USERS_SESSION)
         request = GenerationRequest(
@@ -122,12 +122,60 @@ class Conversations:
             user_message_id=new_id(),
             client_id=client_id,
         )
-        await self.quotas.claim(user_id, session_id, request.message_id)
+        return await self._start(user_id, request)
+
+    async def _take_chat_token(self, user_id: str) -> None:
+        """The per-user chat rate (a regeneration counts as a chat); ``RateLimited`` past it."""
+        wait = await self._engine.coordination.take_token(
+            f"chat-rate:{user_id}",
+            self._settings.chat_rate_burst,
+            self._settings.chat_rate_per_second,
+        )
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise RateLimited(f"too many messages; retry in {seconds} s", retry_after=seconds)
+
+    async def _start(self, user_id: str, request: GenerationRequest) -> ChatAccepted:
+        """Claim a quota slot and hand the request to a worker."""
+        await self.quotas.claim(user_id, request.session_id, request.message_id)
         try:
             return await self._dispatcher.start(request)
         except ChatRelayError:  # refused before it started: the slot was never used
-            await self.quotas.release(user_id, session_id, request.message_id)
+            await self.quotas.release(user_id, request.session_id, request.message_id)
             raise
+
+    async def regenerate(
+        self, principal: Principal, session_id: str, message_id: str
+    ) -> ChatAccepted:
+        """Answer again the last user message of the principal's own session.
+
+        ``message_id`` is the answer to replace (it stays, as an alternative).
+        ``NotFound``: no such answer in this session; ``InvalidMessage``: it is not
+        an answer to the session's last question; ``Busy``: it is still streaming.
+        """
+        await self._check_stored_own(principal, session_id)
+        answer = await self._store.get_message(message_id)
+        if answer is None or answer.session_id != session_id:
+            raise NotFound("no such message in this session")
+        if answer.role != "assistant" or answer.reply_to is None:
+            raise InvalidMessage("only an answer can be regenerated")
+        if answer.status == "streaming":
+            raise Busy("this answer is still streaming; stop it first")
+        recent = await self._store.history(session_id, limit=RECENT_MESSAGES)
+        last_question = next((m for m in reversed(recent) if m.role == "user"), None)
+        if last_question is None or last_question.id != answer.reply_to:
+            raise InvalidMessage("only the answer to the last message can be regenerated")
+        request = GenerationRequest(
+            session_id=session_id,
+            user_id=principal.user_id,
+            message=last_question.content,
+            message_id=new_id(),
+            user_message_id=last_question.id,
+            client_id=None,
+            regenerate=True,
+        )
+        await self._take_chat_token(principal.user_id)
+        return await self._start(principal.user_id, request)
 
     async def cancel(self, principal: Principal, session_id: str, message_id: str) -> None:
         """Stop a running generation of the session (from any node)."""

@@ -12,6 +12,8 @@ from chatrelay.auth.base import Principal
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.protocol.client_frames import MAX_ID_CHARS, SESSION_ID_PATTERN
 from chatrelay.rest import (
+    ChatAccepted,
+    RegenerateBody,
     RenameBody,
     SearchBody,
     SessionsBody,
@@ -84,3 +86,18 @@ async def delete_session(request: Request, session_id: str = SessionId) -> Respo
     """Delete the caller's own session: its messages, its log; its open tabs are told."""
     await _services(request).conversations.delete(_principal(request), session_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/api/regenerate",
+    status_code=202,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
+)
+async def post_regenerate(body: RegenerateBody, request: Request) -> ChatAccepted:
+    """Answer the session's last message again; the earlier answer stays as an alternative.
+
+    The new answer streams to every socket of the session like any other
+    (its ``message`` carries the same ``reply_to``).
+    """
+    conversations = _services(request).conversations
+    return await conversations.regenerate(_principal(request), body.session_id, body.message_id)

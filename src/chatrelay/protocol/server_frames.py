@@ -46,6 +46,8 @@ class WireMessage(TypedDict):
     error: NotRequired[str]
     model: NotRequired[str]
     usage: NotRequired[Usage]
+    #: An answer's user message; answers that share it are alternatives (v1.1).
+    reply_to: NotRequired[str]
 
 
 class WelcomeFrame(TypedDict):
@@ -172,6 +174,8 @@ def wire_message(record: MessageRecord) -> WireMessage:
         message["model"] = record.model
     if record.usage is not None:
         message["usage"] = cast(Usage, record.usage)
+    if record.reply_to is not None:
+        message["reply_to"] = record.reply_to
     return message
 
 

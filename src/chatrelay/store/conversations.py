@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chatrelay.exceptions import NotFound
 from chatrelay.store import session_queries
 from chatrelay.store.database import open_database
 from chatrelay.store.migrate import upgrade
@@ -60,7 +61,14 @@ def _message_record(row: MessageRow) -> MessageRecord:
         error=row.error,
         model=row.model,
         usage=row.usage,
+        reply_to=row.reply_to,
     )
+
+
+def newest_answers(messages: list[MessageRecord]) -> list[MessageRecord]:
+    """``messages`` with only the newest answer to each user message (its alternatives left out)."""
+    newest = {m.reply_to: m.id for m in messages if m.role == "assistant" and m.reply_to}
+    return [m for m in messages if m.role == "user" or not m.reply_to or newest[m.reply_to] == m.id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +281,7 @@ class ConversationStore:
                     content="",
                     status="streaming",
                     created_at=now,
+                    reply_to=user_message_id,
                 )
                 db.add_all([user_row, assistant_row])
                 session.updated_at = now
@@ -292,7 +301,7 @@ class ConversationStore:
                     started=True,
                     user_message=_message_record(user_row),
                     assistant_message=_message_record(assistant_row),
-                    history=[_message_record(row) for row in reversed(rows)],
+                    history=newest_answers([_message_record(row) for row in reversed(rows)]),
                 )
 
         for attempt in (1, 2):
@@ -302,6 +311,69 @@ class ConversationStore:
                 if attempt == 2:  # a concurrent insert of the same ids, twice
                     raise
         raise AssertionError("unreachable")
+
+    async def begin_regeneration(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        user_message_id: str,
+        assistant_id: str,
+        history_limit: int,
+    ) -> TurnStart:
+        """Start another answer to a stored user message, in ONE transaction.
+
+        The new answer (``streaming``, empty) shares ``reply_to`` with the earlier
+        ones, which stay as its alternatives. ``history`` ends with that user
+        message, each earlier one followed by its newest answer only. Writes
+        nothing for another owner or an assistant id already stored (a retry).
+        Raises ``NotFound`` unless the user message is in the session.
+        """
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as db:
+            session = await db.get(SessionRow, session_id)
+            if session is None:
+                raise NotFound("no such session")
+            if session.user_id != user_id:
+                return TurnStart(owner=session.user_id, started=False)
+            if await db.scalar(select(MessageRow.row_id).where(MessageRow.id == assistant_id)):
+                return TurnStart(owner=user_id, started=False)
+            asked = await db.scalar(
+                select(MessageRow).where(
+                    MessageRow.id == user_message_id,
+                    MessageRow.session_id == session_id,
+                    MessageRow.role == "user",
+                )
+            )
+            if asked is None:
+                raise NotFound("no such user message in this session")
+            rows = (
+                await db.scalars(
+                    select(MessageRow)
+                    .where(MessageRow.session_id == session_id, MessageRow.row_id <= asked.row_id)
+                    .order_by(MessageRow.row_id.desc())
+                    .limit(history_limit)
+                )
+            ).all()
+            assistant_row = MessageRow(
+                id=assistant_id,
+                session_id=session_id,
+                role="assistant",
+                content="",
+                status="streaming",
+                created_at=now,
+                reply_to=user_message_id,
+            )
+            db.add(assistant_row)
+            session.updated_at = now
+            await db.flush()
+            return TurnStart(
+                owner=user_id,
+                started=True,
+                user_message=_message_record(asked),
+                assistant_message=_message_record(assistant_row),
+                history=newest_answers([_message_record(row) for row in reversed(rows)]),
+            )
 
     async def finish_message(
         self,

@@ -30,6 +30,8 @@ class MessageRecord:
     error: str | None = None
     model: str | None = None
     usage: dict[str, Any] | None = None
+    # An answer: the user message it answers (its regenerations share it).
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

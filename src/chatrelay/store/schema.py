@@ -40,6 +40,8 @@ class MessageRow(Base):
     client_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(200))
+    # An answer: the id of the user message it answers (regenerated answers share it).
+    reply_to: Mapped[str | None] = mapped_column(String(128))
     usage: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -87,6 +87,7 @@ export interface WireMessage {
   error?: string;
   model?: string;
   usage?: Usage;
+  reply_to?: string;
 }
 /**
  * What an answer cost: its model, deltas, time to first token and duration.

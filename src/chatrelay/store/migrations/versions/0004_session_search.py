@@ -1,4 +1,4 @@
-"""session list paging and search indexes
+"""session list paging, search indexes, and the message an answer replies to
 
 Revision ID: 0004
 Revises: 0002
@@ -29,6 +29,8 @@ TRIGRAM_INDEXES = {
 
 
 def upgrade() -> None:
+    # Regenerated answers of one user message share it (they are its alternatives).
+    op.add_column("messages", sa.Column("reply_to", sa.String(128), nullable=True))
     op.create_index("ix_sessions_user_updated", "sessions", ["user_id", "updated_at", "id"])
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
@@ -53,3 +55,4 @@ def downgrade() -> None:
         for name in TRIGRAM_INDEXES:
             op.execute(f"DROP INDEX IF EXISTS {name}")
     op.drop_index("ix_sessions_user_updated", "sessions")
+    op.drop_column("messages", "reply_to")
