@@ -146,3 +146,37 @@ def test_phone_sized_screen_and_keyboard(chat_server: ChatServer, browser: Any) 
         assert page.evaluate("() => document.activeElement?.id") == "composer-input"
     finally:
         context.close()
+
+
+def test_regenerate_and_page_between_answers(chat_server: ChatServer, context: Any) -> None:
+    page = context.new_page()
+    open_chat(page, chat_server)
+    session = chat_and_wait(page, FIRST_PROMPT)
+    first = chat_server.history(session)[-1]
+    assistant(page).get_by_role("button", name="Regenerate").click()
+    position = page.get_by_test_id("alternative-position")
+    position.wait_for()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=alternative-position]')"
+        ".textContent.replace(/\\s+/g, ' ').trim() === '2 / 2'"
+    )
+    wait_status(assistant(page), "completed")
+    stored = chat_server.history(session)
+    assert [m["role"] for m in stored] == ["user", "assistant", "assistant"]
+    assert stored[1]["id"] == first["id"]
+    assert assistant(page).get_attribute("data-message-id") == stored[2]["id"]
+    snap(page, "regenerated")
+
+    page.get_by_role("button", name="Previous answer").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=alternative-position]')"
+        ".textContent.replace(/\\s+/g, ' ').trim() === '1 / 2'"
+    )
+    assert assistant(page).get_attribute("data-message-id") == first["id"]
+    assert page.get_by_role("button", name="Next answer").is_enabled()
+    # Only one answer shows at a time, and a refresh keeps both.
+    assert page.locator('[data-testid="message"][data-role="assistant"]').count() == 1
+    page.reload()
+    position.wait_for()
+    assert position.inner_text().replace("\n", " ").split() == ["2", "/", "2"]
+    assert_accessible(page)

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { fetchTicket } from "./chat/api";
+import { fetchTicket, regenerateAnswer } from "./chat/api";
 import { currentUserId, sessionFromUrl, urlForSession } from "./chat/identity";
 import { isGenerating, streamingMessage } from "./chat/reducer";
 import { useChatSocket } from "./chat/useChatSocket";
@@ -96,6 +96,18 @@ export function App({ account }: { account?: Account } = {}) {
   });
 
   const streaming = streamingMessage(state);
+  const [regenerateError, setRegenerateError] = useState<string | null>(null);
+  const currentSession = state.sessionId;
+  const regenerate = useCallback(
+    (messageId: string) => {
+      if (currentSession === null) return;
+      setRegenerateError(null);
+      regenerateAnswer(userId, currentSession, messageId).catch((failure: unknown) =>
+        setRegenerateError(failure instanceof Error ? failure.message : String(failure)),
+      );
+    },
+    [userId, currentSession],
+  );
   const title = sessions.find((s) => s.id === state.sessionId)?.title;
 
   useEffect(() => {
@@ -157,9 +169,19 @@ export function App({ account }: { account?: Account } = {}) {
           <h1 className="chat-title">{title || (state.sessionId ? "Conversation" : "New chat")}</h1>
           <ConnectionBadge connection={state.connection} node={state.node} onRetry={chat.retryNow} />
         </header>
-        <MessageList messages={state.messages} history={state.history} sessionId={state.sessionId} />
+        <MessageList
+          messages={state.messages}
+          history={state.history}
+          sessionId={state.sessionId}
+          onRegenerate={isGenerating(state) || state.connection.status !== "connected" ? undefined : regenerate}
+        />
         <div className="composer-area">
           <Notices notices={state.notices} onDismiss={chat.dismissNotice} />
+          {regenerateError && (
+            <p className="notice" role="alert">
+              Could not regenerate: {regenerateError}
+            </p>
+          )}
           <Composer
             key={conversation}
             connection={state.connection}

@@ -125,3 +125,8 @@ export async function fetchTicket(userId: string, signal?: AbortSignal): Promise
   if (!response.ok) throw new ApiError(response.status, "not_authenticated", "no socket ticket");
   return (await response.json()) as TicketBody;
 }
+
+/** Answer the session's last message again (`POST /api/regenerate`); the old answer stays. */
+export async function regenerateAnswer(userId: string, sessionId: string, messageId: string): Promise<void> {
+  await sendJson("POST", `/api/regenerate?${userQuery(userId)}`, { session_id: sessionId, message_id: messageId });
+}

@@ -45,6 +45,8 @@ export interface ChatMessage {
   lastOffset: number;
   /** What a finished answer cost (model, tokens, time to first token, duration). */
   usage?: Usage;
+  /** An answer's user message: answers sharing it are alternatives ("2 / 2"). */
+  replyTo?: string;
 }
 
 export interface Notice {
@@ -130,6 +132,7 @@ export function fromWire(message: WireMessage, offset = -1): ChatMessage {
     seq: message.status === "streaming" && offset >= 0 ? 0 : null,
     lastOffset: offset,
     ...(message.usage ? { usage: message.usage } : {}),
+    ...(message.reply_to ? { replyTo: message.reply_to } : {}),
   };
 }
 

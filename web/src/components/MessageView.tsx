@@ -2,6 +2,7 @@ import { memo } from "react";
 import Markdown, { type Components } from "react-markdown";
 import remarkGfm from "remark-gfm";
 import { STATUS_LABELS, describeError } from "../chat/errors";
+import type { Shown } from "../chat/alternatives";
 import type { ChatMessage } from "../chat/reducer";
 import type { Usage } from "../chat/wire";
 import { CodeBlock } from "./CodeBlock";
@@ -64,7 +65,45 @@ const COMPONENTS: Components = {
 };
 const REMARK_PLUGINS = [remarkGfm];
 
-function MessageViewImpl({ message }: { message: ChatMessage }) {
+interface ViewProps {
+  message: ChatMessage;
+  /** Which of its alternatives this answer is (regenerated answers), or null. */
+  alternative?: Shown["alternative"];
+  onPage?: (replyTo: string, index: number) => void;
+  /** Present on the last answer when it may be regenerated. */
+  onRegenerate?: (message: ChatMessage) => void;
+}
+
+function Pager({ alternative, onPage }: { alternative: NonNullable<Shown["alternative"]>; onPage?: ViewProps["onPage"] }) {
+  const { replyTo, index, count } = alternative;
+  return (
+    <span className="alternatives" role="group" aria-label="Answers to this message">
+      <button
+        type="button"
+        className="icon-button"
+        aria-label="Previous answer"
+        disabled={index === 0}
+        onClick={() => onPage?.(replyTo, index - 1)}
+      >
+        ‹
+      </button>
+      <span data-testid="alternative-position">
+        {index + 1} / {count}
+      </span>
+      <button
+        type="button"
+        className="icon-button"
+        aria-label="Next answer"
+        disabled={index === count - 1}
+        onClick={() => onPage?.(replyTo, index + 1)}
+      >
+        ›
+      </button>
+    </span>
+  );
+}
+
+function MessageViewImpl({ message, alternative = null, onPage, onRegenerate }: ViewProps) {
   const badge = STATUS_LABELS[message.status];
   const streaming = message.status === "streaming";
   return (
@@ -96,9 +135,15 @@ function MessageViewImpl({ message }: { message: ChatMessage }) {
           <p className="plain">{message.content}</p>
         )}
       </div>
-      {message.role === "assistant" && !streaming && (message.content || message.usage) && (
+      {message.role === "assistant" && (alternative || (!streaming && (message.content || message.usage))) && (
         <div className="answer-footer">
-          {message.content && <CopyButton text={message.content} what="answer" className="copy-answer" />}
+          {alternative && <Pager alternative={alternative} onPage={onPage} />}
+          {onRegenerate && !streaming && message.id && (
+            <button type="button" className="copy-button" onClick={() => onRegenerate(message)}>
+              Regenerate
+            </button>
+          )}
+          {message.content && !streaming && <CopyButton text={message.content} what="answer" className="copy-answer" />}
           {message.usage && (
             <span className="usage-line" data-testid="usage-line">
               {usageLine(message.usage)}
