@@ -28,7 +28,7 @@ def snap(page: Any, name: str) -> None:
 
 
 def conversation(page: Any, session_id: str) -> Any:
-    return page.locator(f'.conversation-item[data-session-id="{session_id}"]')
+    return page.locator(f'.conversation-item[data-item-session="{session_id}"]')
 
 
 def chat_and_wait(page: Any, text: str) -> str:
@@ -67,7 +67,7 @@ def test_rename_search_and_delete_with_two_tabs(chat_server: ChatServer, context
     page.get_by_label("Search conversations").fill(word.lower())
     hits = page.get_by_test_id("search-results").locator(".conversation-item")
     hits.first.wait_for()
-    assert [hits.nth(i).get_attribute("data-session-id") for i in range(hits.count())] == [first]
+    assert [hits.nth(i).get_attribute("data-item-session") for i in range(hits.count())] == [first]
     assert word in page.get_by_test_id("search-snippet").inner_text()
     snap(page, "search")
     page.get_by_label("Search conversations").fill("")

@@ -102,7 +102,7 @@ function ConversationItem({ session, current, snippet, onOpen, onRename, onDelet
   };
 
   return (
-    <li className="conversation-item" data-session-id={session.id}>
+    <li className="conversation-item" data-item-session={session.id}>
       {mode === "rename" ? (
         <form className="rename-form" onSubmit={saveRename}>
           <input
