@@ -118,6 +118,8 @@ EXPECTED: dict[str, dict[str, object]] = {
         "search": "found",
         "rename": 200,
         "delete": 204,
+        # Allowed, but A's first answer is no longer the last one.
+        "regenerate": 422,
     },
     "B": {
         "ticket": 200,
@@ -129,6 +131,7 @@ EXPECTED: dict[str, dict[str, object]] = {
         "search": "not found",
         "rename": 403,
         "delete": 403,
+        "regenerate": 403,
     },
     "admin": {
         "ticket": 200,
@@ -143,6 +146,7 @@ EXPECTED: dict[str, dict[str, object]] = {
         "search": "not found",
         "rename": 403,
         "delete": 403,
+        "regenerate": 403,
     },
     **{
         caller: {
@@ -155,6 +159,7 @@ EXPECTED: dict[str, dict[str, object]] = {
             "search": 401,
             "rename": 401,
             "delete": 401,
+            "regenerate": 401,
         }
         for caller in UNAUTHENTICATED
     },
@@ -308,6 +313,10 @@ async def _rest_actions(
         f"/api/sessions/{session}", json={"title": f"{caller}'s title"}, headers=headers
     )
     observed.note(caller, "rename", rename.status_code, rename.text)
+    again = await http.post(
+        "/api/regenerate", json={"session_id": session, "message_id": answered}, headers=headers
+    )
+    observed.note(caller, "regenerate", again.status_code, again.text)
 
 
 def check(observed: Observed) -> None:
