@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from chatrelay.exceptions import InvalidMessage
+from chatrelay.exceptions import InvalidMessage, NotFound
 from chatrelay.store.conversations import ConversationStore, TurnStart
 from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role
 from tests.fixtures.postgres_server import PostgresNotInstalled, PostgresServer, running_postgres
@@ -338,3 +338,40 @@ async def test_search_finds_titles_and_message_text_of_the_callers_sessions(
     assert [h.session.id for h in await store.search("alice", "my_f")] == ["code"]
     assert await store.search("alice", "m_f") == []
     assert await store.search("alice", "nothing like it") == []
+
+
+async def test_a_regeneration_answers_a_stored_question_again(store: ConversationStore) -> None:
+    await begin(store, answer="a1", content="first question")
+    await store.finish_message("a1", status="completed", content="first answer")
+
+    async def regenerate(answer: str, user: str = "alice", question: str = "u-a1") -> TurnStart:
+        return await store.begin_regeneration(
+            session_id="s1",
+            user_id=user,
+            user_message_id=question,
+            assistant_id=answer,
+            history_limit=10,
+        )
+
+    again = await regenerate("a1b")
+    assert again.started and again.assistant_message is not None
+    assert again.assistant_message.reply_to == "u-a1"
+    # The model sees the question, not the answer it replaces.
+    assert [m.id for m in again.history] == ["u-a1"]
+    await store.finish_message("a1b", status="completed", content="second answer")
+    assert not (await regenerate("a1b")).started  # a retry writes nothing
+    assert (await regenerate("a1c", user="bob")).owner == "alice"
+    with pytest.raises(NotFound):
+        await regenerate("a1d", question="nowhere")
+
+    nxt = await begin(store, answer="a2", content="next question")
+    # Each earlier turn shows its newest answer only.
+    assert [m.id for m in nxt.history] == ["u-a1", "a1b", "u-a2", "a2"]
+    stored = await store.history("s1")
+    assert [(m.id, m.reply_to) for m in stored] == [
+        ("u-a1", None),
+        ("a1", "u-a1"),
+        ("a1b", "u-a1"),
+        ("u-a2", None),
+        ("a2", "u-a2"),
+    ]
