@@ -14,6 +14,10 @@ A session is stored on its first accepted chat, not when a socket opens or
 a request is refused: ``send`` claims it after every check passed, and the
 store's claim is race-free (of two users racing the first chat of one new
 id, one owns it and the other is refused with ``forbidden``).
+
+An owner never changes once stored, so each gateway process remembers the
+owners it has read or claimed (``OWNER_CACHE_SIZE`` sessions, oldest
+forgotten first): a chat in a known session costs no store round trip here.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ OTHER_USERS_SESSION = "this session belongs to another user"
 NO_SUCH_SESSION = "no such session"
 # Messages looked at for an answer still streaming in a session being deleted.
 RECENT_MESSAGES = 20
+# Session owners remembered per gateway process (about 150 bytes each).
+OWNER_CACHE_SIZE = 50_000
 
 
 class Conversations:
@@ -74,10 +80,21 @@ class Conversations:
             max_running=settings.max_concurrent_generations,
             daily_tokens=settings.user_daily_tokens,
         )
+        self._owners: dict[str, str] = {}
 
     async def owner(self, session_id: str) -> str | None:
         """Who owns the session, or None while it is not stored (no chat accepted yet)."""
-        return await self._store.session_owner(session_id)
+        owner = self._owners.get(session_id)
+        if owner is None:
+            owner = await self._store.session_owner(session_id)
+            if owner is not None:
+                self._remember(session_id, owner)
+        return owner
+
+    def _remember(self, session_id: str, owner: str) -> None:
+        if len(self._owners) >= OWNER_CACHE_SIZE:
+            del self._owners[next(iter(self._owners))]  # the oldest entry
+        self._owners[session_id] = owner
 
     async def check_owner(
         self, principal: Principal, session_id: str, *, read: bool = False
@@ -87,7 +104,7 @@ class Conversations:
         ``read``: to read or cancel, which administrators may do in any session.
         Stores nothing: a session is claimed by its first accepted chat.
         """
-        owner = await self._store.session_owner(session_id)
+        owner = await self.owner(session_id)
         if owner is not None and owner != principal.user_id and not (read and principal.admin):
             raise Forbidden(OTHER_USERS_SESSION)
         return owner is not None
@@ -110,10 +127,12 @@ class Conversations:
         for name, text in (("message", content), ("client_id", client_id or "")):
             if problem := unstorable(text):
                 raise InvalidMessage(f"the {name} {problem}")
-        await self.check_owner(principal, session_id)
+        stored = await self.check_owner(principal, session_id)
         await self._take_chat_token(user_id)
-        if await self._store.claim_session(session_id, user_id) != user_id:
-            raise Forbidden(OTHER_USERS_SESSION)
+        if not stored:
+            if await self._store.claim_session(session_id, user_id) != user_id:
+                raise Forbidden(OTHER_USERS_SESSION)
+            self._remember(session_id, user_id)
         request = GenerationRequest(
             session_id=session_id,
             user_id=user_id,
@@ -236,6 +255,10 @@ class Conversations:
         for message in await self._store.history(session_id, limit=RECENT_MESSAGES):
             if message.status == "streaming":
                 await self._engine.coordination.request_cancel(message.id)
-        await self._store.delete_session(session_id)
+        # Other gateways may still remember the owner: they find nothing stored
+        # (404 for rename and delete) and a chat there stores the session anew.
+        self._owners.pop(session_id, None)
+        if not await self._store.delete_session(session_id):
+            raise NotFound(NO_SUCH_SESSION)
         await self._engine.broker.publish(session_id, deleted_frame(session_id))
         await self._engine.broker.delete(session_id)
