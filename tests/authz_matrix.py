@@ -120,6 +120,8 @@ EXPECTED: dict[str, dict[str, object]] = {
         "delete": 204,
         # Allowed, but A's first answer is no longer the last one.
         "regenerate": 422,
+        "cluster": 403,
+        "admin_cancel": 403,
     },
     "B": {
         "ticket": 200,
@@ -132,6 +134,8 @@ EXPECTED: dict[str, dict[str, object]] = {
         "rename": 403,
         "delete": 403,
         "regenerate": 403,
+        "cluster": 403,
+        "admin_cancel": 403,
     },
     "admin": {
         "ticket": 200,
@@ -147,6 +151,8 @@ EXPECTED: dict[str, dict[str, object]] = {
         "rename": 403,
         "delete": 403,
         "regenerate": 403,
+        "cluster": 200,
+        "admin_cancel": 404,
     },
     **{
         caller: {
@@ -160,6 +166,8 @@ EXPECTED: dict[str, dict[str, object]] = {
             "rename": 401,
             "delete": 401,
             "regenerate": 401,
+            "cluster": 401,
+            "admin_cancel": 401,
         }
         for caller in UNAUTHENTICATED
     },
@@ -299,6 +307,13 @@ async def _rest_actions(
         "/api/cancel", json={"session_id": session, "message_id": answered}, headers=headers
     )
     observed.note(caller, "rest_cancel", cancel.status_code, cancel.text)
+    # The cluster view names sessions and users, never their words.
+    cluster = await http.get("/api/admin/cluster", headers=headers)
+    observed.note(caller, "cluster", cluster.status_code, cluster.text)
+    admin_cancel = await http.post(
+        "/api/admin/cancel", json={"session_id": session, "message_id": answered}, headers=headers
+    )
+    observed.note(caller, "admin_cancel", admin_cancel.status_code, admin_cancel.text)
     chat = await http.post(
         "/api/chat", json={"message": f"{caller} via REST", "session_id": session}, headers=headers
     )

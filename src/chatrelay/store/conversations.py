@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chatrelay.exceptions import NotFound
@@ -106,6 +106,15 @@ class ConversationStore:
 
     async def aclose(self) -> None:
         await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        """True when the database answers a ``SELECT 1``; False (not an error) otherwise."""
+        try:
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
 
     # -- sessions
 
