@@ -84,7 +84,9 @@ async def patch_session(
 )
 async def delete_session(request: Request, session_id: str = SessionId) -> Response:
     """Delete the caller's own session: its messages, its log; its open tabs are told."""
-    await _services(request).conversations.delete(_principal(request), session_id)
+    services = _services(request)
+    await services.conversations.delete(_principal(request), session_id)
+    services.owners.forget(session_id)
     return Response(status_code=204)
 
 
