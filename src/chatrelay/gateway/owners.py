@@ -3,7 +3,8 @@
 A session's owner never changes once stored (its first accepted chat claims
 it), so a known owner is cached, in a bounded LRU, until the session is
 deleted here (``forget``; another gateway's stale entry only lets the same
-owner open the deleted id again, which stores it anew on its first chat). Unknown sessions are looked up together, one query at a time: every
+owner open the deleted id again, which stores it anew on its first chat).
+Unknown sessions are looked up together, one query at a time: every
 socket that asks while a query is being prepared or running waits for the
 next one (at most ``BATCH`` ids each), so a storm of reconnects costs the
 store one query per batch instead of one per socket, and never holds more
