@@ -115,6 +115,11 @@ EXPECTED: dict[str, dict[str, object]] = {
         "sessions": "listed",
         "rest_chat": 202,
         "rest_cancel": 404,
+        "search": "found",
+        "rename": 200,
+        "delete": 204,
+        # Allowed, but A's first answer is no longer the last one.
+        "regenerate": 422,
         "cluster": 403,
         "admin_cancel": 403,
     },
@@ -125,6 +130,10 @@ EXPECTED: dict[str, dict[str, object]] = {
         "sessions": "not listed",
         "rest_chat": 403,
         "rest_cancel": 403,
+        "search": "not found",
+        "rename": 403,
+        "delete": 403,
+        "regenerate": 403,
         "cluster": 403,
         "admin_cancel": 403,
     },
@@ -138,6 +147,10 @@ EXPECTED: dict[str, dict[str, object]] = {
         "sessions": "not listed",
         "rest_chat": 403,
         "rest_cancel": 404,
+        "search": "not found",
+        "rename": 403,
+        "delete": 403,
+        "regenerate": 403,
         "cluster": 200,
         "admin_cancel": 404,
     },
@@ -149,6 +162,10 @@ EXPECTED: dict[str, dict[str, object]] = {
             "sessions": 401,
             "rest_chat": 401,
             "rest_cancel": 401,
+            "search": 401,
+            "rename": 401,
+            "delete": 401,
+            "regenerate": 401,
             "cluster": 401,
             "admin_cancel": 401,
         }
@@ -236,7 +253,17 @@ async def run_matrix(
             observed.note(caller, "connect", "welcome")
             await _socket_actions(caller, socket, answered, observed)
         await _rest_actions(caller, http, headers, session, answered, observed)
+        if caller != "A":  # A deletes last, once everyone else has tried
+            await _delete(caller, http, headers, session, observed)
+    await _delete("A", http, carry(creds["A"]), session, observed)
     return observed
+
+
+async def _delete(
+    caller: str, http: httpx.AsyncClient, headers: dict[str, str], session: str, observed: Observed
+) -> None:
+    deleted = await http.delete(f"/api/sessions/{session}", headers=headers)
+    observed.note(caller, "delete", deleted.status_code, deleted.text)
 
 
 async def _socket_actions(
@@ -291,6 +318,20 @@ async def _rest_actions(
         "/api/chat", json={"message": f"{caller} via REST", "session_id": session}, headers=headers
     )
     observed.note(caller, "rest_chat", chat.status_code, chat.text)
+    search = await http.get("/api/search", params={"q": "tangerine"}, headers=headers)
+    found: object = search.status_code
+    if search.status_code == 200:
+        ids = [r["id"] for r in search.json()["results"]]
+        found = "found" if session in ids else "not found"
+    observed.note(caller, "search", found, search.text)
+    rename = await http.patch(
+        f"/api/sessions/{session}", json={"title": f"{caller}'s title"}, headers=headers
+    )
+    observed.note(caller, "rename", rename.status_code, rename.text)
+    again = await http.post(
+        "/api/regenerate", json={"session_id": session, "message_id": answered}, headers=headers
+    )
+    observed.note(caller, "regenerate", again.status_code, again.text)
 
 
 def check(observed: Observed) -> None:

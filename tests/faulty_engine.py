@@ -160,6 +160,9 @@ class FaultyBroker:
             raise EngineError("injected fault: history failed")
         return await self._logs.history(session_id, since)
 
+    async def delete(self, session_id: str) -> None:
+        await self._logs.delete(session_id)
+
     async def aclose(self) -> None:
         await self._logs.aclose()
 

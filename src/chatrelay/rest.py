@@ -19,7 +19,7 @@ from chatrelay.protocol.client_frames import (
     new_id,
 )
 from chatrelay.protocol.server_frames import WireMessage
-from chatrelay.store.records import SessionRecord
+from chatrelay.store.records import SearchHit, SessionRecord
 
 # -- REST bodies (gateway) -----------------------------------------------------------
 
@@ -69,6 +69,13 @@ class ChatBody(BaseModel):
     session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern, max_length=MAX_ID_CHARS)
 
 
+class RegenerateBody(BaseModel):
+    """``POST /api/regenerate``: answer again the user message that ``message_id`` answered."""
+
+    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern, max_length=MAX_ID_CHARS)
+    message_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+
+
 class CancelBody(BaseModel):
     """``POST /api/cancel``."""
 
@@ -108,13 +115,45 @@ class SessionSummary(TypedDict):
 
 
 class SessionsBody(TypedDict):
-    """``GET /api/sessions``: the user's sessions, newest first."""
+    """``GET /api/sessions``: a page of the user's sessions, newest first.
+
+    ``next``: pass it as ``?cursor=`` for the following page; null on the last.
+    """
 
     sessions: list[SessionSummary]
+    next: str | None
 
 
 def session_summary(record: SessionRecord) -> SessionSummary:
     return {"id": record.id, "title": record.title, "updated_at": record.updated_at.isoformat()}
+
+
+class RenameBody(BaseModel):
+    """``PATCH /api/sessions/{id}``: the session's new title."""
+
+    title: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=MESSAGE_TEXT,
+        description="Some non-blank text of at most 200 characters.",
+    )
+
+
+class SearchResult(SessionSummary):
+    """A session that matched, and a piece of the text that matched."""
+
+    snippet: str
+
+
+class SearchBody(TypedDict):
+    """``GET /api/search?q=``: the caller's sessions that matched, newest first."""
+
+    query: str
+    results: list[SearchResult]
+
+
+def search_result(hit: SearchHit) -> SearchResult:
+    return {**session_summary(hit.session), "snippet": hit.snippet}
 
 
 class TicketBody(TypedDict):
@@ -175,6 +214,9 @@ class GenerationRequest(BaseModel):
     message_id: str = Field(default_factory=new_id, pattern=SESSION_ID_PATTERN.pattern)
     user_message_id: str = Field(default_factory=new_id, pattern=SESSION_ID_PATTERN.pattern)
     client_id: str | None = Field(None, max_length=MAX_CLIENT_ID_CHARS)
+    # True: answer the stored user message ``user_message_id`` again (``message`` is
+    # its text); the earlier answers stay as alternatives.
+    regenerate: bool = False
 
 
 class CancelRequest(BaseModel):

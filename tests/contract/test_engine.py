@@ -149,6 +149,20 @@ async def test_epoch_is_stable_while_the_log_lives(engine: Engine) -> None:
     assert (await engine.broker.history("s1")).epoch == first
 
 
+async def test_a_deleted_log_is_gone_and_its_id_starts_a_new_epoch(engine: Engine) -> None:
+    for n in range(1, 4):
+        await engine.broker.publish("s1", frame(n))
+    await engine.broker.publish("s2", frame(1))
+    epoch, _ = await engine.broker.position("s1")
+    await engine.broker.delete("s1")
+    await engine.broker.delete("never-used")  # not an error
+    history = await engine.broker.history("s1")
+    assert history.events == []
+    assert history.epoch != epoch
+    assert history.latest == 0
+    assert [e.offset for e in (await engine.broker.history("s2")).events] == [1]
+
+
 async def test_finding_5_a_forgotten_log_never_moves_offsets_back(engine: Engine) -> None:
     for n in range(1, 4):
         await engine.broker.publish("s1", frame(n))

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from chatrelay.exceptions import InvalidMessage, NotFound
 from chatrelay.store.conversations import ConversationStore, TurnStart
 from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role
 from tests.fixtures.postgres_server import PostgresNotInstalled, PostgresServer, running_postgres
@@ -254,3 +255,123 @@ async def test_a_turn_writes_nothing_for_another_owner_or_a_retry(
     retry = await begin(store)
     assert (retry.owner, retry.started) == ("alice", False)
     assert [m.id for m in await store.history("s1")] == ["u-a1", "a1"]
+
+
+# -- the session list: pages, rename, delete, search
+
+
+async def test_sessions_come_in_pages_that_neither_skip_nor_repeat(
+    store: ConversationStore,
+) -> None:
+    for n in range(7):
+        await store.claim_session(f"s{n}", "alice")
+        await add(store, f"m{n}", session=f"s{n}", content=f"question {n}")
+    await store.claim_session("b", "bob")
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(4):
+        page = await store.session_page("alice", limit=3, cursor=cursor)
+        seen += [s.id for s in page.sessions]
+        cursor = page.next
+        if cursor is None:
+            break
+    assert seen == [f"s{n}" for n in reversed(range(7))]
+
+
+async def test_a_malformed_cursor_is_refused(store: ConversationStore) -> None:
+    with pytest.raises(InvalidMessage):
+        await store.session_page("alice", cursor="not-a-cursor")
+
+
+async def test_a_renamed_session_keeps_its_title(store: ConversationStore) -> None:
+    await store.claim_session("s1", "alice")
+    await add(store, "m1", content="first question")
+    renamed = await store.rename_session("s1", "Trip to Lisbon")
+    await add(store, "m2", content="another question")
+    assert renamed is not None and renamed.title == "Trip to Lisbon"
+    assert [s.title for s in await store.list_sessions("alice")] == ["Trip to Lisbon"]
+    assert await store.rename_session("nowhere", "x") is None
+
+
+async def test_deleting_a_session_removes_its_messages_and_runs_the_hooks(
+    store: ConversationStore,
+) -> None:
+    await store.claim_session("s1", "alice")
+    await store.claim_session("s2", "alice")
+    await add(store, "m1", session="s1")
+    await add(store, "m2", session="s2")
+    deleted: list[str] = []
+
+    async def record(db: object, session_id: str) -> None:
+        deleted.append(session_id)
+
+    store.deletion_hooks.append(record)
+    assert await store.delete_session("s1") is True
+    assert await store.delete_session("s1") is False
+    assert deleted == ["s1"]
+    assert await store.session_owner("s1") is None
+    assert await store.history("s1") == []
+    assert await store.get_message("m1") is None
+    assert [m.id for m in await store.history("s2")] == ["m2"]
+
+
+async def test_search_finds_titles_and_message_text_of_the_callers_sessions(
+    store: ConversationStore,
+) -> None:
+    await store.claim_session("trip", "alice")
+    await add(store, "m1", session="trip", content="Plan a trip to Lisbon")
+    await add(
+        store, "a1", session="trip", role="assistant", content="Try the Pastéis de Belém 100%"
+    )
+    await store.claim_session("code", "alice")
+    await add(store, "m2", session="code", content="fix my_function please")
+    await store.claim_session("bob", "bob")
+    await add(store, "m3", session="bob", content="Lisbon for bob")
+    hits = await store.search("alice", "LISBON")
+    assert [h.session.id for h in hits] == ["trip"]
+    assert "Lisbon" in hits[0].snippet
+    belem = await store.search("alice", "pastéis")
+    assert [h.session.id for h in belem] == ["trip"]
+    assert "Pastéis de Belém" in belem[0].snippet
+    # LIKE's wildcards are plain characters here.
+    assert [h.session.id for h in await store.search("alice", "100%")] == ["trip"]
+    assert [h.session.id for h in await store.search("alice", "my_f")] == ["code"]
+    assert await store.search("alice", "m_f") == []
+    assert await store.search("alice", "nothing like it") == []
+
+
+async def test_a_regeneration_answers_a_stored_question_again(store: ConversationStore) -> None:
+    await begin(store, answer="a1", content="first question")
+    await store.finish_message("a1", status="completed", content="first answer")
+
+    async def regenerate(answer: str, user: str = "alice", question: str = "u-a1") -> TurnStart:
+        return await store.begin_regeneration(
+            session_id="s1",
+            user_id=user,
+            user_message_id=question,
+            assistant_id=answer,
+            history_limit=10,
+        )
+
+    again = await regenerate("a1b")
+    assert again.started and again.assistant_message is not None
+    assert again.assistant_message.reply_to == "u-a1"
+    # The model sees the question, not the answer it replaces.
+    assert [m.id for m in again.history] == ["u-a1"]
+    await store.finish_message("a1b", status="completed", content="second answer")
+    assert not (await regenerate("a1b")).started  # a retry writes nothing
+    assert (await regenerate("a1c", user="bob")).owner == "alice"
+    with pytest.raises(NotFound):
+        await regenerate("a1d", question="nowhere")
+
+    nxt = await begin(store, answer="a2", content="next question")
+    # Each earlier turn shows its newest answer only.
+    assert [m.id for m in nxt.history] == ["u-a1", "a1b", "u-a2", "a2"]
+    stored = await store.history("s1")
+    assert [(m.id, m.reply_to) for m in stored] == [
+        ("u-a1", None),
+        ("a1", "u-a1"),
+        ("a1b", "u-a1"),
+        ("u-a2", None),
+        ("a2", "u-a2"),
+    ]

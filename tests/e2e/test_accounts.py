@@ -14,6 +14,7 @@ import pytest
 
 from chatrelay.harness.readiness import wait_ready
 from chatrelay.llm.simulated import choose_answer
+from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import STATIC_INDEX
 from tests.e2e.cross_site import PAGE_NAME, PROBE, NetworkLog, serve_probe_page
 from tests.e2e.test_chat_ui import assistant, body_text, normalise, send, session_of, wait_status
@@ -62,6 +63,7 @@ def sign_in(page: Any, server: Server, password: str) -> None:
 def test_sign_in_chat_and_sign_out(accounts_server: Server, page: Any) -> None:
     sign_in(page, accounts_server, "not the password")
     assert page.get_by_role("alert").inner_text() == "Wrong user name or password."
+    assert_accessible(page)  # the login page, its error shown
 
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()

@@ -1,16 +1,15 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { type SessionSummary, fetchSessions, fetchTicket } from "./chat/api";
+import { fetchTicket, regenerateAnswer } from "./chat/api";
 import { currentUserId, sessionFromUrl, urlForSession } from "./chat/identity";
 import { isGenerating, streamingMessage } from "./chat/reducer";
 import { useChatSocket } from "./chat/useChatSocket";
+import { useSessionList } from "./chat/useSessionList";
+import { useShortcuts } from "./chat/useShortcuts";
 import { Composer } from "./components/Composer";
 import { ConnectionBadge } from "./components/ConnectionBadge";
 import { ConversationList } from "./components/ConversationList";
 import { MessageList } from "./components/MessageList";
 import { Notices } from "./components/Notices";
-
-/** Coalesces bursts of activity (a message and its answer) into one list refresh. */
-const SESSIONS_REFRESH_DELAY_MS = 400;
 
 /** The signed-in account (accounts mode); without one the user is dev mode's stored id. */
 export interface Account {
@@ -22,34 +21,9 @@ export function App({ account }: { account?: Account } = {}) {
   const [userId] = useState(() => account?.userId ?? currentUserId());
   const [sessionId, setSessionId] = useState<string | null>(() => sessionFromUrl());
   const [conversation, setConversation] = useState(0);
-  const [sessions, setSessions] = useState<SessionSummary[]>([]);
-  const [sessionsError, setSessionsError] = useState<string | null>(null);
-  const refreshTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
-
-  const loadSessions = useCallback(() => {
-    fetchSessions(userId).then(
-      (list) => {
-        setSessions(list);
-        setSessionsError(null);
-      },
-      (error: unknown) => setSessionsError(error instanceof Error ? error.message : String(error)),
-    );
-  }, [userId]);
-
-  const refreshSessionsSoon = useCallback(() => {
-    if (refreshTimer.current !== null) clearTimeout(refreshTimer.current);
-    refreshTimer.current = setTimeout(() => {
-      refreshTimer.current = null;
-      loadSessions();
-    }, SESSIONS_REFRESH_DELAY_MS);
-  }, [loadSessions]);
-
-  useEffect(() => {
-    loadSessions();
-    return () => {
-      if (refreshTimer.current !== null) clearTimeout(refreshTimer.current);
-    };
-  }, [loadSessions]);
+  const [sidebarOpen, setSidebarOpen] = useState(false);
+  const list = useSessionList(userId);
+  const { sessions, refreshSoon: refreshSessionsSoon } = list;
 
   const onSessionCreated = useCallback(
     (id: string) => {
@@ -69,12 +43,14 @@ export function App({ account }: { account?: Account } = {}) {
     return () => window.removeEventListener("popstate", onPopState);
   }, []);
 
+  const leaveDeleted = useRef<(id: string) => void>(() => undefined);
   const chat = useChatSocket({
     sessionId,
     userId,
     conversation,
     onSessionCreated,
     onActivity: refreshSessionsSoon,
+    onDeleted: (id) => leaveDeleted.current(id),
     ticket: fetchTicket,
   });
   const { state } = chat;
@@ -82,10 +58,12 @@ export function App({ account }: { account?: Account } = {}) {
   const servedId = state.sessionId;
   const openSession = useCallback(
     (id: string) => {
+      setSidebarOpen(false);
       if (id === servedId) return;
       window.history.pushState(null, "", urlForSession(id));
       setSessionId(id);
       setConversation((n) => n + 1);
+      setSidebarOpen(false);
     },
     [servedId],
   );
@@ -94,9 +72,42 @@ export function App({ account }: { account?: Account } = {}) {
     window.history.pushState(null, "", urlForSession(null));
     setSessionId(null);
     setConversation((n) => n + 1);
+    setSidebarOpen(false);
   }, []);
+  // The socket tells every tab of a deleted session (this one included): start afresh.
+  leaveDeleted.current = (id) => {
+    list.refreshSoon();
+    if (id === sessionId) newChat();
+  };
+  const deleteSession = useCallback(
+    async (id: string) => {
+      await list.remove(id);
+      if (id === servedId) newChat();
+    },
+    [list.remove, servedId, newChat],
+  );
+
+  useShortcuts({
+    newChat,
+    stop: () => {
+      const running = streamingMessage(state);
+      if (running?.id) chat.cancel(running.id);
+    },
+  });
 
   const streaming = streamingMessage(state);
+  const [regenerateError, setRegenerateError] = useState<string | null>(null);
+  const currentSession = state.sessionId;
+  const regenerate = useCallback(
+    (messageId: string) => {
+      if (currentSession === null) return;
+      setRegenerateError(null);
+      regenerateAnswer(userId, currentSession, messageId).catch((failure: unknown) =>
+        setRegenerateError(failure instanceof Error ? failure.message : String(failure)),
+      );
+    },
+    [userId, currentSession],
+  );
   const title = sessions.find((s) => s.id === state.sessionId)?.title;
 
   useEffect(() => {
@@ -104,21 +115,30 @@ export function App({ account }: { account?: Account } = {}) {
   }, [title]);
 
   return (
-    <div className="app">
+    <div className={sidebarOpen ? "app sidebar-open" : "app"}>
       <a className="skip-link" href="#composer-input">
         Skip to message input
       </a>
-      <aside className="sidebar" aria-label="Conversations">
+      <aside className="sidebar" id="sidebar" aria-label="Conversations">
         <div className="brand">chatrelay</div>
-        <button type="button" className="new-chat" onClick={newChat}>
+        <button type="button" className="new-chat" onClick={newChat} title="New chat (Ctrl+Shift+O)">
           + New chat
         </button>
         <ConversationList
+          userId={userId}
           sessions={sessions}
+          hasMore={list.hasMore}
           currentId={state.sessionId}
-          error={sessionsError}
+          error={list.error}
           onOpen={openSession}
+          onRename={list.rename}
+          onDelete={deleteSession}
+          onLoadMore={list.loadMore}
         />
+        <p className="shortcuts-help">
+          <kbd>Ctrl</kbd>+<kbd>Shift</kbd>+<kbd>O</kbd> new chat · <kbd>/</kbd> message · <kbd>Ctrl</kbd>+<kbd>K</kbd>{" "}
+          search · <kbd>Esc</kbd> stop
+        </p>
         {account ? (
           <div className="user account">
             <span>
@@ -136,12 +156,32 @@ export function App({ account }: { account?: Account } = {}) {
       </aside>
       <main className="chat">
         <header className="chat-header">
+          <button
+            type="button"
+            className="sidebar-toggle"
+            aria-controls="sidebar"
+            aria-expanded={sidebarOpen}
+            onClick={() => setSidebarOpen((open) => !open)}
+          >
+            <span aria-hidden="true">☰</span>
+            <span className="visually-hidden">Conversations</span>
+          </button>
           <h1 className="chat-title">{title || (state.sessionId ? "Conversation" : "New chat")}</h1>
           <ConnectionBadge connection={state.connection} node={state.node} onRetry={chat.retryNow} />
         </header>
-        <MessageList messages={state.messages} history={state.history} sessionId={state.sessionId} />
+        <MessageList
+          messages={state.messages}
+          history={state.history}
+          sessionId={state.sessionId}
+          onRegenerate={isGenerating(state) || state.connection.status !== "connected" ? undefined : regenerate}
+        />
         <div className="composer-area">
           <Notices notices={state.notices} onDismiss={chat.dismissNotice} />
+          {regenerateError && (
+            <p className="notice" role="alert">
+              Could not regenerate: {regenerateError}
+            </p>
+          )}
           <Composer
             key={conversation}
             connection={state.connection}

@@ -154,6 +154,15 @@ class Broker(Protocol):
         """Events with offset > ``since`` that the log still holds, oldest first."""
         ...
 
+    async def delete(self, session_id: str) -> None:
+        """Forget the session's log and its offset record (a deleted conversation).
+
+        Subscribers are not told: publish a last frame first if they must be.
+        A later ``publish`` to the same id starts a new log with a new epoch.
+        Idempotent; an unknown session is not an error.
+        """
+        ...
+
     async def aclose(self) -> None:
         """End every subscription's iteration and stop live delivery (idempotent)."""
         ...

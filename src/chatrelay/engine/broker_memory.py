@@ -173,6 +173,9 @@ class MemoryBroker:
         first_kept = events[0].offset if events else log.latest + 1
         return History(log.epoch, log.latest, events, complete=first_kept <= since + 1)
 
+    async def delete(self, session_id: str) -> None:
+        self._logs.pop(session_id, None)
+
     async def aclose(self) -> None:
         self._closed = True
         sweeper, self._sweeper = self._sweeper, None

@@ -131,6 +131,12 @@ class RedisBroker:
         first_kept = events[0].offset if events else latest + 1
         return History(reply[0].decode(), latest, events, complete=first_kept <= since + 1)
 
+    async def delete(self, session_id: str) -> None:
+        """Remove the session's stream and its ``chat:meta`` (see ``Broker.delete``)."""
+        keys = [self._keys.session_log(session_id), self._keys.session_meta(session_id)]
+        async with self._client.errors("delete a session log"):
+            await self._client.redis.delete(*keys)
+
     @property
     def dropped_live_events(self) -> int:
         """Live events dropped because a subscriber's queue was full (all subscribers)."""

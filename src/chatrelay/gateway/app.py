@@ -10,11 +10,12 @@ from typing import Any
 from fastapi import FastAPI, Path, Query, Request, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from chatrelay.auth.base import Principal
 from chatrelay.auth.routes import router as auth_router
-from chatrelay.gateway import access_routes, admin_routes
+from chatrelay.gateway import access_routes, admin_routes, session_routes
 from chatrelay.gateway.api_docs import mount_api_docs
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
@@ -25,7 +26,6 @@ from chatrelay.rest import (
     ChatAccepted,
     ChatBody,
     HistoryBody,
-    SessionsBody,
     error_responses,
 )
 from chatrelay.service_app import create_service_app, error_response, health_response
@@ -58,6 +58,7 @@ def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAP
     app = create_service_app("chatrelay", services_factory, max_body_bytes)
     app.include_router(auth_router)
     access_routes.install(app)
+    app.include_router(session_routes.router)
     app.include_router(admin_routes.router)
 
     @app.websocket("/ws/chat")
@@ -99,10 +100,6 @@ def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAP
         )
         return {"session_id": session_id, "messages": messages}
 
-    @app.get("/api/sessions", response_model=None, responses=error_responses(401, 503))
-    async def get_sessions(request: Request) -> SessionsBody:
-        return {"sessions": await _services(request).conversations.sessions(_principal(request))}
-
     @app.get("/api/health")
     async def api_health(request: Request) -> dict[str, Any]:
         # Counts only: worker URLs and their errors are for operators (logs, metrics).
@@ -128,6 +125,7 @@ def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAP
     app.add_api_route("/health", health, methods=["GET"], responses=draining)
     app.add_api_route("/actuator/health", health, methods=["GET"], responses=draining)
     mount_api_docs(app, STATIC_DIR)
+    _list_every_method_on_405(app)
     _mount_web_ui(app)  # last: its catch-all route answers every other path
     return app
 
@@ -142,6 +140,22 @@ def _methods_of(app: FastAPI, path: str) -> set[str]:
         and route.matches({"type": "http", "path": path, "method": method, "root_path": ""})[0]
         is Match.FULL
     }
+
+
+def _list_every_method_on_405(app: FastAPI) -> None:
+    """Starlette's 405 lists the methods of the first route of the path only; a path with
+    routes for several methods (``PATCH`` and ``DELETE /api/sessions/{id}``) lists them all."""
+    answer = app.exception_handlers[HTTPException]
+
+    async def wrong_method(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            allow = ", ".join(sorted(_methods_of(app, request.url.path)))
+            exc = HTTPException(405, exc.detail, headers={"Allow": allow})
+        response: Response = await answer(request, exc)  # type: ignore[misc]
+        return response
+
+    app.add_exception_handler(HTTPException, wrong_method)
 
 
 def _mount_web_ui(app: FastAPI) -> None:

@@ -27,22 +27,40 @@ import math
 from chatrelay.auth.base import Principal
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
-from chatrelay.exceptions import ChatRelayError, Forbidden, InvalidMessage, RateLimited
+from chatrelay.exceptions import (
+    Busy,
+    ChatRelayError,
+    Forbidden,
+    InvalidMessage,
+    NotFound,
+    RateLimited,
+)
 from chatrelay.gateway.owners import SessionOwners
 from chatrelay.gateway.quotas import Quotas
 from chatrelay.gateway.upstream import Dispatcher
 from chatrelay.protocol.client_frames import new_id, unstorable
-from chatrelay.protocol.server_frames import WireMessage, partial_texts, wire_message
+from chatrelay.protocol.server_frames import (
+    WireMessage,
+    deleted_frame,
+    partial_texts,
+    wire_message,
+)
 from chatrelay.rest import (
     CancelRequest,
     ChatAccepted,
     GenerationRequest,
+    SearchBody,
+    SessionsBody,
     SessionSummary,
+    search_result,
     session_summary,
 )
 from chatrelay.store.conversations import ConversationStore
 
 OTHER_USERS_SESSION = "this session belongs to another user"
+NO_SUCH_SESSION = "no such session"
+# Messages looked at for an answer still streaming in a session being deleted.
+RECENT_MESSAGES = 20
 
 
 class Conversations:
@@ -105,14 +123,7 @@ class Conversations:
             if problem := unstorable(text):
                 raise InvalidMessage(f"the {name} {problem}")
         stored = await self.check_owner(principal, session_id)
-        wait = await self._engine.coordination.take_token(
-            f"chat-rate:{user_id}",
-            self._settings.chat_rate_burst,
-            self._settings.chat_rate_per_second,
-        )
-        if wait > 0:
-            seconds = math.ceil(wait)
-            raise RateLimited(f"too many messages; retry in {seconds} s", retry_after=seconds)
+        await self._take_chat_token(user_id)
         if not stored:
             if await self._store.claim_session(session_id, user_id) != user_id:
                 raise Forbidden(OTHER_USERS_SESSION)
@@ -125,12 +136,60 @@ class Conversations:
             user_message_id=new_id(),
             client_id=client_id,
         )
-        await self.quotas.claim(user_id, session_id, request.message_id)
+        return await self._start(user_id, request)
+
+    async def _take_chat_token(self, user_id: str) -> None:
+        """The per-user chat rate (a regeneration counts as a chat); ``RateLimited`` past it."""
+        wait = await self._engine.coordination.take_token(
+            f"chat-rate:{user_id}",
+            self._settings.chat_rate_burst,
+            self._settings.chat_rate_per_second,
+        )
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise RateLimited(f"too many messages; retry in {seconds} s", retry_after=seconds)
+
+    async def _start(self, user_id: str, request: GenerationRequest) -> ChatAccepted:
+        """Claim a quota slot and hand the request to a worker."""
+        await self.quotas.claim(user_id, request.session_id, request.message_id)
         try:
             return await self._dispatcher.start(request)
         except ChatRelayError:  # refused before it started: the slot was never used
-            await self.quotas.release(user_id, session_id, request.message_id)
+            await self.quotas.release(user_id, request.session_id, request.message_id)
             raise
+
+    async def regenerate(
+        self, principal: Principal, session_id: str, message_id: str
+    ) -> ChatAccepted:
+        """Answer again the last user message of the principal's own session.
+
+        ``message_id`` is the answer to replace (it stays, as an alternative).
+        ``NotFound``: no such answer in this session; ``InvalidMessage``: it is not
+        an answer to the session's last question; ``Busy``: it is still streaming.
+        """
+        await self._check_stored_own(principal, session_id)
+        answer = await self._store.get_message(message_id)
+        if answer is None or answer.session_id != session_id:
+            raise NotFound("no such message in this session")
+        if answer.role != "assistant" or answer.reply_to is None:
+            raise InvalidMessage("only an answer can be regenerated")
+        if answer.status == "streaming":
+            raise Busy("this answer is still streaming; stop it first")
+        recent = await self._store.history(session_id, limit=RECENT_MESSAGES)
+        last_question = next((m for m in reversed(recent) if m.role == "user"), None)
+        if last_question is None or last_question.id != answer.reply_to:
+            raise InvalidMessage("only the answer to the last message can be regenerated")
+        request = GenerationRequest(
+            session_id=session_id,
+            user_id=principal.user_id,
+            message=last_question.content,
+            message_id=new_id(),
+            user_message_id=last_question.id,
+            client_id=None,
+            regenerate=True,
+        )
+        await self._take_chat_token(principal.user_id)
+        return await self._start(principal.user_id, request)
 
     async def cancel(self, principal: Principal, session_id: str, message_id: str) -> None:
         """Stop a running generation of the session (from any node)."""
@@ -154,7 +213,47 @@ class Conversations:
                 message["content"] = max(message["content"], text, key=len)
         return messages
 
-    async def sessions(self, principal: Principal) -> list[SessionSummary]:
-        """The principal's own sessions, newest first."""
-        records = await self._store.list_sessions(principal.user_id)
-        return [session_summary(record) for record in records]
+    async def sessions(
+        self, principal: Principal, limit: int = 50, cursor: str | None = None
+    ) -> SessionsBody:
+        """A page of the principal's own sessions, newest first."""
+        page = await self._store.session_page(principal.user_id, limit, cursor)
+        return {"sessions": [session_summary(r) for r in page.sessions], "next": page.next}
+
+    async def search(self, principal: Principal, text: str, limit: int = 50) -> SearchBody:
+        """The principal's own sessions whose title or messages contain ``text``."""
+        hits = await self._store.search(principal.user_id, text, limit)
+        return {"query": text, "results": [search_result(hit) for hit in hits]}
+
+    async def _check_stored_own(self, principal: Principal, session_id: str) -> None:
+        """Raises ``NotFound`` unless stored, ``Forbidden`` unless the principal's own."""
+        if not await self.check_owner(principal, session_id):
+            raise NotFound(NO_SUCH_SESSION)
+
+    async def rename(self, principal: Principal, session_id: str, title: str) -> SessionSummary:
+        """Give the principal's own session a title (kept from then on)."""
+        await self._check_stored_own(principal, session_id)
+        record = await self._store.rename_session(session_id, " ".join(title.split()))
+        if record is None:  # deleted meanwhile
+            raise NotFound(NO_SUCH_SESSION)
+        return session_summary(record)
+
+    async def delete(self, principal: Principal, session_id: str) -> None:
+        """Delete the principal's own session: its answers stop, its sockets are told
+        (a ``deleted`` frame), its messages and its engine log are removed.
+
+        A worker still streaming into it stops at its next chunk (a cancel); what
+        it writes after that finds no session and is dropped.
+        """
+        await self._check_stored_own(principal, session_id)
+        # One answer streams at a time, and it is among the newest messages.
+        for message in await self._store.history(session_id, limit=RECENT_MESSAGES):
+            if message.status == "streaming":
+                await self._engine.coordination.request_cancel(message.id)
+        # Other gateways may still remember the owner: they find nothing stored
+        # (404 for rename and delete) and a chat there stores the session anew.
+        self._owners.forget(session_id)
+        if not await self._store.delete_session(session_id):
+            raise NotFound(NO_SUCH_SESSION)
+        await self._engine.broker.publish(session_id, deleted_frame(session_id))
+        await self._engine.broker.delete(session_id)

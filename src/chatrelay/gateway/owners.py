@@ -1,8 +1,10 @@
 """Who owns a session, as the accept path asks it: from a cache, or one query per batch.
 
 A session's owner never changes once stored (its first accepted chat claims
-it; nothing deletes a session), so a known owner is cached for good, in a
-bounded LRU. Unknown sessions are looked up together, one query at a time: every
+it), so a known owner is cached, in a bounded LRU, until the session is
+deleted here (``forget``; another gateway's stale entry only lets the same
+owner open the deleted id again, which stores it anew on its first chat).
+Unknown sessions are looked up together, one query at a time: every
 socket that asks while a query is being prepared or running waits for the
 next one (at most ``BATCH`` ids each), so a storm of reconnects costs the
 store one query per batch instead of one per socket, and never holds more
@@ -48,6 +50,10 @@ class SessionOwners:
         self._known.move_to_end(session_id)
         while len(self._known) > CACHE_SIZE:
             self._known.popitem(last=False)
+
+    def forget(self, session_id: str) -> None:
+        """Drop a deleted session's owner."""
+        self._known.pop(session_id, None)
 
     async def owner(self, session_id: str) -> str | None:
         """Who owns the session, or None while it is not stored.

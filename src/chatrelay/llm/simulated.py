@@ -3,7 +3,8 @@
 Answers are chosen deterministically from the user's message, so tests can
 predict them, and some are long (100+ words) so a generation can be cancelled
 mid-way. A message containing ``#fail`` makes the model fail after a few words,
-so the failure path can be seen without a broken server.
+so the failure path can be seen without a broken server; one containing
+``#code`` gets an answer with a fenced code block (highlighting, copy buttons).
 """
 
 from __future__ import annotations
@@ -43,14 +44,27 @@ LONG_ANSWER = (
     "nothing. That is the whole journey, and it takes only a few milliseconds per piece."
 )
 
+CODE_ANSWER = (
+    "Here is a function that counts the words of a text:\n\n"
+    "```python\n"
+    "def count_words(text: str) -> int:\n"
+    '    """How many words the text has."""\n'
+    "    return len(text.split())\n"
+    "```\n\n"
+    "Call it as `count_words(answer)`."
+)
+
 _LONG_KEYWORDS = ("long", "explain", "story", "detail", "essay", "why", "how")
 _FAIL_MARKER = "#fail"
+_CODE_MARKER = "#code"
 _WORDS_BEFORE_FAILURE = 3
 
 
 def choose_answer(message: str) -> str:
     """The answer the simulated model gives to ``message`` (deterministic)."""
     lowered = message.lower()
+    if _CODE_MARKER in lowered:
+        return CODE_ANSWER
     if any(word in lowered for word in _LONG_KEYWORDS):
         return LONG_ANSWER
     digest = hashlib.sha256(message.encode()).digest()

@@ -47,6 +47,8 @@ class WireMessage(TypedDict):
     error: NotRequired[str]
     model: NotRequired[str]
     usage: NotRequired[Usage]
+    #: An answer's user message; answers that share it are alternatives (v1.1).
+    reply_to: NotRequired[str]
 
 
 class WelcomeFrame(TypedDict):
@@ -130,6 +132,17 @@ class ResetFrame(TypedDict):
     offset: int
 
 
+class DeletedEvent(TypedDict):
+    """The session was deleted by its owner: every socket of it should leave it (v1.1)."""
+
+    type: Literal["deleted"]
+    session_id: str
+
+
+class DeletedFrame(DeletedEvent):
+    offset: int
+
+
 ServerFrame = Annotated[
     WelcomeFrame
     | MessageFrame
@@ -138,7 +151,8 @@ ServerFrame = Annotated[
     | ErrorFrame
     | PongFrame
     | ReconnectFrame
-    | ResetFrame,
+    | ResetFrame
+    | DeletedFrame,
     Field(discriminator="type"),
 ]
 
@@ -161,6 +175,8 @@ def wire_message(record: MessageRecord) -> WireMessage:
         message["model"] = record.model
     if record.usage is not None:
         message["usage"] = cast(Usage, record.usage)
+    if record.reply_to is not None:
+        message["reply_to"] = record.reply_to
     return message
 
 
@@ -229,6 +245,11 @@ def reconnect_frame(reason: str) -> ReconnectFrame:
 
 def reset_frame(epoch: str, offset: int) -> ResetFrame:
     return {"type": "reset", "epoch": epoch, "offset": offset}
+
+
+def deleted_frame(session_id: str) -> DeletedEvent:
+    """The last event of a deleted session's log (published through the engine)."""
+    return {"type": "deleted", "session_id": session_id}
 
 
 # -- session logs ------------------------------------------------------------------

@@ -10,21 +10,37 @@ log both died (the all-in-one server killed) still keeps most of its text.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chatrelay.exceptions import NotFound
+from chatrelay.store import session_queries
 from chatrelay.store.database import open_database
 from chatrelay.store.migrate import upgrade
-from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role, SessionRecord
+from chatrelay.store.records import (
+    FinalStatus,
+    MessageRecord,
+    MessageStatus,
+    Role,
+    SearchHit,
+    SessionPage,
+    SessionRecord,
+)
 from chatrelay.store.schema import MessageRow, SessionRow
 
 TITLE_CHARS = 60
+# A session title a user sets: the column's size.
+MAX_TITLE_CHARS = 200
+
+#: Called inside the transaction that deletes a session (an outbox can write
+#: its ``session.deleted`` event there, committed with the deletion or not at all).
+DeletionHook = Callable[[AsyncSession, str], Awaitable[None]]
 
 
 def _utc(value: datetime) -> datetime:
@@ -45,7 +61,14 @@ def _message_record(row: MessageRow) -> MessageRecord:
         error=row.error,
         model=row.model,
         usage=row.usage,
+        reply_to=row.reply_to,
     )
+
+
+def newest_answers(messages: list[MessageRecord]) -> list[MessageRecord]:
+    """``messages`` with only the newest answer to each user message (its alternatives left out)."""
+    newest = {m.reply_to: m.id for m in messages if m.role == "assistant" and m.reply_to}
+    return [m for m in messages if m.role == "user" or not m.reply_to or newest[m.reply_to] == m.id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +90,8 @@ class ConversationStore:
         self.url = url
         self._engine: AsyncEngine = open_database(url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        #: Run in the deleting transaction of every ``delete_session``, in order.
+        self.deletion_hooks: list[DeletionHook] = []
 
     async def __aenter__(self) -> ConversationStore:
         await self.open()
@@ -132,9 +157,45 @@ class ConversationStore:
                 .order_by(SessionRow.updated_at.desc(), SessionRow.id.desc())
                 .limit(limit)
             )
-            return [
-                SessionRecord(row.id, row.title or "New chat", _utc(row.updated_at)) for row in rows
-            ]
+            return [session_queries.session_record(row) for row in rows]
+
+    async def session_page(
+        self, user_id: str, limit: int = 50, cursor: str | None = None
+    ) -> SessionPage:
+        """A page of the user's sessions, newest first; ``cursor`` is a page's ``next``.
+
+        Raises ``InvalidMessage`` for a cursor this store did not give.
+        """
+        async with self._sessions() as db:
+            return await session_queries.session_page(db, user_id, limit, cursor)
+
+    async def search(self, user_id: str, text: str, limit: int = 50) -> list[SearchHit]:
+        """The user's sessions whose title or messages contain ``text`` (any case), newest first."""
+        async with self._sessions() as db:
+            return await session_queries.search(db, user_id, text, limit)
+
+    async def rename_session(self, session_id: str, title: str) -> SessionRecord | None:
+        """Set a session's title (it then keeps it); None if the session is not stored."""
+        async with self._sessions.begin() as db:
+            row = await db.get(SessionRow, session_id)
+            if row is None:
+                return None
+            row.title = title[:MAX_TITLE_CHARS]
+            return session_queries.session_record(row)
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session and all its messages in one transaction (with ``deletion_hooks``).
+
+        True if it was stored.
+        """
+        async with self._sessions.begin() as db:
+            await db.execute(delete(MessageRow).where(MessageRow.session_id == session_id))
+            result = await db.execute(delete(SessionRow).where(SessionRow.id == session_id))
+            deleted = bool(result.rowcount)  # type: ignore[attr-defined]
+            if deleted:
+                for hook in self.deletion_hooks:
+                    await hook(db, session_id)
+            return deleted
 
     async def tokens_since(self, user_id: str, since: datetime) -> int:
         """Completion tokens of the user's answers started at or after ``since`` (quotas)."""
@@ -239,6 +300,7 @@ class ConversationStore:
                     content="",
                     status="streaming",
                     created_at=now,
+                    reply_to=user_message_id,
                 )
                 db.add_all([user_row, assistant_row])
                 session.updated_at = now
@@ -258,7 +320,7 @@ class ConversationStore:
                     started=True,
                     user_message=_message_record(user_row),
                     assistant_message=_message_record(assistant_row),
-                    history=[_message_record(row) for row in reversed(rows)],
+                    history=newest_answers([_message_record(row) for row in reversed(rows)]),
                 )
 
         for attempt in (1, 2):
@@ -268,6 +330,69 @@ class ConversationStore:
                 if attempt == 2:  # a concurrent insert of the same ids, twice
                     raise
         raise AssertionError("unreachable")
+
+    async def begin_regeneration(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        user_message_id: str,
+        assistant_id: str,
+        history_limit: int,
+    ) -> TurnStart:
+        """Start another answer to a stored user message, in ONE transaction.
+
+        The new answer (``streaming``, empty) shares ``reply_to`` with the earlier
+        ones, which stay as its alternatives. ``history`` ends with that user
+        message, each earlier one followed by its newest answer only. Writes
+        nothing for another owner or an assistant id already stored (a retry).
+        Raises ``NotFound`` unless the user message is in the session.
+        """
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as db:
+            session = await db.get(SessionRow, session_id)
+            if session is None:
+                raise NotFound("no such session")
+            if session.user_id != user_id:
+                return TurnStart(owner=session.user_id, started=False)
+            if await db.scalar(select(MessageRow.row_id).where(MessageRow.id == assistant_id)):
+                return TurnStart(owner=user_id, started=False)
+            asked = await db.scalar(
+                select(MessageRow).where(
+                    MessageRow.id == user_message_id,
+                    MessageRow.session_id == session_id,
+                    MessageRow.role == "user",
+                )
+            )
+            if asked is None:
+                raise NotFound("no such user message in this session")
+            rows = (
+                await db.scalars(
+                    select(MessageRow)
+                    .where(MessageRow.session_id == session_id, MessageRow.row_id <= asked.row_id)
+                    .order_by(MessageRow.row_id.desc())
+                    .limit(history_limit)
+                )
+            ).all()
+            assistant_row = MessageRow(
+                id=assistant_id,
+                session_id=session_id,
+                role="assistant",
+                content="",
+                status="streaming",
+                created_at=now,
+                reply_to=user_message_id,
+            )
+            db.add(assistant_row)
+            session.updated_at = now
+            await db.flush()
+            return TurnStart(
+                owner=user_id,
+                started=True,
+                user_message=_message_record(asked),
+                assistant_message=_message_record(assistant_row),
+                history=newest_answers([_message_record(row) for row in reversed(rows)]),
+            )
 
     async def finish_message(
         self,

@@ -30,6 +30,8 @@ class MessageRecord:
     error: str | None = None
     model: str | None = None
     usage: dict[str, Any] | None = None
+    # An answer: the user message it answers (its regenerations share it).
+    reply_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,3 +41,19 @@ class SessionRecord:
     id: str
     title: str
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    """One page of a user's sessions, newest first; ``next`` continues after the last one."""
+
+    sessions: list[SessionRecord]
+    next: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A session whose title or some message matched, with a piece of the matching text."""
+
+    session: SessionRecord
+    snippet: str

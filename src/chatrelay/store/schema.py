@@ -18,6 +18,7 @@ class Base(DeclarativeBase):
 
 class SessionRow(Base):
     __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_updated", "user_id", "updated_at", "id"),)
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(128), index=True)
@@ -39,6 +40,8 @@ class MessageRow(Base):
     client_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(200))
+    # An answer: the id of the user message it answers (regenerated answers share it).
+    reply_to: Mapped[str | None] = mapped_column(String(128))
     usage: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -129,15 +129,24 @@ class Generations:
                 return accepted
             raise Busy("a generation is already running in this session")
         try:
-            turn = await self._store.begin_turn(
-                session_id=request.session_id,
-                user_id=request.user_id,
-                user_message_id=request.user_message_id,
-                content=request.message,
-                client_id=request.client_id,
-                assistant_id=request.message_id,
-                history_limit=self._config.history_turns,
-            )
+            if request.regenerate:
+                turn = await self._store.begin_regeneration(
+                    session_id=request.session_id,
+                    user_id=request.user_id,
+                    user_message_id=request.user_message_id,
+                    assistant_id=request.message_id,
+                    history_limit=self._config.history_turns,
+                )
+            else:
+                turn = await self._store.begin_turn(
+                    session_id=request.session_id,
+                    user_id=request.user_id,
+                    user_message_id=request.user_message_id,
+                    content=request.message,
+                    client_id=request.client_id,
+                    assistant_id=request.message_id,
+                    history_limit=self._config.history_turns,
+                )
             if turn.owner != request.user_id:
                 raise Forbidden("this session belongs to another user")
             if not turn.started:
@@ -151,9 +160,10 @@ class Generations:
                 budget_tokens=self._config.context_tokens - self._config.max_tokens,
                 count_tokens=self._model.count_tokens,
             )
-            await self._engine.broker.publish(
-                request.session_id, message_frame(turn.user_message), lease=lease
-            )
+            if not request.regenerate:  # a regenerated answer's question is stored already
+                await self._engine.broker.publish(
+                    request.session_id, message_frame(turn.user_message), lease=lease
+                )
             await self._engine.broker.publish(
                 request.session_id, message_frame(turn.assistant_message), lease=lease
             )

@@ -22,6 +22,10 @@ export class ApiError extends Error {
 
 async function getJson(path: string, signal?: AbortSignal): Promise<unknown> {
   const response = await fetch(path, { headers: { Accept: "application/json" }, signal });
+  return readJson(response);
+}
+
+async function readJson(response: Response): Promise<unknown> {
   if (!response.ok) {
     let code = "http_error";
     let detail = `${response.status} ${response.statusText}`;
@@ -34,14 +38,65 @@ async function getJson(path: string, signal?: AbortSignal): Promise<unknown> {
     }
     throw new ApiError(response.status, code, detail);
   }
-  return response.json();
+  return response.status === 204 ? null : response.json();
 }
 
-/** The user's sessions, newest first (`GET /api/sessions`). */
+function userQuery(userId: string): string {
+  return `user_id=${encodeURIComponent(userId)}`;
+}
+
+export interface SessionPage {
+  sessions: SessionSummary[];
+  /** The cursor of the next page; null on the last. */
+  next: string | null;
+}
+
+/** A page of the user's sessions, newest first (`GET /api/sessions`). */
+export async function fetchSessionPage(
+  userId: string,
+  cursor: string | null = null,
+  signal?: AbortSignal,
+): Promise<SessionPage> {
+  const after = cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`;
+  const body = (await getJson(`/api/sessions?${userQuery(userId)}${after}`, signal)) as Partial<SessionPage>;
+  return { sessions: Array.isArray(body.sessions) ? body.sessions : [], next: body.next ?? null };
+}
+
+/** The user's first page of sessions, newest first. */
 export async function fetchSessions(userId: string, signal?: AbortSignal): Promise<SessionSummary[]> {
-  const body = await getJson(`/api/sessions?user_id=${encodeURIComponent(userId)}`, signal);
-  const list = Array.isArray(body) ? body : (body as { sessions?: unknown }).sessions;
-  return Array.isArray(list) ? (list as SessionSummary[]) : [];
+  return (await fetchSessionPage(userId, null, signal)).sessions;
+}
+
+export interface SearchResult extends SessionSummary {
+  snippet: string;
+}
+
+/** The user's sessions whose title or text contains `query` (`GET /api/search`). */
+export async function searchSessions(userId: string, query: string, signal?: AbortSignal): Promise<SearchResult[]> {
+  const body = (await getJson(`/api/search?${userQuery(userId)}&q=${encodeURIComponent(query)}`, signal)) as {
+    results?: SearchResult[];
+  };
+  return Array.isArray(body.results) ? body.results : [];
+}
+
+async function sendJson(method: string, path: string, body?: unknown): Promise<unknown> {
+  const response = await fetch(path, {
+    method,
+    headers: { Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return readJson(response);
+}
+
+/** Give a session a title (`PATCH /api/sessions/{id}`). */
+export async function renameSession(userId: string, sessionId: string, title: string): Promise<SessionSummary> {
+  const path = `/api/sessions/${encodeURIComponent(sessionId)}?${userQuery(userId)}`;
+  return (await sendJson("PATCH", path, { title })) as SessionSummary;
+}
+
+/** Delete a session, its messages and its log (`DELETE /api/sessions/{id}`). */
+export async function deleteSession(userId: string, sessionId: string): Promise<void> {
+  await sendJson("DELETE", `/api/sessions/${encodeURIComponent(sessionId)}?${userQuery(userId)}`);
 }
 
 /** A session's stored messages, oldest first (`GET /api/history/{id}`). */
@@ -69,4 +124,9 @@ export async function fetchTicket(userId: string, signal?: AbortSignal): Promise
   });
   if (!response.ok) throw new ApiError(response.status, "not_authenticated", "no socket ticket");
   return (await response.json()) as TicketBody;
+}
+
+/** Answer the session's last message again (`POST /api/regenerate`); the old answer stays. */
+export async function regenerateAnswer(userId: string, sessionId: string, messageId: string): Promise<void> {
+  await sendJson("POST", `/api/regenerate?${userQuery(userId)}`, { session_id: sessionId, message_id: messageId });
 }

@@ -8,6 +8,7 @@ export type {
   ChunkFrame,
   ClientFrame,
   CompleteFrame,
+  DeletedFrame,
   ErrorFrame,
   MessageFrame,
   PongFrame,
@@ -56,6 +57,7 @@ const SERVER_FRAME_TYPES: Record<ServerFrame["type"], true> = {
   pong: true,
   reconnect: true,
   reset: true,
+  deleted: true,
 };
 
 /** Parse one WebSocket text message; `null` for anything that is not a known frame. */

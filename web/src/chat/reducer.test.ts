@@ -358,3 +358,43 @@ describe("other frames and connection changes", () => {
     });
   });
 });
+
+describe("a deleted session", () => {
+  it("drops its messages, a streaming answer included, and stops generating", () => {
+    const before = midStream();
+    expect(isGenerating(before)).toBe(true);
+    const after = frames(before, { type: "deleted", offset: 5, session_id: "s1" });
+    expect(after.deleted).toBe(true);
+    expect(after.messages).toEqual([]);
+    expect(isGenerating(after)).toBe(false);
+    expect(streamingMessage(after)).toBeNull();
+    expect(after.connection).toEqual({ status: "closed", reason: "deleted" });
+  });
+
+  it("ignores a deletion of another session", () => {
+    const before = midStream();
+    const after = frames(before, { type: "deleted", offset: 5, session_id: "s2" });
+    expect(after).toBe(before);
+  });
+});
+
+describe("usage of an answer", () => {
+  it("comes with its complete frame and from history", () => {
+    const usage = { model: "simulated", tokens: 12, ttft_ms: 40, duration_ms: 900 };
+    const done = frames(midStream(), {
+      type: "complete",
+      offset: 5,
+      message_id: "a1",
+      status: "completed",
+      content: "Hello world",
+      usage,
+    });
+    expect(done.messages.at(-1)?.usage).toEqual(usage);
+    const loaded = run(connected(), {
+      type: "history_loaded",
+      messages: [wire({ id: "a9", status: "completed", content: "x", usage })],
+      sinceOffset: 0,
+    });
+    expect(loaded.messages[0]?.usage).toEqual(usage);
+  });
+});

@@ -22,6 +22,7 @@ import type {
   WireMessage,
   WireStatus,
 } from "./protocol";
+import type { Usage } from "./wire";
 
 export type MessageStatus = WireStatus | "sending" | "unsent";
 
@@ -42,6 +43,10 @@ export interface ChatMessage {
   seq: number | null;
   /** Offset of the last frame that touched this message (-1: from history or local). */
   lastOffset: number;
+  /** What a finished answer cost (model, tokens, time to first token, duration). */
+  usage?: Usage;
+  /** An answer's user message: answers sharing it are alternatives ("2 / 2"). */
+  replyTo?: string;
 }
 
 export interface Notice {
@@ -72,6 +77,8 @@ export interface ChatState {
   history: HistoryState;
   connection: ConnectionState;
   nextNoticeId: number;
+  /** The session was deleted (here or in another tab): nothing more will come. */
+  deleted: boolean;
 }
 
 export type ChatAction =
@@ -105,6 +112,7 @@ export function initialChatState(sessionId: string | null): ChatState {
     // A new chat (no session yet) connects only when its first message is sent.
     connection: sessionId === null ? { status: "idle" } : { status: "connecting", attempt: 0 },
     nextNoticeId: 1,
+    deleted: false,
   };
 }
 
@@ -123,6 +131,8 @@ export function fromWire(message: WireMessage, offset = -1): ChatMessage {
     // A live start frame is followed by chunk 1; history of a running answer may lag behind.
     seq: message.status === "streaming" && offset >= 0 ? 0 : null,
     lastOffset: offset,
+    ...(message.usage ? { usage: message.usage } : {}),
+    ...(message.reply_to ? { replyTo: message.reply_to } : {}),
   };
 }
 
@@ -238,6 +248,7 @@ function applyComplete(state: ChatState, frame: CompleteFrame): ChatState {
     content: typeof frame.content === "string" ? frame.content : base.content,
     error: frame.error ?? null,
     lastOffset: frame.offset,
+    ...(frame.usage ? { usage: frame.usage } : {}),
   };
   const messages = index >= 0 ? replaceAt(state.messages, index, done) : [...state.messages, done];
   return { ...state, messages };
@@ -313,6 +324,12 @@ function unconfirmedAsUnsent(state: ChatState): ChatState {
   };
 }
 
+/** The session is gone: its messages (a streaming answer included) and its unsent ones with it. */
+function applyDeleted(state: ChatState, sessionId: string): ChatState {
+  if (state.sessionId !== null && state.sessionId !== sessionId) return state;
+  return { ...state, messages: [], deleted: true, connection: { status: "closed", reason: "deleted" } };
+}
+
 function applyFrame(state: ChatState, frame: ServerFrame): ChatState {
   switch (frame.type) {
     case "welcome": {
@@ -347,6 +364,8 @@ function applyFrame(state: ChatState, frame: ServerFrame): ChatState {
       // Our position is gone: take the server's, and let history (reloaded by the
       // connection) replace what we hold.
       return { ...state, epoch: frame.epoch, offset: frame.offset, history: "loading" };
+    case "deleted":
+      return applyDeleted(state, frame.session_id);
     case "pong":
     case "reconnect":
       return state;

@@ -62,6 +62,8 @@ export interface ChatConnectionOptions {
   onSessionCreated?: (sessionId: string) => void;
   /** Called on welcome and when a message was stored or finished (the conversation list may have changed). */
   onActivity?: () => void;
+  /** The session was deleted (in this tab or another): the page should leave it. */
+  onDeleted?: (sessionId: string) => void;
 }
 
 const OPEN = 1;
@@ -311,6 +313,10 @@ export class ChatConnection {
       case "message":
       case "complete":
         this.options.onActivity?.();
+        break;
+      case "deleted":
+        // Nothing more will come: leave for good, and let the page move on.
+        this.options.onDeleted?.(frame.session_id);
         break;
       default:
         break;

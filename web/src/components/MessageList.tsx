@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { withAlternatives } from "../chat/alternatives";
 import type { ChatMessage, HistoryState } from "../chat/reducer";
 import { MessageView } from "./MessageView";
 
@@ -6,6 +7,8 @@ interface Props {
   messages: ChatMessage[];
   history: HistoryState;
   sessionId: string | null;
+  /** Regenerate the last answer (absent: not now, e.g. while one streams). */
+  onRegenerate?: (messageId: string) => void;
 }
 
 /** How close to the bottom (px) still counts as "following" the conversation. */
@@ -15,8 +18,25 @@ const FOLLOW_THRESHOLD_PX = 48;
  * The conversation. It follows new text while the reader is at the bottom and
  * stops following as soon as they scroll up; a button brings them back.
  */
-export function MessageList({ messages, history, sessionId }: Props) {
+export function MessageList({ messages, history, sessionId, onRegenerate }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
+  // Which alternative the reader paged to, per user message (default: the newest).
+  const [chosen, setChosen] = useState<Record<string, number>>({});
+  const shown = withAlternatives(messages, chosen);
+  const page = useCallback((replyTo: string, index: number) => {
+    setChosen((current) => ({ ...current, [replyTo]: index }));
+  }, []);
+  const regenerate = useCallback(
+    (message: ChatMessage) => {
+      if (!message.id || !onRegenerate) return;
+      const replyTo = message.replyTo;
+      if (replyTo) {
+        setChosen(({ [replyTo]: _dropped, ...rest }) => rest);
+      }
+      onRegenerate(message.id);
+    },
+    [onRegenerate],
+  );
   const following = useRef(true);
   const [showJump, setShowJump] = useState(false);
 
@@ -40,6 +60,7 @@ export function MessageList({ messages, history, sessionId }: Props) {
   useEffect(() => {
     following.current = true;
     setShowJump(false);
+    setChosen({});
   }, [sessionId]);
 
   // Before paint, so following never shows a frame of the text below the fold.
@@ -76,8 +97,16 @@ export function MessageList({ messages, history, sessionId }: Props) {
             )}
           </div>
         )}
-        {messages.map((message) => (
-          <MessageView key={message.key} message={message} />
+        {shown.map(({ message, alternative }, index) => (
+          <MessageView
+            key={alternative ? `alternatives:${alternative.replyTo}` : message.key}
+            message={message}
+            alternative={alternative}
+            onPage={page}
+            onRegenerate={
+              onRegenerate && index === shown.length - 1 && message.role === "assistant" ? regenerate : undefined
+            }
+          />
         ))}
       </div>
       {showJump && (

@@ -28,7 +28,20 @@ describe("MessageView", () => {
     );
     expect(container.querySelector("h1")?.textContent).toBe("Title");
     expect(container.querySelector("strong")?.textContent).toBe("bold");
-    expect(container.querySelector("pre code")?.textContent).toBe("print(1)\n");
+    expect(container.querySelector("pre code")?.textContent).toBe("print(1)");
+    expect(container.querySelector(".code-language")?.textContent).toBe("py");
+    expect(container.querySelector(".code-block .copy-button")?.textContent).toBe("Copy py code");
+    expect(container.querySelector(".copy-answer")?.textContent).toBe("Copy answer");
+  });
+
+  it("shows the usage line of a finished answer, and no copy button while it streams", () => {
+    const done = { ...assistant("Hi"), usage: { model: "simulated", tokens: 12, ttft_ms: 40, duration_ms: 1500 } };
+    const { container, rerender } = render(<MessageView message={done} />);
+    expect(container.querySelector("[data-testid='usage-line']")?.textContent).toBe(
+      "simulated · 12 tokens · first token 40 ms · 1.5 s",
+    );
+    rerender(<MessageView message={assistant("Hi", "streaming")} />);
+    expect(container.querySelector(".copy-answer")).toBeNull();
   });
 
   it("never puts the model's raw HTML into the DOM", () => {
