@@ -17,11 +17,11 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[redis,postgres,openai]'
+	$(BIN)/pip install -q -e '.[redis,postgres,openai,kafka]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,redis,postgres,openai]'
+	$(BIN)/pip install -q -e '.[test,redis,postgres,openai,kafka]'
 	touch $@
 
 install: $(VENV)/.installed
