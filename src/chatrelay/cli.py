@@ -118,12 +118,15 @@ def cluster_up(
     ),
     run_dir: RunDirOption = Path("run/cluster"),
     grace: Annotated[float, typer.Option(help="Seconds each tier gets to stop.")] = 12.0,
+    kafka: Annotated[
+        bool, typer.Option("--kafka", help="Start a Kafka broker for the event log too.")
+    ] = False,
 ) -> None:
     """Start the cluster, print its URL, stop it all on Ctrl-C or SIGTERM."""
     logs.configure(os.environ.get("CHATRELAY_LOG_LEVEL", "info"), "cluster")
     from chatrelay.cluster.launcher import ClusterSpec, run_cluster
 
-    spec = ClusterSpec(gateways, workers, port, host, lb, run_dir, grace)
+    spec = ClusterSpec(gateways, workers, port, host, lb, run_dir, grace, kafka=kafka)
     raise typer.Exit(run_cluster(spec))
 
 
