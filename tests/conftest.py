@@ -31,6 +31,7 @@ EXTERNAL_FIXTURES = frozenset(
         "redis_server",
         "redis_url",
         "postgres_server",
+        "kafka_server",
         "server",
         "cluster",
         "fault_cluster",
