@@ -72,6 +72,9 @@ class EventProducer:
             "queue.buffering.max.messages": MAX_QUEUED_MESSAGES,
             "reconnect.backoff.max.ms": 1000,
             "error_cb": self._on_error,
+            # librdkafka's own log lines go through logging (served by poll), not stderr.
+            "logger": logging.getLogger("chatrelay.events.librdkafka"),
+            "log.connection.close": False,
             **(extra or {}),
         }
         self._producer = Producer(config)

@@ -49,6 +49,8 @@ MAX_IN_FLIGHT = 5000
 # A delivery report is waited for this long per poll while messages are in flight.
 POLL_SECONDS = 0.05
 STATS_INTERVAL_SECONDS = 1.0
+# How often the relay looks behind its cursor for rows that committed late.
+GAP_SCAN_SECONDS = 0.5
 # How long an idle relay that saw the brokers down waits for one to answer.
 PROBE_SECONDS = 0.5
 # Events older than this still unsent make /health say ``events: degraded``.
@@ -86,6 +88,7 @@ class OutboxRelay:
         self._resend = False
         self._next_stats = 0.0
         self._next_prune = 0.0
+        self._next_gap_scan = 0.0
         self.backlog = Backlog(0, None)
         self.relayed = 0
         self.dead_lettered = 0
@@ -181,6 +184,13 @@ class OutboxRelay:
         if room <= 0 or self._resend:
             return 0
         rows = await self._outbox.unsent(self._produced_seq, min(room, BATCH_ROWS))
+        now = time.monotonic()
+        if now >= self._next_gap_scan and self._produced_seq:
+            # Sequence numbers are taken at insert, not at commit: a transaction that
+            # committed after the relay read past its seq left a row behind the cursor.
+            self._next_gap_scan = now + GAP_SCAN_SECONDS
+            behind = await self._outbox.unsent(0, BATCH_ROWS, up_to=self._produced_seq)
+            rows = [row for row in behind if row.seq not in self._in_flight] + rows
         dead: list[tuple[OutboxEntry, str]] = []
         for row in rows:
             try:
@@ -194,7 +204,7 @@ class OutboxRelay:
                 break  # librdkafka's queue is full: this row and the rest next time
             else:
                 self._in_flight[row.seq] = row
-            self._produced_seq = row.seq
+            self._produced_seq = max(self._produced_seq, row.seq)
         await self._dead_letter(dead)
         return len(rows)
 
@@ -210,6 +220,9 @@ class OutboxRelay:
             if delivery.error is None:
                 sent.append(delivery.seq)
             elif delivery.retry:
+                logger.warning(
+                    "event %s not delivered, sent again: %s", row.event_id, delivery.error
+                )
                 self._resend = True
             else:
                 dead.append((row, f"refused by the broker: {delivery.error}"))
@@ -238,6 +251,12 @@ class OutboxRelay:
         self._next_stats = now + STATS_INTERVAL_SECONDS
         self.backlog = await self._outbox.backlog()
         metrics.EVENT_OUTBOX_BACKLOG.set(self.backlog.count)
+        if self.leading and self.backlog.count and self.health() == "degraded":
+            logger.warning(
+                "event outbox backlog: %d waiting, %d in flight",
+                self.backlog.count,
+                len(self._in_flight),
+            )
 
     async def _prune(self) -> None:
         now = time.monotonic()

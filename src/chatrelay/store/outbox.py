@@ -103,8 +103,11 @@ class Outbox:
 
     # -- the relay's side
 
-    async def unsent(self, after_seq: int, limit: int) -> list[OutboxEntry]:
-        """Unsent rows with ``seq > after_seq``, in ``seq`` order."""
+    async def unsent(
+        self, after_seq: int, limit: int, up_to: int | None = None
+    ) -> list[OutboxEntry]:
+        """Unsent rows with ``after_seq < seq <= up_to``, in ``seq`` order."""
+        bound = [] if up_to is None else [OutboxRow.seq <= up_to]
         async with self._sessions() as db:
             rows = await db.execute(
                 select(
@@ -114,7 +117,7 @@ class Outbox:
                     OutboxRow.payload,
                     OutboxRow.created_at,
                 )
-                .where(OutboxRow.sent_at.is_(None), OutboxRow.seq > after_seq)
+                .where(OutboxRow.sent_at.is_(None), OutboxRow.seq > after_seq, *bound)
                 .order_by(OutboxRow.seq)
                 .limit(limit)
             )
