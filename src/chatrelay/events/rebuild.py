@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatrelay.events.envelope import parse_time
@@ -97,6 +97,7 @@ async def _apply(db: AsyncSession, event: dict[str, Any]) -> None:
             id=session_id, user_id=event["user_id"], created_at=time, updated_at=time
         )
         db.add(session)
+        await db.flush()  # no relationship() orders the inserts: the session goes first
     if kind == "message.user":
         db.add(
             MessageRow(
@@ -125,11 +126,16 @@ async def _apply(db: AsyncSession, event: dict[str, Any]) -> None:
         )
         session.updated_at = time
     elif kind == "message.finished":
-        message = await db.scalar(select(MessageRow).where(MessageRow.id == data["message_id"]))
-        if message is not None:
-            message.status = data["status"]
-            message.content = data["content"]
-            message.error = data.get("error")
-            message.model = data.get("model")
-            message.usage = data.get("usage")
-            message.finished_at = time
+        # A Core update, as the store's finish_message: a missing usage is SQL NULL, not JSON null.
+        await db.execute(
+            update(MessageRow)
+            .where(MessageRow.id == data["message_id"])
+            .values(
+                status=data["status"],
+                content=data["content"],
+                error=data.get("error"),
+                model=data.get("model"),
+                usage=data.get("usage"),
+                finished_at=time,
+            )
+        )

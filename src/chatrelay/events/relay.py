@@ -49,8 +49,12 @@ MAX_IN_FLIGHT = 5000
 # A delivery report is waited for this long per poll while messages are in flight.
 POLL_SECONDS = 0.05
 STATS_INTERVAL_SECONDS = 1.0
-# How often the relay looks behind its cursor for rows that committed late.
-GAP_SCAN_SECONDS = 0.5
+# Seqs skipped by the relay's cursor (inserts not committed yet) are asked for
+# again for this long, at most this many (see OutboxRelay._read_next).
+HOLE_TTL_SECONDS = 30.0
+MAX_HOLES = 1000
+# How often the relay also scans behind its cursor (the backstop for holes).
+GAP_SCAN_SECONDS = 5.0
 # How long an idle relay that saw the brokers down waits for one to answer.
 PROBE_SECONDS = 0.5
 # Events older than this still unsent make /health say ``events: degraded``.
@@ -89,6 +93,7 @@ class OutboxRelay:
         self._next_stats = 0.0
         self._next_prune = 0.0
         self._next_gap_scan = 0.0
+        self._holes: dict[int, float] = {}
         self.backlog = Backlog(0, None)
         self.relayed = 0
         self.dead_lettered = 0
@@ -183,14 +188,7 @@ class OutboxRelay:
         room = MAX_IN_FLIGHT - len(self._in_flight)
         if room <= 0 or self._resend:
             return 0
-        rows = await self._outbox.unsent(self._produced_seq, min(room, BATCH_ROWS))
-        now = time.monotonic()
-        if now >= self._next_gap_scan and self._produced_seq:
-            # Sequence numbers are taken at insert, not at commit: a transaction that
-            # committed after the relay read past its seq left a row behind the cursor.
-            self._next_gap_scan = now + GAP_SCAN_SECONDS
-            behind = await self._outbox.unsent(0, BATCH_ROWS, up_to=self._produced_seq)
-            rows = [row for row in behind if row.seq not in self._in_flight] + rows
+        rows = await self._read_next(min(room, BATCH_ROWS))
         dead: list[tuple[OutboxEntry, str]] = []
         for row in rows:
             try:
@@ -207,6 +205,41 @@ class OutboxRelay:
             self._produced_seq = max(self._produced_seq, row.seq)
         await self._dead_letter(dead)
         return len(rows)
+
+    async def _read_next(self, limit: int) -> list[OutboxEntry]:
+        """The next rows to produce, in ``seq`` order, each session's in commit order.
+
+        Sequence numbers are taken at insert, not at commit: a row can become
+        visible after the relay read past its seq. The seqs the relay skipped
+        are remembered (holes) and asked for again with the new rows, in the
+        same statement: a session's events commit one after the other, so
+        when a later event of a session is visible its earlier ones are too,
+        and sorting by seq puts them first. A hole that never fills (a rolled
+        back insert) is forgotten after ``HOLE_TTL_SECONDS``; a scan behind
+        the cursor every ``GAP_SCAN_SECONDS`` is the backstop.
+        """
+        now = time.monotonic()
+        cursor = self._produced_seq
+        self._holes = {s: t for s, t in self._holes.items() if now - t < HOLE_TTL_SECONDS}
+        rows = await self._outbox.unsent(cursor, limit, also=self._holes)
+        if cursor and now >= self._next_gap_scan:
+            self._next_gap_scan = now + GAP_SCAN_SECONDS
+            seen = {row.seq for row in rows}
+            behind = await self._outbox.unsent(0, limit, up_to=cursor)
+            rows = sorted(
+                [r for r in behind if r.seq not in self._in_flight and r.seq not in seen] + rows,
+                key=lambda row: row.seq,
+            )
+        expected = cursor + 1
+        for row in rows:
+            if row.seq <= cursor:
+                self._holes.pop(row.seq, None)
+                continue
+            if cursor and row.seq - expected <= MAX_HOLES:  # not the first read: real holes
+                for missing in range(expected, row.seq):
+                    self._holes.setdefault(missing, now)
+            expected = row.seq + 1
+        return rows
 
     async def _settle_deliveries(self, wait: float) -> None:
         if self._producer is None:
