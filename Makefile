@@ -8,7 +8,7 @@ GATEWAYS ?= 3
 WORKERS ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast kafka cluster local-model local-model-test install install-test system-deps web web-test schema lint clean
+.PHONY: run test test-fast kafka cluster local-model local-model-test install install-test system-deps web web-test schema lint clean helm
 
 # -- environment ---------------------------------------------------------------
 
@@ -30,6 +30,10 @@ install-test: $(VENV)/.installed-test
 
 system-deps:
 	bash scripts/install-system-deps.sh
+
+# Helm, for the chart's tests (helm lint / helm template): built once into .tools/bin.
+helm:
+	bash scripts/install-helm.sh
 
 # The bundled local model (llama.cpp + SmolLM2): optional for `make run`
 # (falls back to the simulated model), required for `make test`.
@@ -68,7 +72,7 @@ kafka: system-deps
 	bash scripts/kafka.sh install
 
 # Lint first: CI runs `make test`, so a format, lint or type error fails it.
-test: lint system-deps install-test local-model-test web-test kafka
+test: lint system-deps install-test local-model-test web-test helm kafka
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The in-process tier: no redis-server, PostgreSQL, nginx, model or browser needed.
@@ -83,4 +87,4 @@ lint: install-test
 	@if [ -f web/package.json ]; then cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npx tsc --noEmit; fi
 
 clean:
-	rm -rf $(VENV) data run .pytest_cache src/chatrelay/gateway/static
+	rm -rf $(VENV) data run .pytest_cache src/chatrelay/gateway/static .tools

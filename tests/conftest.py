@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.redis_server"]
+pytest_plugins = ["tests.fixtures.redis_server", "tests.fixtures.redis_cluster"]
 
 TESTS = Path(__file__).parent
 EXTERNAL_DIRS = (TESTS / "integration", TESTS / "e2e")
@@ -30,6 +30,7 @@ EXTERNAL_FIXTURES = frozenset(
     {
         "redis_server",
         "redis_url",
+        "redis_cluster",
         "postgres_server",
         "kafka_server",
         "server",
@@ -41,6 +42,7 @@ EXTERNAL_FIXTURES = frozenset(
         "chat_server",
         "browser",
         "balancer",
+        "helm",
     }
 )
 # Parameter values that select a real server in the contract suites.
