@@ -136,7 +136,13 @@ async def outage_part(url: str, kafka: KafkaServer, outage: float, rate: float) 
 
 async def ttft_part(pg: PostgresServer, kafka: KafkaServer, chats: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-events-"))
-    common = {"CHUNK_DELAY": "0.001", "CHATRELAY_LOG_LEVEL": "warning"}
+    common = {
+        "CHUNK_DELAY": "0.001",
+        "CHATRELAY_LOG_LEVEL": "warning",
+        # One user sends every chat of its server: no rate limit in the way.
+        "CHATRELAY_CHAT_RATE_BURST": "100000",
+        "CHATRELAY_CHAT_RATE_PER_SECOND": "100000",
+    }
     servers = {
         "without Kafka": start_server(
             tmp, {**common, "CHATRELAY_DATABASE_URL": pg.create_database("plain")}
