@@ -122,10 +122,14 @@ async def outage_part(url: str, kafka: KafkaServer, outage: float, rate: float) 
             kafka.restart()
             broker_start = time.monotonic() - restarted
             seconds = await drain(relay, store, 600)
+            dead = await store.outbox.dead_letters()
         finally:
             await relay.aclose()
+    reasons = sorted({reason for _, reason in dead})
     return {
         "outage_s": outage,
+        "dead_letters": len(dead),
+        "dead_letter_reasons": "; ".join(reasons) or "-",
         "events_written": events,
         "backlog": backlog,
         "broker_restart_s": round(broker_start, 2),

@@ -27,9 +27,19 @@ MAX_QUEUED_MESSAGES = 100_000
 # Wait this long for more messages before a request goes out: batches under load,
 # costs a chat nothing (the relay is off the chat path).
 LINGER_MS = 5
-# Outcomes that are not the event's fault: produce it again later, in order.
+# Outcomes that are not the event's fault: produce it again later, in order. An
+# unknown topic is one of them: librdkafka reports it when the brokers were down
+# longer than topic.metadata.propagation.max.ms before the topic was first seen
+# (or it is not created yet); dead-lettering every event for that would be wrong.
 _RETRY_CODES = frozenset(
-    {KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError._MSG_TIMED_OUT}
+    {
+        KafkaError._PURGE_QUEUE,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
 )
 
 

@@ -246,6 +246,7 @@ class OutboxRelay:
             return
         sent: list[int] = []
         dead: list[tuple[OutboxEntry, str]] = []
+        retried: list[str] = []
         for delivery in await self._producer.poll(wait):
             row = self._in_flight.pop(delivery.seq, None)
             if row is None:
@@ -253,12 +254,12 @@ class OutboxRelay:
             if delivery.error is None:
                 sent.append(delivery.seq)
             elif delivery.retry:
-                logger.warning(
-                    "event %s not delivered, sent again: %s", row.event_id, delivery.error
-                )
+                retried.append(delivery.error or "")
                 self._resend = True
             else:
                 dead.append((row, f"refused by the broker: {delivery.error}"))
+        if retried:
+            logger.warning("%d events not delivered, sent again: %s", len(retried), retried[0])
         if sent:
             await self._outbox.settle(sent, [])
             self.relayed += len(sent)
