@@ -56,6 +56,14 @@ class Delivery:
     retry: bool = False
 
 
+def delivery_of(seq: int, err: KafkaError | None) -> Delivery:
+    """The outcome of a delivery report: acknowledged, to retry, or refused for good."""
+    if err is None:
+        return Delivery(seq)
+    retry = err.code() in _RETRY_CODES or (err.retriable() and not err.fatal())
+    return Delivery(seq, err.str(), retry)
+
+
 class EventRefused(Exception):
     """librdkafka refused an event before sending it (too large, a bad topic): for good."""
 
@@ -93,11 +101,7 @@ class EventProducer:
         """Queue one event. Raises ``EventRefused`` (permanent), ``BufferError`` (queue full)."""
 
         def delivered(err: KafkaError | None, _msg: object) -> None:
-            if err is None:
-                delivery = Delivery(seq)
-            else:
-                retry = err.code() in _RETRY_CODES or (err.retriable() and not err.fatal())
-                delivery = Delivery(seq, err.str(), retry)
+            delivery = delivery_of(seq, err)
             with self._lock:
                 self._deliveries.append(delivery)
 
