@@ -45,16 +45,10 @@ TURN_SECONDS = 1.0
 # Rows read from the outbox at a time.
 BATCH_ROWS = 500
 # Rows produced but not yet acknowledged, at most (bounds the relay's memory).
-MAX_IN_FLIGHT = 5000
+MAX_IN_FLIGHT = 1000
 # A delivery report is waited for this long per poll while messages are in flight.
 POLL_SECONDS = 0.05
 STATS_INTERVAL_SECONDS = 1.0
-# Seqs skipped by the relay's cursor (inserts not committed yet) are asked for
-# again for this long, at most this many (see OutboxRelay._read_next).
-HOLE_TTL_SECONDS = 30.0
-MAX_HOLES = 1000
-# How often the relay also scans behind its cursor (the backstop for holes).
-GAP_SCAN_SECONDS = 5.0
 # How long an idle relay that saw the brokers down waits for one to answer.
 PROBE_SECONDS = 0.5
 # Events older than this still unsent make /health say ``events: degraded``.
@@ -88,12 +82,9 @@ class OutboxRelay:
         self._turns = Periodic(TICK_SECONDS, self._turn, "events-relay")
         # Rows produced and not yet reported, and the highest seq produced.
         self._in_flight: dict[int, OutboxEntry] = {}
-        self._produced_seq = 0
         self._resend = False
         self._next_stats = 0.0
         self._next_prune = 0.0
-        self._next_gap_scan = 0.0
-        self._holes: dict[int, float] = {}
         self.backlog = Backlog(0, None)
         self.relayed = 0
         self.dead_lettered = 0
@@ -160,7 +151,6 @@ class OutboxRelay:
             await self._producer.purge()
             await self._settle_deliveries(0)
         self._in_flight.clear()
-        self._produced_seq = 0
 
     async def relay_for(self, seconds: float) -> None:
         """Relay until the outbox is drained and acknowledged, or ``seconds`` passed."""
@@ -174,12 +164,11 @@ class OutboxRelay:
                 await producer.aclose(0)
                 self._producer = None
                 self._in_flight.clear()
-                self._produced_seq = 0
                 producer = self._ensure_producer()
             read = await self._produce_next(producer)
             await self._settle_deliveries(POLL_SECONDS if self._in_flight else 0)
             if self._resend and not self._in_flight:
-                self._resend, self._produced_seq = False, 0  # from the first unsent row again
+                self._resend = False  # from the first unsent row again
             if not read and not self._in_flight and not self._resend:
                 return
 
@@ -202,44 +191,22 @@ class OutboxRelay:
                 break  # librdkafka's queue is full: this row and the rest next time
             else:
                 self._in_flight[row.seq] = row
-            self._produced_seq = max(self._produced_seq, row.seq)
         await self._dead_letter(dead)
         return len(rows)
 
     async def _read_next(self, limit: int) -> list[OutboxEntry]:
-        """The next rows to produce, in ``seq`` order, each session's in commit order.
+        """Up to ``limit`` unsent rows not in flight, in ``seq`` order.
 
-        Sequence numbers are taken at insert, not at commit: a row can become
-        visible after the relay read past its seq. The seqs the relay skipped
-        are remembered (holes) and asked for again with the new rows, in the
-        same statement: a session's events commit one after the other, so
-        when a later event of a session is visible its earlier ones are too,
-        and sorting by seq puts them first. A hole that never fills (a rolled
-        back insert) is forgotten after ``HOLE_TTL_SECONDS``; a scan behind
-        the cursor every ``GAP_SCAN_SECONDS`` is the backstop.
+        Every read starts from the first unsent row instead of a cursor:
+        sequence numbers are taken at insert, not at commit, so a row can
+        become visible after rows with higher seqs were read. A session's
+        changes commit one after the other, so when a later event of a session
+        is visible its earlier ones are too, and a read from the start sorted
+        by seq puts them first: each session's order holds. Rows in flight are
+        skipped (they are at most ``MAX_IN_FLIGHT``).
         """
-        now = time.monotonic()
-        cursor = self._produced_seq
-        self._holes = {s: t for s, t in self._holes.items() if now - t < HOLE_TTL_SECONDS}
-        rows = await self._outbox.unsent(cursor, limit, also=self._holes)
-        if cursor and now >= self._next_gap_scan:
-            self._next_gap_scan = now + GAP_SCAN_SECONDS
-            seen = {row.seq for row in rows}
-            behind = await self._outbox.unsent(0, limit, up_to=cursor)
-            rows = sorted(
-                [r for r in behind if r.seq not in self._in_flight and r.seq not in seen] + rows,
-                key=lambda row: row.seq,
-            )
-        expected = cursor + 1
-        for row in rows:
-            if row.seq <= cursor:
-                self._holes.pop(row.seq, None)
-                continue
-            if cursor and row.seq - expected <= MAX_HOLES:  # not the first read: real holes
-                for missing in range(expected, row.seq):
-                    self._holes.setdefault(missing, now)
-            expected = row.seq + 1
-        return rows
+        rows = await self._outbox.unsent(0, len(self._in_flight) + limit)
+        return [row for row in rows if row.seq not in self._in_flight][:limit]
 
     async def _settle_deliveries(self, wait: float) -> None:
         if self._producer is None:

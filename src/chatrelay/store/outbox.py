@@ -14,12 +14,12 @@ never asked for Kafka should pay nothing for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from chatrelay.events.envelope import EventType, encode, new_event
@@ -103,20 +103,9 @@ class Outbox:
 
     # -- the relay's side
 
-    async def unsent(
-        self,
-        after_seq: int,
-        limit: int,
-        up_to: int | None = None,
-        also: Collection[int] = (),
-    ) -> list[OutboxEntry]:
-        """Unsent rows with ``after_seq < seq <= up_to`` or ``seq`` in ``also``, in ``seq``
-        order, read in one statement (one snapshot)."""
+    async def unsent(self, after_seq: int, limit: int) -> list[OutboxEntry]:
+        """Unsent rows with ``seq > after_seq``, in ``seq`` order."""
         wanted = OutboxRow.seq > after_seq
-        if up_to is not None:
-            wanted = and_(wanted, OutboxRow.seq <= up_to)
-        if also:
-            wanted = or_(wanted, OutboxRow.seq.in_(list(also)))
         async with self._sessions() as db:
             rows = await db.execute(
                 select(
