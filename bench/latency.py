@@ -29,6 +29,7 @@ import results
 from processes import Servers, cpu_meter, raise_open_files_limit
 from sessions import ClientFleet, LoadPlan, session_specs
 
+from chatrelay.harness.postgres import running_postgres
 from chatrelay.harness.processes import free_port
 
 LONG_PROMPT = "explain how chatrelay streams an answer"  # the simulated model's long answer
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("sqlite", "postgres"),
         default="sqlite",
         help="the store: one SQLite file (the default of cluster up) or a "
-        "throw-away PostgreSQL server (tests/fixtures/postgres_server.py)",
+        "throw-away PostgreSQL server (chatrelay.harness.postgres)",
     )
     parser.add_argument("--keep", metavar="DIR", help="keep the servers' logs in DIR")
     parser.add_argument(
@@ -116,9 +117,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         env = {"CHUNK_DELAY": str(chunk_delay)}
         if args.database == "postgres" and not args.url:
-            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-            from tests.fixtures.postgres_server import running_postgres
-
             postgres = stack.enter_context(running_postgres())
             env["CHATRELAY_DATABASE_URL"] = postgres.create_database("bench")
         srv = stack.enter_context(Servers(run_dir))

@@ -115,6 +115,8 @@ EXPECTED: dict[str, dict[str, object]] = {
         "sessions": "listed",
         "rest_chat": 202,
         "rest_cancel": 404,
+        "cluster": 403,
+        "admin_cancel": 403,
     },
     "B": {
         "ticket": 200,
@@ -123,6 +125,8 @@ EXPECTED: dict[str, dict[str, object]] = {
         "sessions": "not listed",
         "rest_chat": 403,
         "rest_cancel": 403,
+        "cluster": 403,
+        "admin_cancel": 403,
     },
     "admin": {
         "ticket": 200,
@@ -134,6 +138,8 @@ EXPECTED: dict[str, dict[str, object]] = {
         "sessions": "not listed",
         "rest_chat": 403,
         "rest_cancel": 404,
+        "cluster": 200,
+        "admin_cancel": 404,
     },
     **{
         caller: {
@@ -143,6 +149,8 @@ EXPECTED: dict[str, dict[str, object]] = {
             "sessions": 401,
             "rest_chat": 401,
             "rest_cancel": 401,
+            "cluster": 401,
+            "admin_cancel": 401,
         }
         for caller in UNAUTHENTICATED
     },
@@ -272,6 +280,13 @@ async def _rest_actions(
         "/api/cancel", json={"session_id": session, "message_id": answered}, headers=headers
     )
     observed.note(caller, "rest_cancel", cancel.status_code, cancel.text)
+    # The cluster view names sessions and users, never their words.
+    cluster = await http.get("/api/admin/cluster", headers=headers)
+    observed.note(caller, "cluster", cluster.status_code, cluster.text)
+    admin_cancel = await http.post(
+        "/api/admin/cancel", json={"session_id": session, "message_id": answered}, headers=headers
+    )
+    observed.note(caller, "admin_cancel", admin_cancel.status_code, admin_cancel.text)
     chat = await http.post(
         "/api/chat", json={"message": f"{caller} via REST", "session_id": session}, headers=headers
     )

@@ -14,11 +14,13 @@ or the balancer), then the store and the engine (docs/architecture.md,
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
+from chatrelay import metrics
 from chatrelay.auth import Authenticator, close_authenticator, create_authenticator
 from chatrelay.config import Settings
 from chatrelay.engine import create_engine
@@ -28,6 +30,7 @@ from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.upstream import HttpBalancer, InProcessDispatcher
 from chatrelay.llm.base import ModelBackend
 from chatrelay.llm.factory import create_backend
+from chatrelay.node_status import NodeReporter
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.app import WorkerServices
 from chatrelay.worker.app import create_worker_app as _worker_app
@@ -111,6 +114,38 @@ async def _open_generations(
     return generations
 
 
+async def _report_worker(
+    settings: Settings,
+    stack: AsyncExitStack,
+    engine: Engine,
+    store: ConversationStore,
+    generations: Generations,
+    draining: Callable[[], bool],
+) -> None:
+    """Record this worker in the node registry until ``stack`` closes (``node_status.py``)."""
+
+    async def collect() -> dict[str, Any]:
+        return {
+            "state": "draining" if draining() else "up",
+            "model": generations.model_name,
+            "sockets": 0,
+            "running": generations.running_count,
+            "streaming": generations.streaming(),
+        }
+
+    reporter = NodeReporter(
+        engine,
+        kind="worker",
+        node_id=settings.node_id,
+        collect=collect,
+        store_ping=store.ping,
+        chunks=metrics.CHUNKS_PUBLISHED,
+        latency=metrics.TIME_TO_FIRST_TOKEN,
+        latency_bounds=metrics.TTFT_BUCKETS,
+    )
+    await stack.enter_async_context(reporter)
+
+
 def create_all_in_one_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """Gateway and worker in one process (``chatrelay serve``).
 
@@ -134,6 +169,10 @@ def create_all_in_one_app(settings: Settings, engine: Engine | None = None) -> F
                 model=generations.model_name,
                 drain_hooks=[generations.wait_idle],
             ) as gateway:
+                draining = gateway.connections
+                await _report_worker(
+                    settings, stack, shared, store, generations, lambda: draining.draining
+                )
                 yield gateway
 
     return create_app(services, settings.resolved_max_body_bytes)
@@ -170,7 +209,7 @@ def create_worker_app(settings: Settings) -> FastAPI:
         async with AsyncExitStack() as stack:
             engine, store = await _open_shared(settings, stack)
             generations = await _open_generations(settings, stack, engine, store)
-            yield WorkerServices(
+            worker = WorkerServices(
                 node_id=settings.node_id,
                 engine=engine,
                 store=store,
@@ -178,5 +217,9 @@ def create_worker_app(settings: Settings) -> FastAPI:
                 internal_token=settings.internal_token,
                 max_message_chars=settings.max_message_chars,
             )
+            await _report_worker(
+                settings, stack, engine, store, generations, lambda: worker.draining
+            )
+            yield worker
 
     return _worker_app(services, settings.resolved_max_body_bytes)

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from chatrelay import logs, serving
+from chatrelay.cluster.layout import Database
 from chatrelay.cluster.nginx import Balancing
 from chatrelay.config import Settings, internal_token_problem
 from chatrelay.llm.factory import resolve_model_kind
@@ -118,6 +119,13 @@ def cluster_up(
     ),
     run_dir: RunDirOption = Path("run/cluster"),
     grace: Annotated[float, typer.Option(help="Seconds each tier gets to stop.")] = 12.0,
+    database: Annotated[
+        Database,
+        typer.Option(
+            help="auto: a throw-away PostgreSQL when installed, else SQLite (warned)."
+            " CHATRELAY_DATABASE_URL overrides it."
+        ),
+    ] = Database.AUTO,
     kafka: Annotated[
         bool, typer.Option("--kafka", help="Start a Kafka broker for the event log too.")
     ] = False,
@@ -126,7 +134,9 @@ def cluster_up(
     logs.configure(os.environ.get("CHATRELAY_LOG_LEVEL", "info"), "cluster")
     from chatrelay.cluster.launcher import ClusterSpec, run_cluster
 
-    spec = ClusterSpec(gateways, workers, port, host, lb, run_dir, grace, kafka=kafka)
+    spec = ClusterSpec(
+        gateways, workers, port, host, lb, run_dir, grace, database=database, kafka=kafka
+    )
     raise typer.Exit(run_cluster(spec))
 
 

@@ -49,6 +49,13 @@ TIME_TO_FIRST_TOKEN = Histogram(
     "From a generation's start to the model's first delta",
     buckets=TTFT_BUCKETS,
 )
+CHUNKS_PUBLISHED = Counter("chatrelay_chunks_published_total", "Answer chunks a worker published")
+ERRORS = Counter("chatrelay_errors_total", "Errors answered to clients (frames and REST)", ["code"])
+DEPENDENCY_UP = Gauge(
+    "chatrelay_dependency_up",
+    "1 when the node reaches it (engine, store), as last reported",
+    ["dependency"],
+)
 RUNNING_GENERATIONS = Gauge("chatrelay_running_generations", "Generations running on this worker")
 # The event log (docs/events.md): every node reads the backlog; the relay counts.
 EVENT_OUTBOX_BACKLOG = Gauge(

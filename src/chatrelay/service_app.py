@@ -41,6 +41,7 @@ def error_response(
     status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """The body every chatrelay error has on REST: ``{"code", "detail"}``."""
+    metrics.ERRORS.labels(code).inc()
     return JSONResponse({"code": code, "detail": detail}, status_code=status, headers=headers)
 
 

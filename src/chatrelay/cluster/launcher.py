@@ -1,6 +1,13 @@
-"""``chatrelay cluster up``: redis-server, M workers, N gateways and nginx on this machine.
+"""``chatrelay cluster up``: redis-server, PostgreSQL, M workers, N gateways and nginx.
 
-Start order: redis, the first worker (it brings the database schema up to
+The database: ``CHATRELAY_DATABASE_URL`` when set; else a throw-away
+PostgreSQL server (``harness/postgres.py``: a fresh data folder under the
+system temp dir, deleted when the cluster stops) when PostgreSQL is
+installed; else, with a warning, one SQLite file in the run folder (several
+processes sharing one SQLite file take turns at its one write lock: fine to
+try things, not a cluster). ``--database`` forces either.
+
+Start order: redis, PostgreSQL, the first worker (it brings the database schema up to
 date, so no two processes migrate at once), every other node, then nginx.
 Each must answer (Redis ``PING``, ``GET /health``) before the cluster is
 declared ready. Stop order is the reverse, each tier by pid: SIGTERM, then
@@ -11,8 +18,10 @@ ended again, on its own port (fault tests and ``bench/chaos.py`` use it).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -25,12 +34,22 @@ from types import FrameType
 from chatrelay.cluster import nginx
 from chatrelay.cluster.children import Child
 from chatrelay.cluster.kafka import KafkaPlan
-from chatrelay.cluster.layout import Layout, node_command, without_password
+from chatrelay.cluster.layout import Database, Layout, node_command, without_password
 from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
 from chatrelay.cluster.nginx import Balancing
 from chatrelay.cluster.status import process_table
 from chatrelay.exceptions import ClusterError, MissingBinary, ProcessError
-from chatrelay.harness.processes import LOOPBACK, Command, find_program, port_free, spawn, stop_all
+from chatrelay.harness import postgres
+from chatrelay.harness.processes import (
+    LOOPBACK,
+    Command,
+    Process,
+    find_program,
+    free_port,
+    port_free,
+    spawn,
+    stop_all,
+)
 from chatrelay.harness.readiness import HealthCheck, all_of, http_ok, tcp_accepts, wait_ready
 from chatrelay.harness.redis import redis_command, redis_pong
 
@@ -43,6 +62,15 @@ EXIT_MISSING_PROGRAM = 3
 PROBE_INTERVAL_SECONDS = 0.1
 # How often the supervisor looks for children that died.
 SUPERVISE_INTERVAL_SECONDS = 0.5
+
+
+SQLITE_WARNING = (
+    "PostgreSQL is not installed (apt-get install -y postgresql): the nodes share one SQLite"
+    " file, %s. Several processes writing one SQLite file take turns at its single write"
+    " lock: fine to try the cluster, not to load it."
+)
+# The database ``cluster up`` creates in its throw-away PostgreSQL.
+POSTGRES_DATABASE = "chatrelay"
 
 
 @dataclass(frozen=True)
@@ -58,6 +86,7 @@ class ClusterSpec:
     # Per tier: gateways drain sockets within uvicorn's 10 s graceful shutdown.
     grace: float = 12.0
     startup_timeout: float = 90.0
+    database: Database = Database.AUTO
     # Start a Kafka broker for the event log and wire every node to it.
     kafka: bool = False
 
@@ -77,6 +106,8 @@ class Launcher:
     _hurry: threading.Event = field(default_factory=threading.Event)
     _restart: threading.Event = field(default_factory=threading.Event)
     _manifest: Manifest | None = None
+    _postgres_root: Path | None = None
+    _database: str = ""
 
     def run(self) -> int:
         """Start everything, supervise until SIGINT/SIGTERM/SIGHUP, stop everything."""
@@ -116,6 +147,7 @@ class Launcher:
             raise ClusterError(f"port {spec.port} on {spec.host} is in use: choose another --port")
 
         layout = Layout.plan(run_dir, spec.workers, spec.gateways, self.environ)
+        start_postgres = self._wants_postgres()
 
         config_path = run_dir / "nginx.conf"
         config_path.write_text(
@@ -140,6 +172,15 @@ class Launcher:
             self._wait_until(redis_pong(layout.redis_port), [redis], "redis PING")
         else:
             logger.info("using the Redis of REDIS_URL: %s", without_password(layout.redis_url))
+        if start_postgres:
+            layout = dataclasses.replace(layout, database_url=self._start_postgres(layout))
+            self._database = "a throw-away PostgreSQL (deleted at stop)"
+        elif "CHATRELAY_DATABASE_URL" in self.environ:
+            logger.info("using the database of CHATRELAY_DATABASE_URL")
+            self._database = "CHATRELAY_DATABASE_URL"
+        else:
+            logger.warning(SQLITE_WARNING, layout.database_url)
+            self._database = f"SQLite {layout.database_url} (one write lock: not for load)"
 
         node_extra = self._start_kafka(run_dir) if spec.kafka else {}
 
@@ -183,6 +224,37 @@ class Launcher:
         self._wait_until(tcp_accepts(plan.port), [broker], "the Kafka broker")
         return {"CHATRELAY_KAFKA_BOOTSTRAP": plan.bootstrap}
 
+    def _wants_postgres(self) -> bool:
+        """Whether to start a PostgreSQL server; raises ``MissingBinary`` if asked and absent."""
+        if "CHATRELAY_DATABASE_URL" in self.environ or self.spec.database == Database.SQLITE:
+            return False
+        if self.spec.database == Database.POSTGRES:
+            postgres.find_bin_dir()
+            return True
+        return postgres.postgres_installed()
+
+    def _start_postgres(self, layout: Layout) -> str:
+        """A throw-away server (a child like the others); the URL of its fresh database."""
+        assert self._manifest is not None
+        self._check_stop()
+        self._postgres_root = postgres.new_root()
+        folder = postgres.init_postgres(self._postgres_root, self.spec.startup_timeout)
+        taken = {layout.redis_port, *layout.worker_ports, *layout.gateway_ports}
+        while (port := free_port()) in taken:
+            pass
+        command = postgres.postgres_command(folder, port, new_session=True, die_with_parent=True)
+        url = postgres.database_url(port, POSTGRES_DATABASE)
+        server = self._spawn_command("postgres", "postgres", command, without_password(url), None)
+        self._wait_until(postgres.accepts_connections(folder.bin_dir, port), [server], "pg_isready")
+        postgres.create_database(folder.bin_dir, port, POSTGRES_DATABASE)
+        logger.info(
+            "started a throw-away PostgreSQL %s (pid %d, data in %s, deleted at stop)",
+            without_password(url),
+            server.pid,
+            folder.data,
+        )
+        return url
+
     def _refuse_if_running(self, run_dir: Path) -> None:
         try:
             previous = Manifest.read(run_dir)
@@ -222,6 +294,17 @@ class Launcher:
             ),
             append=True,
         )
+        return self._add_child(role, node_id, process, url, health_url)
+
+    def _spawn_command(
+        self, role: str, node_id: str, command: Command, url: str, health_url: str | None
+    ) -> Child:
+        self._check_stop()
+        return self._add_child(role, node_id, spawn(command, append=True), url, health_url)
+
+    def _add_child(
+        self, role: str, node_id: str, process: Process, url: str, health_url: str | None
+    ) -> Child:
         child = Child(role, node_id, url, health_url, process)
         self.children.append(child)
         self._write_manifest()
@@ -250,6 +333,7 @@ class Launcher:
         print(
             f"chatrelay cluster ready in {elapsed:.1f}s: {self._manifest.url}  "
             f"(WebSocket {ws_url}, balancing {self.spec.balancing.value})\n"
+            f"database: {self._database}\n"
             f"{process_table(self._manifest.processes)}\n"
             f"manifest {Path(self._manifest.run_dir) / 'cluster.json'}; Ctrl-C stops everything",
             flush=True,
@@ -290,10 +374,17 @@ class Launcher:
     # -- stopping
 
     def _stop_all(self) -> None:
+        try:
+            self._stop_children()
+        finally:
+            if self._postgres_root is not None:
+                shutil.rmtree(self._postgres_root, ignore_errors=True)
+
+    def _stop_children(self) -> None:
         if not self.children:
             return
         logger.info("stopping the cluster")
-        tiers = ("nginx", "gateway", "worker", "redis")
+        tiers = ("nginx", "gateway", "worker", "postgres", "redis")
         for role in tiers:
             stop_all(
                 [c.process for c in self.children if c.role == role],

@@ -6,6 +6,7 @@ every node shares one Redis, one database and one internal token.
 
 from __future__ import annotations
 
+import enum
 import secrets
 import sys
 from collections.abc import Mapping
@@ -24,6 +25,14 @@ _SHADOWING_VARIABLES = (
 )
 # Bytes of randomness in the internal token when the operator gives none.
 TOKEN_BYTES = 24
+
+
+class Database(enum.StrEnum):
+    """Which database ``cluster up`` gives its nodes (``CHATRELAY_DATABASE_URL`` wins)."""
+
+    AUTO = "auto"  # PostgreSQL when installed, else SQLite with a warning
+    POSTGRES = "postgres"
+    SQLITE = "sqlite"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ def create_engine(
     if url.startswith(("redis:", "rediss:", "unix:")):
         from chatrelay.engine.broker_redis import RedisBroker
         from chatrelay.engine.coordination_redis import RedisCoordination
+        from chatrelay.engine.nodes_redis import RedisNodes
         from chatrelay.engine.redis_client import RedisClient
         from chatrelay.engine.registry_redis import RedisRegistry
 
@@ -48,5 +49,11 @@ def create_engine(
             log_ttl=log_ttl,
             subscriber_queue_size=subscriber_queue_size,
         )
-        return Engine(redis_broker, RedisRegistry(client), RedisCoordination(client), client)
+        return Engine(
+            redis_broker,
+            RedisRegistry(client),
+            RedisCoordination(client),
+            client,
+            RedisNodes(client),
+        )
     raise ValueError(f"unknown engine URL {url!r} (expected memory:// or redis://...)")

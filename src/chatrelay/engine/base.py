@@ -22,6 +22,8 @@ app holds (``engine.broker.publish``, ``engine.registry.register``,
 - **Registry**: which sockets are open where, with heartbeats and TTLs, and
   the per-user socket limit checked atomically with the registration.
 - **Coordination**: leases with fencing tokens, cancel requests, rate limits.
+- **Nodes**: the node registry: every gateway and worker records itself and
+  a few live counters every couple of seconds, with a TTL (the cluster view).
 
 Every method may raise :class:`chatrelay.exceptions.EngineError` when the
 engine cannot be reached. Methods are safe to cancel unless said otherwise:
@@ -34,7 +36,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # How long ``Registry.user_sessions`` remembers a session (the seed's TTL of
@@ -263,6 +265,28 @@ class Coordination(Protocol):
         ...
 
 
+class Nodes(Protocol):
+    """The node registry: what every live node last said about itself, expiring with a TTL."""
+
+    async def report(self, kind: str, node_id: str, status: Mapping[str, Any], ttl: float) -> None:
+        """Record (replace) the status of node ``node_id`` of ``kind``; it expires after ``ttl``."""
+        ...
+
+    async def forget(self, kind: str, node_id: str) -> None:
+        """Drop a node's status now (a node that stops cleanly; idempotent)."""
+        ...
+
+    async def statuses(self) -> list[dict[str, Any]]:
+        """The live (not expired) statuses of every node, as reported, ordered by kind and id."""
+        ...
+
+
+def _memory_nodes() -> Nodes:
+    from chatrelay.engine.nodes_memory import MemoryNodes
+
+    return MemoryNodes()
+
+
 class Client(Protocol):
     """The connection the facets of one engine share (the Redis client core)."""
 
@@ -277,7 +301,7 @@ class Client(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Engine:
-    """One broker, registry and coordination, and the client they share (None in memory).
+    """One broker, registry, coordination and node registry, and their client (None in memory).
 
     Built by :func:`chatrelay.engine.create_engine`; the app holds one per process.
     """
@@ -286,6 +310,7 @@ class Engine:
     registry: Registry
     coordination: Coordination
     client: Client | None = None
+    nodes: Nodes = field(default_factory=_memory_nodes)
 
     async def ping(self) -> bool:
         """True when the engine answers (for health checks); never raises."""

@@ -50,6 +50,13 @@ TICKET = "ticket:"
 #: Sorted set member -> expiry (ms) of a bounded set of slots (``slots:running:u1``).
 SLOTS = "slots:"
 
+# -- nodes
+
+#: A node's last status as JSON (``node:gateway:gw-1``), expiring with its TTL.
+NODE = "node:"
+#: Sorted set ``{kind}:{node id}`` -> expiry (ms) of every node that reported.
+NODES = "nodes"
+
 
 def _kind(kind: str) -> Callable[[KeySpace, str], str]:
     """A :class:`KeySpace` method: the prefix, ``kind``, then the id it is given."""
@@ -80,12 +87,16 @@ class KeySpace:
     lease_fence = _kind(LEASE_FENCE)
     cancel = _kind(CANCEL)
     bucket = _kind(BUCKET)
+    node = _kind(NODE)
 
     def active_sessions(self) -> str:
         return f"{self.prefix}{ACTIVE_SESSIONS}"
 
     def ticket(self, ticket: str) -> str:
         return f"{self.prefix}{TICKET}{ticket}"
+
+    def nodes(self) -> str:
+        return f"{self.prefix}{NODES}"
 
     def slots(self, key: str) -> str:
         return f"{self.prefix}{SLOTS}{key}"

@@ -14,7 +14,7 @@ from starlette.routing import Match
 
 from chatrelay.auth.base import Principal
 from chatrelay.auth.routes import router as auth_router
-from chatrelay.gateway import access_routes
+from chatrelay.gateway import access_routes, admin_routes
 from chatrelay.gateway.api_docs import mount_api_docs
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
@@ -58,6 +58,7 @@ def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAP
     app = create_service_app("chatrelay", services_factory, max_body_bytes)
     app.include_router(auth_router)
     access_routes.install(app)
+    app.include_router(admin_routes.router)
 
     @app.websocket("/ws/chat")
     async def chat_socket(websocket: WebSocket) -> None:
@@ -145,7 +146,7 @@ def _methods_of(app: FastAPI, path: str) -> set[str]:
 
 
 def _mount_web_ui(app: FastAPI) -> None:
-    index = STATIC_DIR / "index.html"
+    index, admin = STATIC_DIR / "index.html", STATIC_DIR / "admin.html"
     if (STATIC_DIR / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=STATIC_DIR / "assets"), name="assets")
 
@@ -157,6 +158,8 @@ def _mount_web_ui(app: FastAPI) -> None:
                 allow = {"Allow": ", ".join(sorted(allowed))}
                 return error_response(405, "method_not_allowed", "method not allowed", allow)
             return error_response(404, "not_found", f"no route /{path}")
+        if path.rstrip("/") == "admin" and admin.is_file():
+            return FileResponse(admin)  # the cluster view, a page of its own (web/admin.html)
         candidate = (STATIC_DIR / path).resolve()
         if path and candidate.is_file() and STATIC_DIR.resolve() in candidate.parents:
             return FileResponse(candidate)

@@ -14,6 +14,10 @@ A session is stored on its first accepted chat, not when a socket opens or
 a request is refused: ``send`` claims it after every check passed, and the
 store's claim is race-free (of two users racing the first chat of one new
 id, one owns it and the other is refused with ``forbidden``).
+
+An owner never changes once stored, so each gateway process remembers the
+owners it has read or claimed (``OWNER_CACHE_SIZE`` sessions, oldest
+forgotten first): a chat in a known session costs no store round trip here.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from chatrelay.rest import (
 from chatrelay.store.conversations import ConversationStore
 
 OTHER_USERS_SESSION = "this session belongs to another user"
+# Session owners remembered per gateway process (about 150 bytes each).
+OWNER_CACHE_SIZE = 50_000
 
 
 class Conversations:
@@ -56,10 +62,21 @@ class Conversations:
             max_running=settings.max_concurrent_generations,
             daily_tokens=settings.user_daily_tokens,
         )
+        self._owners: dict[str, str] = {}
 
     async def owner(self, session_id: str) -> str | None:
         """Who owns the session, or None while it is not stored (no chat accepted yet)."""
-        return await self._store.session_owner(session_id)
+        owner = self._owners.get(session_id)
+        if owner is None:
+            owner = await self._store.session_owner(session_id)
+            if owner is not None:
+                self._remember(session_id, owner)
+        return owner
+
+    def _remember(self, session_id: str, owner: str) -> None:
+        if len(self._owners) >= OWNER_CACHE_SIZE:
+            del self._owners[next(iter(self._owners))]  # the oldest entry
+        self._owners[session_id] = owner
 
     async def check_owner(
         self, principal: Principal, session_id: str, *, read: bool = False
@@ -69,7 +86,7 @@ class Conversations:
         ``read``: to read or cancel, which administrators may do in any session.
         Stores nothing: a session is claimed by its first accepted chat.
         """
-        owner = await self._store.session_owner(session_id)
+        owner = await self.owner(session_id)
         if owner is not None and owner != principal.user_id and not (read and principal.admin):
             raise Forbidden(OTHER_USERS_SESSION)
         return owner is not None
@@ -92,7 +109,7 @@ class Conversations:
         for name, text in (("message", content), ("client_id", client_id or "")):
             if problem := unstorable(text):
                 raise InvalidMessage(f"the {name} {problem}")
-        await self.check_owner(principal, session_id)
+        stored = await self.check_owner(principal, session_id)
         wait = await self._engine.coordination.take_token(
             f"chat-rate:{user_id}",
             self._settings.chat_rate_burst,
@@ -101,8 +118,10 @@ class Conversations:
         if wait > 0:
             seconds = math.ceil(wait)
             raise RateLimited(f"too many messages; retry in {seconds} s", retry_after=seconds)
-        if await self._store.claim_session(session_id, user_id) != user_id:
-            raise Forbidden(OTHER_USERS_SESSION)
+        if not stored:
+            if await self._store.claim_session(session_id, user_id) != user_id:
+                raise Forbidden(OTHER_USERS_SESSION)
+            self._remember(session_id, user_id)
         request = GenerationRequest(
             session_id=session_id,
             user_id=user_id,

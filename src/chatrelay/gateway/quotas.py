@@ -3,7 +3,7 @@
 A user's running answers are a slot set in the engine (``Coordination.claim_slot``),
 one member per answer, claimed when the gateway dispatches a chat and given
 back when the dispatch fails. An answer that ended (or whose worker died)
-is dropped from the set the next time the user's slots are counted: its
+is dropped from the set the next time the set is found full or counted: its
 generation lease is no longer held by it, and either its stored message is
 final or the dispatch grace has passed. So a crashed worker frees its slots
 within a lease TTL, without any worker telling the gateway.
@@ -75,11 +75,18 @@ class Quotas:
                     f" 00:00 UTC, in {_duration(wait)}",
                     retry_after=wait,
                 )
-        await self._drop_ended(user_id)
         member = f"{session_id} {message_id} {time.time():.3f}"
+        key = _running_key(user_id)
+        # One round trip while the user is under the limit; only a full set is
+        # looked through for answers that ended (a round trip per member).
         claimed = await self._coordination.claim_slot(
-            _running_key(user_id), member, self.max_running, SLOT_TTL_SECONDS
+            key, member, self.max_running, SLOT_TTL_SECONDS
         )
+        if not claimed:
+            await self._drop_ended(user_id)
+            claimed = await self._coordination.claim_slot(
+                key, member, self.max_running, SLOT_TTL_SECONDS
+            )
         if not claimed:
             raise QuotaExceeded(
                 f"at most {self.max_running} answers may run at once; one slot frees when"

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from chatrelay import metrics
 from chatrelay.auth.base import Authenticator
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
@@ -21,6 +22,7 @@ from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.connections import ConnectionRegistry, DrainHook
 from chatrelay.gateway.relay import Relay
 from chatrelay.gateway.upstream import Dispatcher
+from chatrelay.node_status import NodeReporter, gauge_value
 from chatrelay.store.conversations import ConversationStore
 
 
@@ -77,7 +79,7 @@ class GatewayServices:
                     node_id=settings.node_id,
                 )
             )
-            yield cls(
+            services = cls(
                 settings=settings,
                 engine=engine,
                 store=store,
@@ -88,10 +90,34 @@ class GatewayServices:
                 conversations=Conversations(settings, engine, store, dispatcher),
                 connections=connections,
             )
+            await stack.enter_async_context(
+                NodeReporter(
+                    engine,
+                    kind="gateway",
+                    node_id=settings.node_id,
+                    collect=services.node_status,
+                    store_ping=store.ping,
+                    chunks=metrics.CHUNKS_RELAYED,
+                    latency=metrics.CHUNK_LATENCY,
+                    latency_bounds=metrics.LATENCY_BUCKETS,
+                )
+            )
+            yield services
 
     @property
     def node_id(self) -> str:
         return self.settings.node_id
+
+    async def node_status(self) -> dict[str, Any]:
+        """This gateway's own part of its node status (``node_status.py`` adds the rest)."""
+        workers = self.dispatcher.health()
+        return {
+            "state": "draining" if self.connections.draining else "up",
+            "sockets": self.connections.count,
+            "running": int(gauge_value(metrics.RELAYED_SESSIONS)),
+            "workers": workers,
+            "cooled_down": [w["url"] for w in workers if w["state"] == "cooldown"],
+        }
 
     async def drain(self) -> None:
         """Drain the sockets, then run the drain hooks (``serving.py`` calls it on SIGTERM)."""

@@ -20,6 +20,7 @@ from chatrelay import metrics
 from chatrelay.exceptions import (
     Busy,
     ChatRelayError,
+    Forbidden,
     InvalidMessage,
     NotFound,
     Unavailable,
@@ -75,12 +76,22 @@ PROBE_INTERVAL_SECONDS = 1.0
 # that does not answer within these is treated as down and the next one tried.
 CONNECT_TIMEOUT_SECONDS = 2.0
 REQUEST_TIMEOUT_SECONDS = 10.0
+# Connections to workers, all kept alive: a storm of chat starts opens many at
+# once, and closing all but a few afterwards made the next storm pay a TCP
+# connect per start again.
+MAX_CONNECTIONS = 200
+# An idle connection is dropped before the worker's own keep-alive (uvicorn,
+# CHATRELAY_KEEP_ALIVE_SECONDS, default 5 s) closes it: a request sent on a
+# connection the worker is closing fails, counts against that worker and is
+# retried on another.
+KEEPALIVE_EXPIRY_SECONDS = 4.0
 # With every worker down, each chat would log the same list: once per this is enough.
 NO_WORKER_LOG_INTERVAL_SECONDS = 10.0
 # What a client is told; the worker URLs and errors go to the log and metrics only.
 NO_WORKER_DETAIL = "no worker could take the request"
 # 4xx answers a worker gives that mean the request itself is wrong: never retried.
 _CLIENT_ERRORS: dict[int, type[ChatRelayError]] = {
+    403: Forbidden,  # the session is another user's (the worker claims it with the chat)
     404: NotFound,
     409: Busy,
     422: InvalidMessage,
@@ -128,7 +139,11 @@ class HttpBalancer:
         self._headers = {INTERNAL_TOKEN_HEADER: internal_token}
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS,
+                max_keepalive_connections=MAX_CONNECTIONS,
+                keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
+            ),
         )
         self._prober = Periodic(PROBE_INTERVAL_SECONDS, self._probe, "upstream-prober")
         self._no_worker_logged_at = -NO_WORKER_LOG_INTERVAL_SECONDS

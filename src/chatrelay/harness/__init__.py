@@ -6,4 +6,6 @@
   ``GET /health`` 200, or any callable), failing fast with the log's tail when
   it exits instead.
 - ``redis``: the one way to run ``redis-server`` and ask it a command.
+- ``postgres``: the one way to run a throw-away PostgreSQL server
+  (``cluster up``, the store fixtures, ``bench/``).
 """

@@ -16,6 +16,7 @@ from pydantic import Field
 # pydantic reads TypedDicts (for the JSON Schema) only from typing_extensions before 3.12.
 from typing_extensions import TypedDict
 
+from chatrelay import metrics
 from chatrelay.protocol.client_frames import PROTOCOL_VERSION
 from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, Role
 
@@ -210,6 +211,7 @@ def complete_frame(
 def error_frame(
     code: str, detail: str, client_id: str | None = None, message_id: str | None = None
 ) -> ErrorFrame:
+    metrics.ERRORS.labels(code).inc()
     frame: ErrorFrame = {"type": "error", "code": code, "detail": detail}
     if client_id is not None:
         frame["client_id"] = client_id

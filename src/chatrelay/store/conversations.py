@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from chatrelay.store.database import open_database
@@ -92,6 +92,15 @@ class ConversationStore:
 
     async def aclose(self) -> None:
         await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        """True when the database answers a ``SELECT 1``; False (not an error) otherwise."""
+        try:
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
 
     # -- sessions
 

@@ -65,6 +65,9 @@ class GenerationConfig:
 class _Running:
     task: asyncio.Task[None]
     cancelled: asyncio.Event  # set by a cancel that reached this worker directly
+    session_id: str
+    user_id: str
+    started_at: float  # Unix seconds
 
 
 class Generations:
@@ -91,6 +94,18 @@ class Generations:
     @property
     def running_count(self) -> int:
         return len(self._running)
+
+    def streaming(self) -> list[dict[str, str | float]]:
+        """The answers running here: message, session, user, start (the cluster view)."""
+        return [
+            {
+                "message_id": message_id,
+                "session_id": running.session_id,
+                "user_id": running.user_id,
+                "started_at": running.started_at,
+            }
+            for message_id, running in self._running.items()
+        ]
 
     async def start(self, request: GenerationRequest) -> ChatAccepted:
         """Accept a chat turn and start streaming its answer.
@@ -151,7 +166,9 @@ class Generations:
         task = asyncio.create_task(
             self._run(request, lease, cancelled, turns), name=f"generation-{request.message_id}"
         )
-        self._running[request.message_id] = _Running(task, cancelled)
+        self._running[request.message_id] = _Running(
+            task, cancelled, request.session_id, request.user_id, time.time()
+        )
         metrics.RUNNING_GENERATIONS.inc()
         task.add_done_callback(lambda _: self._forget(request.message_id))
         return accepted
@@ -224,6 +241,7 @@ class Generations:
                     lease=lease,
                     cancel_of=request.message_id,  # a cancel from any node, in the same step
                 )
+                metrics.CHUNKS_PUBLISHED.inc()
                 # Only text that reached the log is the answer's: a delta whose publish
                 # failed was never seen by anyone, so the stored end must not hold it.
                 parts.append(delta)

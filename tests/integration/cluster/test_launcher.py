@@ -6,12 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from chatrelay.cluster import nginx
+from chatrelay.cluster.manifest import pid_alive
 from chatrelay.cluster.nginx import Balancing
 from chatrelay.exceptions import MissingBinary
 from chatrelay.harness.processes import find_program, free_port
+from tests.fixtures.cluster import RunningCluster, running_cluster, start_cluster
+from tests.integration.cluster.clients import http, new_session, new_user
 from tests.timing import seconds
 
 
@@ -84,3 +88,49 @@ def test_the_generated_nginx_config_passes_nginx_t(tmp_path: Path, balancing: Ba
     ):
         assert needle in text, needle
     assert nginx.check(find_program("nginx", "nginx"), tmp_path, config) is None
+
+
+async def test_cluster_up_stores_on_a_throw_away_postgres_it_lists(cluster: RunningCluster) -> None:
+    (server,) = cluster.of_role("postgres")
+    assert server.pid is not None and pid_alive(server.pid)
+    assert server.url.startswith("postgresql+asyncpg://")
+    assert "database: a throw-away PostgreSQL" in cluster.launcher.log()
+    session = new_session()
+    async with http(cluster, "127.0.0.1") as client:
+        response = await client.post(
+            "/api/chat",
+            json={"message": "stored where?", "session_id": session},
+            headers={"X-User-Id": new_user()},
+        )
+    assert response.status_code == 202, response.text
+    database = await asyncpg.connect(server.url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        stored = await database.fetch(
+            "SELECT role, content FROM messages WHERE session_id = $1 ORDER BY row_id", session
+        )
+    finally:
+        await database.close()
+    assert [(row["role"], row["content"]) for row in stored][:1] == [("user", "stored where?")]
+    assert [row["role"] for row in stored] == ["user", "assistant"]
+
+
+def test_its_postgres_stops_by_pid_and_leaves_no_files(tmp_path: Path) -> None:
+    cluster = start_cluster(tmp_path / "run", gateways=1, workers=1)
+    (server,) = cluster.of_role("postgres")
+    assert server.log is not None
+    folder = Path(server.log).parent
+    assert (folder / "data" / "PG_VERSION").is_file()
+    cluster.stop()  # also checks that no pid of cluster.json outlives the launcher
+    assert server.pid is not None and not pid_alive(server.pid)
+    assert not folder.exists()
+
+
+def test_without_postgres_it_falls_back_to_sqlite_with_a_warning(tmp_path: Path) -> None:
+    with running_cluster(
+        tmp_path / "run", gateways=1, workers=1, options=("--database", "sqlite")
+    ) as cluster:
+        assert not cluster.of_role("postgres")
+        log = cluster.launcher.log()
+    assert "PostgreSQL is not installed" in log
+    assert "not for load" in log
+    assert (tmp_path / "run" / "chatrelay.db").is_file()

@@ -84,4 +84,4 @@ def test_cluster_status_shows_every_process_alive(cluster: RunningCluster) -> No
     assert sorted(row.split()[1] for row in rows) == sorted(n.node_id for n in cluster.nodes)
     assert all(row.split()[-1] == "alive" for row in rows), result.stdout
     roles = Counter(row.split()[0] for row in rows)
-    assert roles == {"redis": 1, "nginx": 1, "gateway": 3, "worker": 3}
+    assert roles == {"redis": 1, "postgres": 1, "nginx": 1, "gateway": 3, "worker": 3}

@@ -31,7 +31,7 @@ NGINX = Path("/usr/sbin/nginx")
 NGINX_PACKAGE = "nginx"
 GATEWAYS = [f"gateway-{n}" for n in (1, 2, 3)]
 WORKERS = [f"worker-{n}" for n in (1, 2, 3)]
-SERVICES = {"nginx", *GATEWAYS, *WORKERS, "redis", "postgres", "kafka"}
+SERVICES = {"nginx", *GATEWAYS, *WORKERS, "redis", "postgres", "kafka", "prometheus", "grafana"}
 WORKER_URLS = "http://worker-1:8000,http://worker-2:8000,http://worker-3:8000"
 # `nginx -t` reads and checks one small file; it is done in well under a second.
 NGINX_TEST_TIMEOUT = seconds(30)
