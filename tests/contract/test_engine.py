@@ -303,6 +303,20 @@ async def test_registry_tracks_connections_across_nodes(engine: Engine) -> None:
     assert await engine.registry.user_connection_count("alice") == 1
 
 
+async def test_one_batched_heartbeat_renews_every_socket_it_names(engine: Engine) -> None:
+    kept = [Connection(f"c{n}", f"s{n}", "alice", "gw-1") for n in range(3)]
+    stale = Connection("c9", "s9", "bob", "gw-dead")
+    for connection in (*kept, stale):
+        await engine.registry.register(connection, ttl=SHORT_TTL)
+    for _ in range(3):
+        await asyncio.sleep(SHORT_TTL / 2)
+        await engine.registry.heartbeat_many(kept, ttl=SHORT_TTL)
+    await engine.registry.heartbeat_many([], ttl=SHORT_TTL)
+    assert await engine.registry.user_connection_count("alice") == 3
+    assert await engine.registry.user_connection_count("bob") == 0
+    assert [x.connection_id for x in await engine.registry.session_connections("s2")] == ["c2"]
+
+
 async def test_registry_entries_expire_without_heartbeat(engine: Engine) -> None:
     kept = Connection("c1", "s1", "alice", "gw-1")
     stale = Connection("c2", "s2", "alice", "gw-dead")

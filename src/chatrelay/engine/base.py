@@ -34,7 +34,7 @@ Unknown sessions are not errors: they have an empty log at offset 0.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -176,6 +176,10 @@ class Registry(Protocol):
 
     async def heartbeat(self, connection: Connection, ttl: float) -> None:
         """Renew a socket's registration."""
+        ...
+
+    async def heartbeat_many(self, connections: Sequence[Connection], ttl: float) -> None:
+        """Renew many sockets' registrations (a process's heartbeat: batched, not one call each)."""
         ...
 
     async def unregister(self, connection: Connection) -> None:

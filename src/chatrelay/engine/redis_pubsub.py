@@ -44,7 +44,7 @@ SUBSCRIBE_BATCH = 500
 CLOSE_TIMEOUT = 5.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Channel:
     """One subscribed channel: its local subscribers and SUBSCRIBE bookkeeping.
 
@@ -184,6 +184,11 @@ class PubSubRouter:
 
     async def _open(self) -> AbstractConnection:
         conn = self._new_connection()
+        # No read timeout: a pub/sub connection is silent while nothing is published,
+        # and with the pool's command timeout every read of an idle gateway timed out
+        # and dropped it (resubscribing, and repairing, every channel every 5 s). The
+        # watchdog PINGs a silent connection instead.
+        conn.socket_timeout = None
         try:
             await conn.connect()  # type: ignore[no-untyped-call]
             async with self._lock:

@@ -9,6 +9,7 @@ the event loop. ``sweep`` (run by the memory broker's sweep, and by
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from chatrelay.engine.base import USER_SESSIONS_TTL, Connection
 
@@ -37,6 +38,10 @@ class MemoryRegistry:
 
     async def heartbeat(self, connection: Connection, ttl: float) -> None:
         await self.register(connection, ttl)
+
+    async def heartbeat_many(self, connections: Sequence[Connection], ttl: float) -> None:
+        for connection in connections:
+            await self.register(connection, ttl)
 
     async def unregister(self, connection: Connection) -> None:
         self._connections.pop(connection.connection_id, None)

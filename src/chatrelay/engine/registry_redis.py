@@ -8,7 +8,8 @@ change is one Lua script.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import orjson
 
@@ -16,6 +17,8 @@ from chatrelay.engine.base import USER_SESSIONS_TTL, Connection
 from chatrelay.engine.redis_client import RedisClient, as_text, milliseconds
 
 SCAN_BATCH = 500
+# Registrations renewed per pipeline by ``heartbeat_many``.
+HEARTBEAT_BATCH = 500
 # Registry indexes outlive their last socket this long, so ``cleanup_stale``
 # sees (and counts) what it drops; past it Redis drops them even if nobody cleans.
 INDEX_GRACE = 3600.0
@@ -40,25 +43,39 @@ class RedisRegistry:
     async def register(
         self, connection: Connection, ttl: float, *, max_per_user: int | None = None
     ) -> bool:
-        c = connection
-        registered = await self._client.run(
-            "register",
-            [*self._socket_keys(c), self._keys.user_sessions(c.user_id)],
-            [
-                c.connection_id,
-                orjson.dumps(c),  # a dataclass: its fields, in order
-                milliseconds(ttl),
-                c.session_id,
-                c.user_id,
-                milliseconds(INDEX_GRACE),
-                round(USER_SESSIONS_TTL),
-                -1 if max_per_user is None else max_per_user,
-            ],
-        )
+        keys, args = self._register_args(connection, ttl, max_per_user)
+        registered = await self._client.run("register", keys, args)
         return bool(registered)
+
+    def _register_args(
+        self, c: Connection, ttl: float, max_per_user: int | None
+    ) -> tuple[list[str], list[Any]]:
+        keys = [*self._socket_keys(c), self._keys.user_sessions(c.user_id)]
+        args = [
+            c.connection_id,
+            orjson.dumps(c),  # a dataclass: its fields, in order
+            milliseconds(ttl),
+            c.session_id,
+            c.user_id,
+            milliseconds(INDEX_GRACE),
+            round(USER_SESSIONS_TTL),
+            -1 if max_per_user is None else max_per_user,
+        ]
+        return keys, args
 
     async def heartbeat(self, connection: Connection, ttl: float) -> None:
         await self.register(connection, ttl)
+
+    async def heartbeat_many(self, connections: Sequence[Connection], ttl: float) -> None:
+        """One pipeline (no transaction) of ``register.lua`` calls per ``HEARTBEAT_BATCH``."""
+        script = self._client.scripts["register"]
+        for start in range(0, len(connections), HEARTBEAT_BATCH):
+            async with self._client.errors("heartbeat pipeline"):
+                pipe = self._client.redis.pipeline(transaction=False)
+                for c in connections[start : start + HEARTBEAT_BATCH]:
+                    keys, args = self._register_args(c, ttl, None)
+                    await script(keys, args, client=pipe)
+                await pipe.execute()
 
     async def unregister(self, connection: Connection) -> None:
         c = connection

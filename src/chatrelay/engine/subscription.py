@@ -23,6 +23,8 @@ class QueueSubscription:
     once the resubscription is confirmed).
     """
 
+    __slots__ = ("_lost_connection", "_queue", "dropped", "reconnected", "reconnects")
+
     def __init__(self, queue_size: int = SUBSCRIBER_QUEUE_SIZE) -> None:
         self.dropped = 0
         self.reconnects = 0

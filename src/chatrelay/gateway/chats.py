@@ -16,8 +16,8 @@ store's claim is race-free (of two users racing the first chat of one new
 id, one owns it and the other is refused with ``forbidden``).
 
 An owner never changes once stored, so each gateway process remembers the
-owners it has read or claimed (``OWNER_CACHE_SIZE`` sessions, oldest
-forgotten first): a chat in a known session costs no store round trip here.
+owners it has read or claimed, in the one cache the accept path uses too
+(``owners.py``): a chat in a known session costs no store round trip here.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from chatrelay.auth.base import Principal
 from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import ChatRelayError, Forbidden, InvalidMessage, RateLimited
+from chatrelay.gateway.owners import SessionOwners
 from chatrelay.gateway.quotas import Quotas
 from chatrelay.gateway.upstream import Dispatcher
 from chatrelay.protocol.client_frames import new_id, unstorable
@@ -42,15 +43,18 @@ from chatrelay.rest import (
 from chatrelay.store.conversations import ConversationStore
 
 OTHER_USERS_SESSION = "this session belongs to another user"
-# Session owners remembered per gateway process (about 150 bytes each).
-OWNER_CACHE_SIZE = 50_000
 
 
 class Conversations:
     """Sessions, chats, cancels and history, each asked by an authenticated principal."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, store: ConversationStore, dispatcher: Dispatcher
+        self,
+        settings: Settings,
+        engine: Engine,
+        store: ConversationStore,
+        dispatcher: Dispatcher,
+        owners: SessionOwners | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -62,21 +66,12 @@ class Conversations:
             max_running=settings.max_concurrent_generations,
             daily_tokens=settings.user_daily_tokens,
         )
-        self._owners: dict[str, str] = {}
+        # The gateway's one owner cache, shared with the accept path.
+        self._owners = owners or SessionOwners(store)
 
     async def owner(self, session_id: str) -> str | None:
         """Who owns the session, or None while it is not stored (no chat accepted yet)."""
-        owner = self._owners.get(session_id)
-        if owner is None:
-            owner = await self._store.session_owner(session_id)
-            if owner is not None:
-                self._remember(session_id, owner)
-        return owner
-
-    def _remember(self, session_id: str, owner: str) -> None:
-        if len(self._owners) >= OWNER_CACHE_SIZE:
-            del self._owners[next(iter(self._owners))]  # the oldest entry
-        self._owners[session_id] = owner
+        return await self._owners.owner(session_id)
 
     async def check_owner(
         self, principal: Principal, session_id: str, *, read: bool = False
@@ -121,7 +116,7 @@ class Conversations:
         if not stored:
             if await self._store.claim_session(session_id, user_id) != user_id:
                 raise Forbidden(OTHER_USERS_SESSION)
-            self._remember(session_id, user_id)
+            self._owners.remember(session_id, user_id)
         request = GenerationRequest(
             session_id=session_id,
             user_id=user_id,

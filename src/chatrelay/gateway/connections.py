@@ -94,27 +94,14 @@ class ConnectionRegistry:
         if self._draining:
             raise HandshakeRefused(close_codes.OVERLOADED, "this node is draining; connect again")
 
-    async def admit(self, user_id: str) -> None:
-        """A first look: refuse a user already at their socket limit before any other work.
-
-        Raises ``HandshakeRefused`` (4429). Only a look: sockets racing past it
-        are held to the limit by ``open``, which counts and registers in one step.
-        """
-        try:
-            count = await self._registry.user_connection_count(user_id)
-        except EngineError as exc:
-            raise HandshakeRefused(close_codes.OVERLOADED, "engine unavailable") from exc
-        if count >= self._max_per_user:
-            raise HandshakeRefused(close_codes.TOO_MANY, TOO_MANY_REASON)
-
     @contextlib.asynccontextmanager
     async def open(self, connection: Connection, socket: Reconnectable) -> AsyncIterator[None]:
         """Hold ``socket`` registered as ``connection`` while the context is open.
 
         The registration is refused atomically, on every node at once, when
         the user already holds their limit of sockets. Raises
-        ``HandshakeRefused`` for that (4429) or when the node began draining
-        since ``admit`` (1013), and ``EngineError`` when the engine does not
+        ``HandshakeRefused`` for that (4429) or when the node is draining
+        (1013), and ``EngineError`` when the engine does not
         take the registration. Leaving unregisters (errors ignored: the TTL
         cleans up).
         """
@@ -166,7 +153,6 @@ class ConnectionRegistry:
     async def renew(self) -> None:
         """Renew the registration of every open socket once (the heartbeat does it every TTL/3)."""
         try:
-            for connection in list(self._open):
-                await self._registry.heartbeat(connection, self._ttl)
+            await self._registry.heartbeat_many(list(self._open), self._ttl)
         except EngineError as exc:
             logger.warning("registry heartbeat failed: %s", exc)

@@ -25,6 +25,7 @@ opening its id before its owner's first chat.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -63,6 +64,20 @@ Receive = Callable[[], Awaitable[Message]]
 class Inbound:
     """Reads one socket's frames and does what each asks, in arrival order."""
 
+    __slots__ = (
+        "_claim_check",
+        "_conversations",
+        "_credential",
+        "_limit",
+        "_max_frame_bytes",
+        "_outbound",
+        "_owned",
+        "_recheck",
+        "_relay",
+        "_session_id",
+        "_throttle",
+    )
+
     def __init__(
         self,
         *,
@@ -85,6 +100,8 @@ class Inbound:
         self._limit = max_message_chars
         self._max_frame_bytes = max_frame_bytes
         self._owned = owned
+        self._claim_check: asyncio.Task[None] | None = None
+        self._recheck = False
 
     async def read(self, receive: Receive) -> None:
         """Handle frames from ``receive`` (the ASGI receive) until the client disconnects,
@@ -141,21 +158,40 @@ class Inbound:
             )
             self._outbound.send_frame(error_frame("internal", "the frame could not be handled"))
 
-    async def watch_claim(self) -> None:
-        """On a socket not owned at its welcome: once its session's events arrive, find out
-        whose it is; release them if this user's, close the socket (4403) if not.
+    def watch_claim(self) -> None:
+        """On a socket not owned at its welcome: each time its session's events arrive, find
+        out whose it is (one check at a time, no task while nothing arrives); release them
+        if this user's, close the socket (4403) if not. ``stop`` ends the watch."""
+        self._outbound.on_held = self._held_event
 
-        Returns once the session is this user's, or the socket is to close.
-        """
-        held = 0
+    async def stop(self) -> None:
+        """Stop a claim check in flight (the socket ended)."""
+        check, self._claim_check = self._claim_check, None
+        if check is not None:
+            check.cancel()
+            await asyncio.gather(check, return_exceptions=True)
+
+    def _held_event(self) -> None:
+        if self._owned:
+            return
+        if self._claim_check is None:
+            self._claim_check = asyncio.create_task(self._check_claims())
+        else:
+            self._recheck = True  # events came while a check was in flight
+
+    async def _check_claims(self) -> None:
         try:
-            while not self._owned:
-                held = await self._outbound.wait_held(held)
-                if not held:  # the outbound holds nothing any more: nothing to watch
-                    return
+            self._recheck = True
+            while self._recheck and not self._owned:
+                self._recheck = False
                 await self._check_claim()
         except HandshakeRefused as refused:
             self._outbound.close_with(refused.code, refused.reason)
+        except Exception as exc:
+            # The next event or frame checks again.
+            logger.warning("claim check failed: %s", type(exc).__name__)
+        finally:
+            self._claim_check = None
 
     async def _check_claim(self) -> None:
         """Whether the session this socket waits on was claimed since its welcome, and by whom."""

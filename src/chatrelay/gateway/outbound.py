@@ -43,6 +43,18 @@ class Outbound:
     writer.
     """
 
+    __slots__ = (
+        "_closing",
+        "_floor",
+        "_held",
+        "_last",
+        "_overflowed",
+        "_queue",
+        "_sent",
+        "_writer",
+        "on_held",
+    )
+
     def __init__(self, maxsize: int) -> None:
         # (offset, or 0 for frames outside the log; the frame's bytes; whether it is live)
         self._queue: asyncio.Queue[tuple[int, bytes, bool]] = asyncio.Queue(maxsize)
@@ -52,8 +64,9 @@ class Outbound:
         self._sent = 0  # newest offset written to the socket
         self._closing: tuple[int, str] = (close_codes.NORMAL, "")
         self._overflowed = False
-        self._more_held = asyncio.Event()  # set when an event is held aside
         self._writer: asyncio.Task[Any] | None = None
+        #: Called (must not block) each time a live event is held aside.
+        self.on_held: Callable[[], None] | None = None
 
     @property
     def close_reason(self) -> tuple[int, str]:
@@ -74,7 +87,8 @@ class Outbound:
                 self._overflow()
             else:
                 self._held.append((event, live))
-                self._more_held.set()
+                if self.on_held is not None:
+                    self.on_held()
             return
         self._push(event, live)
 
@@ -114,20 +128,9 @@ class Outbound:
         """Hold live events aside until ``release`` (while the log is read)."""
         self._held = []
 
-    async def wait_held(self, more_than: int) -> int:
-        """Wait until more than ``more_than`` events are held aside; how many are.
-
-        Returns 0 at once when nothing is being held. Cancel-safe.
-        """
-        while self._held is not None and len(self._held) <= more_than:
-            self._more_held.clear()
-            await self._more_held.wait()
-        return 0 if self._held is None else len(self._held)
-
     def release(self) -> None:
         """Queue what was held, dropping the offsets already queued."""
         held, self._held = self._held or [], None
-        self._more_held.set()  # a wait_held returns: nothing is held any more
         for event, live in held:
             self._push(event, live)
 

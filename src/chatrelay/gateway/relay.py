@@ -48,7 +48,7 @@ class Sink(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Channel:
     session_id: str
     sinks: set[Sink] = field(default_factory=set)
@@ -80,12 +80,16 @@ class Relay:
         return await self._broker.history(session_id, since)
 
     @asynccontextmanager
-    async def attach(self, session_id: str, sink: Sink) -> AsyncIterator[None]:
+    async def attach(self, session_id: str, sink: Sink) -> AsyncIterator[tuple[str, int]]:
         """Deliver the session's live events to ``sink`` while the context is open.
 
-        When this returns, every event published from now on reaches the sink
-        (events already in the log are the caller's to read from history).
-        Raises ``EngineError`` when the engine takes no subscription in time.
+        Yields the log's epoch and the offset after which every event reaches
+        the sink (what the sink got up to it is the caller's to drop; events
+        already in the log are the caller's to read from history): the
+        position the session's subscription read when it started, moved on by
+        every event relayed since, so a socket joining a relayed session costs
+        no engine round trip. Raises ``EngineError`` when the engine takes no
+        subscription in time.
         """
         channel = self._channels.get(session_id)
         if channel is None:
@@ -99,7 +103,7 @@ class Relay:
                     await channel.ready.wait()
             except TimeoutError as exc:
                 raise EngineError("the engine did not accept a subscription in time") from exc
-            yield
+            yield channel.epoch, channel.last
         finally:
             channel.sinks.discard(sink)
             if not channel.sinks and self._channels.get(session_id) is channel:

@@ -20,6 +20,7 @@ from chatrelay.config import Settings
 from chatrelay.engine.base import Engine
 from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.connections import ConnectionRegistry, DrainHook
+from chatrelay.gateway.owners import SessionOwners
 from chatrelay.gateway.relay import Relay
 from chatrelay.gateway.upstream import Dispatcher
 from chatrelay.node_status import NodeReporter, gauge_value
@@ -49,6 +50,7 @@ class GatewayServices:
     relay: Relay
     conversations: Conversations
     connections: ConnectionRegistry
+    owners: SessionOwners
 
     @classmethod
     @asynccontextmanager
@@ -79,6 +81,7 @@ class GatewayServices:
                     node_id=settings.node_id,
                 )
             )
+            owners = SessionOwners(store)
             services = cls(
                 settings=settings,
                 engine=engine,
@@ -87,8 +90,9 @@ class GatewayServices:
                 auth=auth,
                 model=model,
                 relay=relay,
-                conversations=Conversations(settings, engine, store, dispatcher),
+                conversations=Conversations(settings, engine, store, dispatcher, owners),
                 connections=connections,
+                owners=owners,
             )
             await stack.enter_async_context(
                 NodeReporter(

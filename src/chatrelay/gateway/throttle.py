@@ -20,6 +20,17 @@ class FrameThrottle:
     needs no lock.
     """
 
+    __slots__ = (
+        "_at",
+        "_burst",
+        "_clock",
+        "_flood_limit",
+        "_flood_window",
+        "_rate",
+        "_refused",
+        "_tokens",
+    )
+
     def __init__(
         self,
         *,
@@ -35,8 +46,10 @@ class FrameThrottle:
         self._clock = clock
         self._tokens = burst
         self._at = clock()
-        # When the last ``flood_limit`` frames were refused.
-        self._refused: deque[float] = deque(maxlen=flood_limit)
+        self._flood_limit = flood_limit
+        # When the last ``flood_limit`` frames were refused (made at the first refusal:
+        # most sockets never get one).
+        self._refused: deque[float] | None = None
 
     def take(self) -> float:
         """Spend one frame: 0.0 if it may be handled now, else the seconds until it could."""
@@ -46,6 +59,8 @@ class FrameThrottle:
         if self._tokens >= 1:
             self._tokens -= 1
             return 0.0
+        if self._refused is None:
+            self._refused = deque(maxlen=self._flood_limit)
         self._refused.append(now)
         return (1 - self._tokens) / self._rate
 
@@ -53,4 +68,6 @@ class FrameThrottle:
     def flooding(self) -> bool:
         """True once ``flood_limit`` frames were refused within ``flood_window`` seconds."""
         refused = self._refused
+        if refused is None:
+            return False
         return len(refused) == refused.maxlen and refused[-1] - refused[0] <= self._flood_window

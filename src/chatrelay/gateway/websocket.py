@@ -4,8 +4,9 @@
 registered, ``relay.py`` feeds its session's events into its
 ``outbound.py`` queue, and ``inbound.py`` reads what the client sends. The
 socket runs two tasks, the reader and the writer, and ends when the first
-of them does: the client left, the writer sent a ``reconnect``, or the
-client read too slowly (the outbound queue stopped the writer).
+of them does (the client left, the writer sent a ``reconnect``, or the
+client read too slowly: the outbound queue stopped the writer) or its
+credential's deadline timer fires.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ async def _attached(
     """Attach ``outbound`` to its session's relay and welcome it, holding live events meanwhile."""
     outbound.hold()
     connection = admission.connection
-    async with services.relay.attach(connection.session_id, outbound):
-        await handshake.welcome(services, connection, outbound, owned=admission.owned)
+    async with services.relay.attach(connection.session_id, outbound) as (epoch, latest):
+        handshake.welcome(services, connection, outbound, epoch, latest, owned=admission.owned)
         yield
 
 
@@ -106,13 +107,14 @@ async def _run(
     )
     reader = asyncio.create_task(inbound.read(websocket.receive))
     writer = asyncio.create_task(outbound.write(TextSender(websocket).send_text))
-    expiry = asyncio.create_task(credential.expired())
-    tasks = [reader, writer, expiry]
-    # The claim watcher is not one of the tasks that end the socket: it only
-    # releases the outbound, or closes it (the writer then ends).
-    helpers = [] if admission.owned else [asyncio.create_task(inbound.watch_claim())]
+    expiry = credential.expired  # a future a timer completes, not a task
+    tasks = [reader, writer]
+    # The claim watch does not end the socket by itself: it only releases the
+    # outbound, or closes it (the writer then ends).
+    if not admission.owned:
+        inbound.watch_claim()
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait((*tasks, expiry), return_when=asyncio.FIRST_COMPLETED)
         if expiry in done and not writer.done():
             expired = TokenExpired("the token expired and was not refreshed")
             outbound.send_frame(error_frame(expired.code, expired.detail))
@@ -120,8 +122,9 @@ async def _run(
             # What is queued goes out first: the writer ends after it.
             await asyncio.wait((writer,), timeout=EXPIRED_FLUSH_SECONDS)
     finally:
-        for task in (*tasks, *helpers):
+        credential.close()
+        for task in tasks:
             task.cancel()
         # The client may be gone: a send or receive error only ends the socket.
-        await asyncio.gather(*tasks, *helpers, return_exceptions=True)
+        await asyncio.gather(*tasks, inbound.stop(), return_exceptions=True)
     return outbound.close_reason

@@ -13,7 +13,7 @@ transaction, when the event log is on (``store/outbox.py``, docs/events.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -126,6 +126,16 @@ class ConversationStore:
     async def session_owner(self, session_id: str) -> str | None:
         async with self._sessions() as db:
             return await db.scalar(select(SessionRow.user_id).where(SessionRow.id == session_id))
+
+    async def session_owners(self, session_ids: Collection[str]) -> dict[str, str]:
+        """The owners of those of ``session_ids`` that are stored, in one query."""
+        if not session_ids:
+            return {}
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(SessionRow.id, SessionRow.user_id).where(SessionRow.id.in_(session_ids))
+            )
+            return {session_id: user_id for session_id, user_id in rows}
 
     async def list_sessions(self, user_id: str, limit: int = 100) -> list[SessionRecord]:
         """The user's sessions, newest first."""

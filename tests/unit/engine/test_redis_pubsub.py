@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from chatrelay.engine import create_engine, redis_pubsub
+from chatrelay.engine import create_engine, redis_client, redis_pubsub
 from chatrelay.engine.base import Engine
 from chatrelay.exceptions import EngineError
 from tests.timing import seconds
@@ -56,6 +56,22 @@ async def test_subscription_resumes_after_its_connection_is_killed(
         assert subscription.reconnects == 1 and broker.pubsub_reconnects == 1
         await broker.publish("s1", frame(2))
         assert await next_event_offset(subscription) == 2
+
+
+async def test_a_silent_subscription_keeps_its_connection_past_the_command_timeout(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_client, "COMMAND_TIMEOUT", 0.2)
+    engine = create_engine(redis_url, node_id="test")
+    try:
+        broker = redis_broker(engine)
+        async with broker.subscribe("s1") as subscription:
+            await asyncio.sleep(1.0)  # five command timeouts without a message
+            await broker.publish("s1", frame(1))
+            assert await next_event_offset(subscription) == 1
+            assert subscription.reconnects == 0 and broker.pubsub_reconnects == 0
+    finally:
+        await engine.aclose()
 
 
 async def test_subscribing_while_reconnecting_waits_for_the_new_connection(

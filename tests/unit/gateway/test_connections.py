@@ -91,10 +91,13 @@ async def test_a_user_over_the_limit_is_refused_with_4429() -> None:
     async with registry(engine, max_per_user=2) as sockets:
         async with sockets.open(connection(1), Socket()), sockets.open(connection(2), Socket()):
             with pytest.raises(HandshakeRefused) as refused:
-                await sockets.admit("ana")
+                async with sockets.open(connection(3), Socket()):
+                    pass
             assert refused.value.code == close_codes.TOO_MANY == 4429
-            await sockets.admit("bob")  # the limit is per user
-        await sockets.admit("ana")  # room again once they left
+            async with sockets.open(connection(4, "bob"), Socket()):
+                pass  # the limit is per user
+        async with sockets.open(connection(5), Socket()):
+            assert sockets.count == 1  # room again once they left
 
 
 async def test_finding_10_racing_sockets_open_no_more_than_the_limit() -> None:
