@@ -8,7 +8,7 @@ GATEWAYS ?= 3
 WORKERS ?= 3
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast cluster local-model local-model-test install install-test system-deps web web-test schema lint clean helm
+.PHONY: run test test-fast kafka cluster local-model local-model-test install install-test system-deps web web-test schema lint clean helm
 
 # -- environment ---------------------------------------------------------------
 
@@ -17,11 +17,11 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[redis,postgres,openai]'
+	$(BIN)/pip install -q -e '.[redis,postgres,openai,kafka]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,redis,postgres,openai]'
+	$(BIN)/pip install -q -e '.[test,redis,postgres,openai,kafka]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -67,8 +67,12 @@ run: install local-model web
 cluster: install web
 	$(BIN)/chatrelay cluster up --gateways $(GATEWAYS) --workers $(WORKERS) --port $(PORT)
 
+# Apache Kafka's jars for the event log tests (scripts/kafka.sh; cached in ~/.cache).
+kafka: system-deps
+	bash scripts/kafka.sh install
+
 # Lint first: CI runs `make test`, so a format, lint or type error fails it.
-test: lint system-deps install-test local-model-test web-test helm
+test: lint system-deps install-test local-model-test web-test helm kafka
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The in-process tier: no redis-server, PostgreSQL, nginx, model or browser needed.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run for real (redis-server, nginx,
-# PostgreSQL, Chromium) when they are missing. As root it uses apt-get; as
+# PostgreSQL, Chromium, Java and Maven for Kafka) when they are missing. As root it uses apt-get; as
 # anyone else it prints the exact command to run and fails.
 set -euo pipefail
 
@@ -9,6 +9,9 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Kafka (scripts/kafka.sh): a Java 17 runtime and Maven to fetch the jars.
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -32,6 +32,7 @@ EXTERNAL_FIXTURES = frozenset(
         "redis_url",
         "redis_cluster",
         "postgres_server",
+        "kafka_server",
         "server",
         "cluster",
         "fault_cluster",

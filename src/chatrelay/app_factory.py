@@ -77,9 +77,18 @@ async def _open_shared(
     if engine is None:
         engine = build_engine(settings)
     stack.push_async_callback(engine.aclose)
-    store = ConversationStore(settings.database_url)
+    store = ConversationStore(
+        settings.database_url,
+        node=settings.node_id,
+        record_events=settings.kafka_bootstrap is not None,
+    )
     stack.push_async_callback(store.aclose)
     await store.open()
+    if settings.kafka_bootstrap is not None:
+        # Imported only here: the all-in-one user need not install the kafka extra.
+        from chatrelay.events.relay import start_event_relay
+
+        start_event_relay(settings, stack, engine, store)
     return engine, store
 
 

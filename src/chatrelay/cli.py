@@ -126,12 +126,17 @@ def cluster_up(
             " CHATRELAY_DATABASE_URL overrides it."
         ),
     ] = Database.AUTO,
+    kafka: Annotated[
+        bool, typer.Option("--kafka", help="Start a Kafka broker for the event log too.")
+    ] = False,
 ) -> None:
     """Start the cluster, print its URL, stop it all on Ctrl-C or SIGTERM."""
     logs.configure(os.environ.get("CHATRELAY_LOG_LEVEL", "info"), "cluster")
     from chatrelay.cluster.launcher import ClusterSpec, run_cluster
 
-    spec = ClusterSpec(gateways, workers, port, host, lb, run_dir, grace, database=database)
+    spec = ClusterSpec(
+        gateways, workers, port, host, lb, run_dir, grace, database=database, kafka=kafka
+    )
     raise typer.Exit(run_cluster(spec))
 
 
@@ -208,6 +213,68 @@ def users_remove(name: NameArgument) -> None:
     from chatrelay.auth import users
 
     _users(lambda: users.remove_user(_settings(None, None), name))
+
+
+events_app = typer.Typer(help="The event log on Kafka (docs/events.md).", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option(help="Kafka bootstrap servers [default: CHATRELAY_KAFKA_BOOTSTRAP]."),
+]
+TopicOption = Annotated[
+    str | None, typer.Option(help="The topic [default: CHATRELAY_KAFKA_TOPIC or chatrelay.events].")
+]
+
+
+def _kafka(bootstrap: str | None, topic: str | None) -> tuple[str, str]:
+    settings = _settings(None, None)
+    chosen = bootstrap or settings.kafka_bootstrap
+    if not chosen:
+        typer.echo("no Kafka: give --bootstrap or set CHATRELAY_KAFKA_BOOTSTRAP", err=True)
+        raise typer.Exit(2)
+    return chosen, topic or settings.kafka_topic
+
+
+@events_app.command("tail")
+def events_tail(
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start with the events already there.")
+    ] = False,
+    session: Annotated[str | None, typer.Option(help="Only this session's events.")] = None,
+    bootstrap: BootstrapOption = None,
+    topic: TopicOption = None,
+) -> None:
+    """Print events as they arrive, one JSON object a line, until Ctrl-C."""
+    from chatrelay.events.commands import tail
+
+    servers, name = _kafka(bootstrap, topic)
+    try:
+        tail(servers, name, from_beginning=from_beginning, session=session, echo=typer.echo)
+    except KeyboardInterrupt:
+        pass
+
+
+@events_app.command("rebuild")
+def events_rebuild(
+    database_url: Annotated[str, typer.Option(help="The EMPTY store to rebuild into.")],
+    bootstrap: BootstrapOption = None,
+    topic: TopicOption = None,
+) -> None:
+    """Rebuild sessions and messages from the whole topic into an empty store."""
+    from chatrelay.events.commands import rebuild_store
+    from chatrelay.events.consumer import TopicError
+    from chatrelay.events.rebuild import RebuildError
+
+    servers, name = _kafka(bootstrap, topic)
+    try:
+        stats = rebuild_store(servers, name, database_url)
+    except (RebuildError, TopicError) as exc:
+        typer.echo(f"chatrelay events rebuild: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"rebuilt {stats.sessions} sessions, {stats.messages} messages from {stats.applied} "
+        f"events ({stats.duplicates} duplicates skipped)"
+    )
 
 
 @app.command()

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     # Put in front of every Redis key and channel, for deployments sharing one Redis.
     redis_prefix: str = Field("", validation_alias=_env("redis_prefix"))
 
+    # -- the event log (docs/events.md): off unless a Kafka bootstrap is given
+    kafka_bootstrap: str | None = Field(None, validation_alias=_env("kafka_bootstrap"))
+    kafka_topic: str = Field("chatrelay.events", validation_alias=_env("kafka_topic"))
+    # Sent outbox rows are kept this long (a window to compare with the topic), then pruned.
+    outbox_retention_seconds: float = Field(
+        3600.0, ge=0, validation_alias=_env("outbox_retention_seconds")
+    )
+
     # -- the model
     # auto: the bundled local model when it is installed, else the simulated one.
     model: Literal["auto", "simulated", "openai", "local"] = Field(

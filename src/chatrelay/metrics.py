@@ -57,6 +57,14 @@ DEPENDENCY_UP = Gauge(
     ["dependency"],
 )
 RUNNING_GENERATIONS = Gauge("chatrelay_running_generations", "Generations running on this worker")
+# The event log (docs/events.md): every node reads the backlog; the relay counts.
+EVENT_OUTBOX_BACKLOG = Gauge(
+    "chatrelay_event_outbox_backlog", "Outbox events not yet acknowledged by Kafka"
+)
+EVENTS_RELAYED = Counter("chatrelay_events_relayed_total", "Outbox events acknowledged by Kafka")
+EVENTS_DEAD_LETTERED = Counter(
+    "chatrelay_events_dead_lettered_total", "Outbox events refused for good, moved aside"
+)
 
 
 def observe_send(ts: float | None) -> None:

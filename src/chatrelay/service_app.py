@@ -46,9 +46,20 @@ def error_response(
 
 
 async def health_response(
-    engine: Engine, *, node: str, role: str, model: str, draining: bool, **extra: object
+    engine: Engine,
+    *,
+    node: str,
+    role: str,
+    model: str,
+    draining: bool,
+    events: str = "off",
+    **extra: object,
 ) -> JSONResponse:
-    """``/health`` of a node: ok, degraded (engine down) or draining (503)."""
+    """``/health`` of a node: ok, degraded (engine down) or draining (503).
+
+    ``events`` is the event log's state (docs/events.md): off, ok or degraded;
+    a degraded event log does not degrade the node, whose chats are unaffected.
+    """
     engine_ok = await engine.ping()
     body: dict[str, object] = {
         "status": "draining" if draining else ("ok" if engine_ok else "degraded"),
@@ -56,6 +67,7 @@ async def health_response(
         "role": role,
         "model": model,
         "engine": "up" if engine_ok else "down",
+        "events": events,
         **extra,
         "version": __version__,
     }

@@ -33,6 +33,7 @@ from types import FrameType
 
 from chatrelay.cluster import nginx
 from chatrelay.cluster.children import Child
+from chatrelay.cluster.kafka import KafkaPlan
 from chatrelay.cluster.layout import Database, Layout, node_command, without_password
 from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
 from chatrelay.cluster.nginx import Balancing
@@ -49,7 +50,7 @@ from chatrelay.harness.processes import (
     spawn,
     stop_all,
 )
-from chatrelay.harness.readiness import HealthCheck, all_of, http_ok, wait_ready
+from chatrelay.harness.readiness import HealthCheck, all_of, http_ok, tcp_accepts, wait_ready
 from chatrelay.harness.redis import redis_command, redis_pong
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class ClusterSpec:
     grace: float = 12.0
     startup_timeout: float = 90.0
     database: Database = Database.AUTO
+    # Start a Kafka broker for the event log and wire every node to it.
+    kafka: bool = False
 
 
 class _StopRequested(Exception):
@@ -179,9 +182,11 @@ class Launcher:
             logger.warning(SQLITE_WARNING, layout.database_url)
             self._database = f"SQLite {layout.database_url} (one write lock: not for load)"
 
+        node_extra = self._start_kafka(run_dir) if spec.kafka else {}
+
         def start_node(role: str, index: int, port: int, **extra: str) -> Child:
             node_id, url = f"{role}-{index}", f"http://{LOOPBACK}:{port}"
-            env = layout.node_env(node_id, **extra)
+            env = layout.node_env(node_id, **node_extra, **extra)
             return self._spawn(role, node_id, node_command(role, port), url, f"{url}/health", env)
 
         first = start_node("worker", 1, layout.worker_ports[0])
@@ -209,6 +214,15 @@ class Launcher:
         self._wait_healthy([balancer])
         self._manifest.ready = True
         self._write_manifest()
+
+    def _start_kafka(self, run_dir: Path) -> dict[str, str]:
+        """Start the broker (``--kafka``); return what every node's environment gains."""
+        plan = KafkaPlan.pick(run_dir)
+        broker = self._spawn(
+            "kafka", "kafka", plan.command(), f"kafka://{plan.bootstrap}", None, self.environ
+        )
+        self._wait_until(tcp_accepts(plan.port), [broker], "the Kafka broker")
+        return {"CHATRELAY_KAFKA_BOOTSTRAP": plan.bootstrap}
 
     def _wants_postgres(self) -> bool:
         """Whether to start a PostgreSQL server; raises ``MissingBinary`` if asked and absent."""

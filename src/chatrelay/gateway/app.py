@@ -117,6 +117,7 @@ def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAP
             model=services.model,
             draining=services.connections.draining,
             connections=services.connections.count,
+            events=services.store.outbox.health(),
         )
 
     draining: dict[int | str, dict[str, Any]] = {

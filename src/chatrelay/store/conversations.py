@@ -6,6 +6,9 @@ once when it ends, with its final status and whole text: never once per
 chunk. While it streams, its text lives in the engine's log, and a
 checkpoint of it is saved every few seconds, so an answer whose process and
 log both died (the all-in-one server killed) still keeps most of its text.
+
+Each change of record also writes its event to the outbox in the same
+transaction, when the event log is on (``store/outbox.py``, docs/events.md).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from chatrelay.exceptions import NotFound
 from chatrelay.store import session_queries
 from chatrelay.store.database import open_database
 from chatrelay.store.migrate import upgrade
+from chatrelay.store.outbox import Outbox
 from chatrelay.store.records import (
     FinalStatus,
     MessageRecord,
@@ -41,6 +45,11 @@ MAX_TITLE_CHARS = 200
 #: Called inside the transaction that deletes a session (an outbox can write
 #: its ``session.deleted`` event there, committed with the deletion or not at all).
 DeletionHook = Callable[[AsyncSession, str], Awaitable[None]]
+
+
+def session_title(content: str) -> str:
+    """A session's title: its first user message, whitespace folded, cut short."""
+    return " ".join(content.split())[:TITLE_CHARS]
 
 
 def _utc(value: datetime) -> datetime:
@@ -86,10 +95,12 @@ class TurnStart:
 class ConversationStore:
     """Async access to sessions and messages. Use as an async context manager."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, node: str = "", record_events: bool = False) -> None:
+        """``record_events``: write each change's event to the outbox (the event log is on)."""
         self.url = url
         self._engine: AsyncEngine = open_database(url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        self.outbox = Outbox(self._sessions, node, record_events)
         #: Run in the deleting transaction of every ``delete_session``, in order.
         self.deletion_hooks: list[DeletionHook] = []
 
@@ -128,6 +139,9 @@ class ConversationStore:
         try:
             async with self._sessions.begin() as db:
                 db.add(SessionRow(id=session_id, user_id=user_id, created_at=now, updated_at=now))
+                self.outbox.add(
+                    db, "session.created", session_id=session_id, user_id=user_id, time=now, data={}
+                )
             return user_id
         except IntegrityError:  # another node created it first
             owner = await self.session_owner(session_id)
@@ -176,11 +190,20 @@ class ConversationStore:
 
     async def rename_session(self, session_id: str, title: str) -> SessionRecord | None:
         """Set a session's title (it then keeps it); None if the session is not stored."""
+        now = datetime.now(UTC)
         async with self._sessions.begin() as db:
             row = await db.get(SessionRow, session_id)
             if row is None:
                 return None
             row.title = title[:MAX_TITLE_CHARS]
+            self.outbox.add(
+                db,
+                "session.renamed",
+                session_id=session_id,
+                user_id=row.user_id,
+                time=now,
+                data={"title": row.title},
+            )
             return session_queries.session_record(row)
 
     async def delete_session(self, session_id: str) -> bool:
@@ -189,13 +212,15 @@ class ConversationStore:
         True if it was stored.
         """
         async with self._sessions.begin() as db:
+            owner = await db.scalar(select(SessionRow.user_id).where(SessionRow.id == session_id))
+            if owner is None:
+                return False
             await db.execute(delete(MessageRow).where(MessageRow.session_id == session_id))
-            result = await db.execute(delete(SessionRow).where(SessionRow.id == session_id))
-            deleted = bool(result.rowcount)  # type: ignore[attr-defined]
-            if deleted:
-                for hook in self.deletion_hooks:
-                    await hook(db, session_id)
-            return deleted
+            await db.execute(delete(SessionRow).where(SessionRow.id == session_id))
+            self.outbox.add_session_deleted(db, session_id, owner)
+            for hook in self.deletion_hooks:
+                await hook(db, session_id)
+            return True
 
     async def tokens_since(self, user_id: str, since: datetime) -> int:
         """Completion tokens of the user's answers started at or after ``since`` (quotas)."""
@@ -241,7 +266,8 @@ class ConversationStore:
                 if session is not None:
                     session.updated_at = now
                     if session.title is None and role == "user":
-                        session.title = " ".join(content.split())[:TITLE_CHARS]
+                        session.title = session_title(content)
+                    self._record_message(db, row, session.user_id)
         except IntegrityError:
             existing = await self.get_message(message_id)
             if existing is None:
@@ -259,6 +285,7 @@ class ConversationStore:
         client_id: str | None,
         assistant_id: str,
         history_limit: int,
+        model: str | None = None,
     ) -> TurnStart:
         """Start a chat turn in ONE transaction: claim the session, store the user's
         message and the assistant's (``streaming``, empty), read the recent history.
@@ -277,6 +304,14 @@ class ConversationStore:
                         id=session_id, user_id=user_id, created_at=now, updated_at=now
                     )
                     db.add(session)
+                    self.outbox.add(
+                        db,
+                        "session.created",
+                        session_id=session_id,
+                        user_id=user_id,
+                        time=now,
+                        data={},
+                    )
                 elif session.user_id != user_id:
                     return TurnStart(owner=session.user_id, started=False)
                 exists = await db.scalar(
@@ -305,7 +340,9 @@ class ConversationStore:
                 db.add_all([user_row, assistant_row])
                 session.updated_at = now
                 if session.title is None:
-                    session.title = " ".join(content.split())[:TITLE_CHARS]
+                    session.title = session_title(content)
+                self._record_message(db, user_row, user_id)
+                self._record_message(db, assistant_row, user_id, model=model)
                 await db.flush()
                 rows = (
                     await db.scalars(
@@ -339,6 +376,7 @@ class ConversationStore:
         user_message_id: str,
         assistant_id: str,
         history_limit: int,
+        model: str | None = None,
     ) -> TurnStart:
         """Start another answer to a stored user message, in ONE transaction.
 
@@ -385,6 +423,7 @@ class ConversationStore:
             )
             db.add(assistant_row)
             session.updated_at = now
+            self._record_message(db, assistant_row, user_id, model=model)
             await db.flush()
             return TurnStart(
                 owner=user_id,
@@ -405,6 +444,8 @@ class ConversationStore:
         usage: Mapping[str, object] | None = None,
     ) -> bool:
         """Store a message's end (only if it is still streaming); True if it was updated."""
+        now = datetime.now(UTC)
+        stored_usage = None if usage is None else dict(usage)
         async with self._sessions.begin() as db:
             result = await db.execute(
                 update(MessageRow)
@@ -414,11 +455,63 @@ class ConversationStore:
                     content=content,
                     error=error,
                     model=model,
-                    usage=None if usage is None else dict(usage),
-                    finished_at=datetime.now(UTC),
+                    usage=stored_usage,
+                    finished_at=now,
                 )
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            updated = bool(result.rowcount)  # type: ignore[attr-defined]
+            if updated and self.outbox.enabled:
+                session_id, user_id = (
+                    await db.execute(
+                        select(MessageRow.session_id, SessionRow.user_id)
+                        .join(SessionRow, SessionRow.id == MessageRow.session_id)
+                        .where(MessageRow.id == message_id)
+                    )
+                ).one()
+                self.outbox.add(
+                    db,
+                    "message.finished",
+                    session_id=session_id,
+                    user_id=user_id,
+                    time=now,
+                    data={
+                        "message_id": message_id,
+                        "status": status,
+                        "content": content,
+                        "error": error,
+                        "model": model,
+                        "usage": stored_usage,
+                    },
+                )
+            return updated
+
+    def _record_message(
+        self, db: AsyncSession, row: MessageRow, user_id: str, model: str | None = None
+    ) -> None:
+        """The outbox event of a message just added to ``db``."""
+        if row.role == "user":
+            self.outbox.add(
+                db,
+                "message.user",
+                session_id=row.session_id,
+                user_id=user_id,
+                time=row.created_at,
+                data={"message_id": row.id, "content": row.content, "client_id": row.client_id},
+            )
+            return
+        self.outbox.add(
+            db,
+            "message.started",
+            session_id=row.session_id,
+            user_id=user_id,
+            time=row.created_at,
+            data={
+                "message_id": row.id,
+                "reply_to": row.reply_to,
+                "model": model,
+                "worker": self.outbox.node,
+            },
+        )
 
     async def save_progress(self, message_id: str, content: str) -> None:
         """Checkpoint the text of a message still streaming (kept if its worker dies)."""

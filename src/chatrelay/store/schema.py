@@ -56,3 +56,35 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     admin: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxRow(Base):
+    """An event of record waiting for (or kept a while after) its relay to Kafka.
+
+    Written in the transaction of the change it describes; ``seq`` is the order
+    the relay produces them in (docs/events.md).
+    """
+
+    __tablename__ = "event_outbox"
+    __table_args__ = (Index("ix_event_outbox_unsent", "sent_at", "seq"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    session_id: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeadEventRow(Base):
+    """An outbox event the relay could not deliver, moved aside with its reason."""
+
+    __tablename__ = "event_dead_letters"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

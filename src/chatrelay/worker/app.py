@@ -109,6 +109,7 @@ def create_worker_app(services_factory: WorkerFactory, max_body_bytes: int) -> F
             model=services.generations.model_name,
             draining=services.draining,
             running=services.generations.running_count,
+            events=services.store.outbox.health(),
         )
 
     return app

@@ -136,6 +136,7 @@ class Generations:
                     user_message_id=request.user_message_id,
                     assistant_id=request.message_id,
                     history_limit=self._config.history_turns,
+                    model=self._model.name,
                 )
             else:
                 turn = await self._store.begin_turn(
@@ -146,6 +147,7 @@ class Generations:
                     client_id=request.client_id,
                     assistant_id=request.message_id,
                     history_limit=self._config.history_turns,
+                    model=self._model.name,
                 )
             if turn.owner != request.user_id:
                 raise Forbidden("this session belongs to another user")

@@ -31,7 +31,7 @@ NGINX = Path("/usr/sbin/nginx")
 NGINX_PACKAGE = "nginx"
 GATEWAYS = [f"gateway-{n}" for n in (1, 2, 3)]
 WORKERS = [f"worker-{n}" for n in (1, 2, 3)]
-SERVICES = {"nginx", *GATEWAYS, *WORKERS, "redis", "postgres", "prometheus", "grafana"}
+SERVICES = {"nginx", *GATEWAYS, *WORKERS, "redis", "postgres", "kafka", "prometheus", "grafana"}
 WORKER_URLS = "http://worker-1:8000,http://worker-2:8000,http://worker-3:8000"
 # `nginx -t` reads and checks one small file; it is done in well under a second.
 NGINX_TEST_TIMEOUT = seconds(30)
@@ -374,3 +374,9 @@ def test_dockerfile_runs_chatrelay_and_fetches_nothing_at_start(
     assert not FETCHERS & set(command)
     users = [args for name, args in final_stage if name == "USER"]
     assert users and users[-1] not in {"root", "0"}
+
+
+def test_compose_wires_every_node_to_kafka(services: dict[str, dict[str, Any]]) -> None:
+    for name in (*GATEWAYS, *WORKERS):
+        assert _environment(services[name])["CHATRELAY_KAFKA_BOOTSTRAP"].endswith(":-kafka:9092}")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"

@@ -1,0 +1,99 @@
+"""The outbox in the store: events commit with their change, in order, only when the log is on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chatrelay.events.envelope import BadEvent, decode
+from chatrelay.store.conversations import ConversationStore
+
+
+async def _turn(store: ConversationStore, session: str, n: int) -> None:
+    await store.begin_turn(
+        session_id=session,
+        user_id="alice",
+        user_message_id=f"u{n}",
+        content=f"question {n}",
+        client_id=f"c{n}",
+        assistant_id=f"a{n}",
+        history_limit=10,
+        model="simulated",
+    )
+    await store.finish_message(
+        f"a{n}", status="completed", content=f"answer {n}", model="simulated", usage={"tokens": 2}
+    )
+
+
+async def test_a_turn_writes_its_events_in_order(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    async with ConversationStore(url, node="node-1", record_events=True) as store:
+        await _turn(store, "s1", 1)
+        await _turn(store, "s1", 2)
+        rows = await store.outbox.unsent(0, 100)
+    events = [decode(row.payload) for row in rows]
+    assert [e["type"] for e in events] == [
+        "session.created",
+        "message.user",
+        "message.started",
+        "message.finished",
+        "message.user",
+        "message.started",
+        "message.finished",
+    ]
+    assert [row.seq for row in rows] == sorted(row.seq for row in rows)
+    assert len({e["id"] for e in events}) == len(events)
+    assert {(e["session_id"], e["user_id"], e["node"]) for e in events} == {
+        ("s1", "alice", "node-1")
+    }
+    user, started, finished = events[1], events[2], events[3]
+    assert user["data"] == {"message_id": "u1", "content": "question 1", "client_id": "c1"}
+    assert started["data"] == {"message_id": "a1", "model": "simulated", "worker": "node-1"}
+    assert finished["data"]["status"] == "completed"
+    assert finished["data"]["content"] == "answer 1"
+    assert finished["data"]["usage"] == {"tokens": 2}
+
+
+async def test_a_message_finished_twice_has_one_event(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    async with ConversationStore(url, record_events=True) as store:
+        await _turn(store, "s1", 1)
+        assert not await store.finish_message("a1", status="cancelled", content="late")
+        types = [decode(row.payload)["type"] for row in await store.outbox.unsent(0, 100)]
+    assert types.count("message.finished") == 1
+
+
+async def test_without_the_event_log_nothing_is_written(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    async with ConversationStore(url) as store:
+        await _turn(store, "s1", 1)
+        assert await store.outbox.unsent(0, 100) == []
+        assert (await store.outbox.backlog()).count == 0
+        assert store.outbox.health() == "off"
+
+
+async def test_sent_and_dead_rows_leave_the_backlog(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    async with ConversationStore(url, record_events=True) as store:
+        await _turn(store, "s1", 1)
+        rows = await store.outbox.unsent(0, 100)
+        await store.outbox.settle([rows[0].seq, rows[1].seq], [(rows[2], "too large")])
+        backlog = await store.outbox.backlog()
+        assert backlog.count == len(rows) - 3
+        assert [seq for seq in (r.seq for r in await store.outbox.unsent(0, 100))] == [
+            r.seq for r in rows[3:]
+        ]
+        assert await store.outbox.dead_letters() == [(rows[2].event_id, "too large")]
+
+
+def test_decode_says_what_is_wrong() -> None:
+    for raw, reason in [
+        (b"{", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"v": 1}', "missing id"),
+    ]:
+        try:
+            decode(raw)
+        except BadEvent as exc:
+            assert reason in str(exc)
+        else:
+            raise AssertionError(f"{raw!r} decoded")
