@@ -47,10 +47,44 @@ async def test_a_turn_writes_its_events_in_order(tmp_path: Path) -> None:
     }
     user, started, finished = events[1], events[2], events[3]
     assert user["data"] == {"message_id": "u1", "content": "question 1", "client_id": "c1"}
-    assert started["data"] == {"message_id": "a1", "model": "simulated", "worker": "node-1"}
+    assert started["data"] == {
+        "message_id": "a1",
+        "reply_to": "u1",
+        "model": "simulated",
+        "worker": "node-1",
+    }
     assert finished["data"]["status"] == "completed"
     assert finished["data"]["content"] == "answer 1"
     assert finished["data"]["usage"] == {"tokens": 2}
+
+
+async def test_regenerate_rename_and_delete_are_events_too(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    async with ConversationStore(url, node="node-1", record_events=True) as store:
+        await _turn(store, "s1", 1)
+        await store.begin_regeneration(
+            session_id="s1",
+            user_id="alice",
+            user_message_id="u1",
+            assistant_id="a1-again",
+            history_limit=10,
+            model="simulated",
+        )
+        await store.rename_session("s1", "Trip to Lisbon")
+        assert await store.delete_session("s1")
+        assert not await store.delete_session("s1")  # nothing stored: no second event
+        rows = await store.outbox.unsent(0, 100)
+    events = [decode(row.payload) for row in rows][4:]
+    assert [(e["type"], e["user_id"]) for e in events] == [
+        ("message.started", "alice"),
+        ("session.renamed", "alice"),
+        ("session.deleted", "alice"),
+    ]
+    regenerated, renamed, deleted = events
+    assert regenerated["data"]["message_id"] == "a1-again"
+    assert regenerated["data"]["reply_to"] == "u1"
+    assert renamed["data"] == {"title": "Trip to Lisbon"}
+    assert deleted["data"] == {}
 
 
 async def test_a_message_finished_twice_has_one_event(tmp_path: Path) -> None:

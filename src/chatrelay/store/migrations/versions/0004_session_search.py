@@ -1,7 +1,7 @@
 """session list paging, search indexes, and the message an answer replies to
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 
 The session list pages by ``(updated_at, id)`` within one user: one index
 serves it. Search (``ConversationStore.search``) is a substring match,
