@@ -314,19 +314,23 @@ class Generations:
         async def finalize() -> None:
             try:
                 async with asyncio.timeout(FINALIZE_TIMEOUT_SECONDS):
-                    await self._store.finish_message(
+                    if not await self._store.finish_message(
                         request.message_id,
                         status=status,
                         content=content,
                         error=error,
                         model=self._model.name,
                         usage=usage,
-                    )
-                    await self._engine.broker.publish(
-                        request.session_id,
-                        complete_frame(request.message_id, status, content, error, usage),
-                        lease=lease,
-                    )
+                    ):
+                        return  # ended by someone else (the reaper), who published the end
+                    frame = complete_frame(request.message_id, status, content, error, usage)
+                    try:
+                        await self._engine.broker.publish(request.session_id, frame, lease=lease)
+                    except LeaseLost:
+                        # The lease ran out while the end was being stored. The stored end
+                        # is this worker's (the store ends a message once), and the reaper
+                        # leaves ended messages alone: whoever stores the end publishes it.
+                        await self._engine.broker.publish(request.session_id, frame)
             except (EngineError, TimeoutError) as exc:
                 logger.error("could not finalize %s: %s", request.message_id, exc)
             finally:

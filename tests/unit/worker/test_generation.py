@@ -262,6 +262,42 @@ async def test_a_generation_that_lost_its_lease_publishes_nothing_more(
     assert await faults.engine.coordination.lease_holder(LEASE_KEY) == "the-next-answer"
 
 
+async def test_an_end_stored_after_the_lease_ran_out_is_still_published(
+    stepped: Generations,
+    gated: ScriptedModel,
+    faults: Faults,
+    store: ConversationStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store was slow: the lease expired while the answer's end was being stored.
+    The end is stored (it is this worker's: the store ends a message once, and the reaper
+    leaves ended messages alone), so its ``complete`` must reach the tabs all the same."""
+    finish = store.finish_message
+
+    async def slow_finish(message_id: str, **end: Any) -> bool:
+        await faults.coordination.expire(LEASE_KEY)
+        return await finish(message_id, **end)
+
+    monkeypatch.setattr(store, "finish_message", slow_finish)
+    await stream_until(stepped, gated, len(DELTAS) - 1)
+    await one_more_chunk(stepped, gated)
+    await assert_ended(faults, store, "completed", "".join(DELTAS))
+
+
+async def test_an_answer_ended_by_someone_else_gets_no_second_end(
+    stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
+) -> None:
+    await stream_until(stepped, gated, 2)
+    # The reaper's view: stored as interrupted while the worker still streams.
+    assert await store.finish_message("answer-1", status="interrupted", content="One two ")
+    gated.allow(len(DELTAS) - 2)
+    await stepped.wait_idle()
+    frames = await logged(faults)
+    assert [frame["type"] for frame in frames].count("complete") == 0
+    assert (await stored(store)).status == "interrupted"
+    assert await lease_is_free(faults)
+
+
 async def test_aclose_interrupts_a_running_answer_and_stores_its_text(
     stepped: Generations, gated: ScriptedModel, faults: Faults, store: ConversationStore
 ) -> None:
