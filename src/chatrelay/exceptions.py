@@ -58,6 +58,13 @@ class Busy(ChatRelayError):
     http_status = 409
 
 
+class NotLatest(ChatRelayError):
+    """The request names something the conversation has moved past (an older answer)."""
+
+    code = "not_latest"
+    http_status = 409
+
+
 class NotFound(ChatRelayError):
     code = "not_found"
     http_status = 404

@@ -145,8 +145,8 @@ async def test_regenerate_refuses_what_it_cannot_do(chat_app: InProcessApp) -> N
         return response.status_code, response.json()["code"]
 
     assert await regenerate(owner, "no-such-message") == (404, "not_found")
-    assert await regenerate(owner, question) == (422, "invalid_message")
-    assert await regenerate(owner, old_answer) == (422, "invalid_message")
+    assert await regenerate(owner, question) == (404, "not_found")  # a question is no answer
+    assert await regenerate(owner, old_answer) == (409, "not_latest")
     assert await regenerate(intruder, old_answer) == (403, "forbidden")
 
     streaming = await client.chat("please explain the stream")

@@ -33,6 +33,7 @@ from chatrelay.exceptions import (
     Forbidden,
     InvalidMessage,
     NotFound,
+    NotLatest,
     RateLimited,
 )
 from chatrelay.gateway.owners import SessionOwners
@@ -164,21 +165,22 @@ class Conversations:
         """Answer again the last user message of the principal's own session.
 
         ``message_id`` is the answer to replace (it stays, as an alternative).
-        ``NotFound``: no such answer in this session; ``InvalidMessage``: it is not
-        an answer to the session's last question; ``Busy``: it is still streaming.
+        ``NotFound``: no such answer in this session (a user message is not one);
+        ``NotLatest``: it is not an answer to the session's last question; ``Busy``:
+        it is still streaming. All three are states of a valid request (409/404).
         """
         await self._check_stored_own(principal, session_id)
         answer = await self._store.get_message(message_id)
         if answer is None or answer.session_id != session_id:
             raise NotFound("no such message in this session")
         if answer.role != "assistant" or answer.reply_to is None:
-            raise InvalidMessage("only an answer can be regenerated")
+            raise NotFound("no such answer in this session (only an answer can be regenerated)")
         if answer.status == "streaming":
             raise Busy("this answer is still streaming; stop it first")
         recent = await self._store.history(session_id, limit=RECENT_MESSAGES)
         last_question = next((m for m in reversed(recent) if m.role == "user"), None)
         if last_question is None or last_question.id != answer.reply_to:
-            raise InvalidMessage("only the answer to the last message can be regenerated")
+            raise NotLatest("only the answer to the last message can be regenerated")
         request = GenerationRequest(
             session_id=session_id,
             user_id=principal.user_id,

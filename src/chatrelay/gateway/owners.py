@@ -15,6 +15,7 @@ its first chat may claim it at any moment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 
 from chatrelay.store.conversations import ConversationStore
@@ -28,7 +29,7 @@ BATCH = 500
 class SessionOwners:
     """Cached, batched ``session_owner`` lookups over one ``ConversationStore``."""
 
-    __slots__ = ("_known", "_lookups", "_pending", "_store")
+    __slots__ = ("_known", "_lookups", "_pending", "_store", "_task")
 
     def __init__(self, store: ConversationStore) -> None:
         self._store = store
@@ -36,6 +37,7 @@ class SessionOwners:
         self._pending: dict[str, asyncio.Future[str | None]] = {}
         # Set while a lookup is scheduled or running: the next one waits for it.
         self._lookups: asyncio.Handle | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def cached(self, session_id: str) -> str | None:
         """The owner if it is known here already (no store access)."""
@@ -72,8 +74,22 @@ class SessionOwners:
         return await asyncio.shield(future)
 
     def _start_lookups(self) -> None:
-        task = asyncio.create_task(self._look_up_pending(), name="session-owners")
-        task.add_done_callback(_consume)
+        self._task = asyncio.create_task(self._look_up_pending(), name="session-owners")
+        self._task.add_done_callback(_consume)
+
+    async def aclose(self) -> None:
+        """Stop a lookup still running (before the store closes): its waiters get
+        ``CancelledError``, and its pooled connection goes back to the pool."""
+        if self._lookups is not None:
+            self._lookups.cancel()
+            self._lookups = None
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
 
     async def _look_up_pending(self) -> None:
         """One query at a time (a storm must not take every pooled connection), each taking
@@ -90,6 +106,10 @@ class SessionOwners:
     async def _lookup(self, batch: dict[str, asyncio.Future[str | None]]) -> None:
         try:
             owners = await self._store.session_owners(list(batch))
+        except asyncio.CancelledError:
+            for future in batch.values():
+                future.cancel()
+            raise
         except Exception as exc:
             for future in batch.values():
                 if not future.done():

@@ -81,7 +81,9 @@ class GatewayServices:
                     node_id=settings.node_id,
                 )
             )
-            owners = SessionOwners(store)
+            # Closed before the store is (the caller's, after this): a lookup still
+            # running at shutdown must not leave a pooled connection behind.
+            owners = await stack.enter_async_context(aclosing(SessionOwners(store)))
             services = cls(
                 settings=settings,
                 engine=engine,

@@ -50,3 +50,31 @@ async def test_a_known_owner_is_not_asked_again_but_an_unclaimed_session_is(
     assert await owners.owner("s-new") == "carol"
     assert store.queries == [["s-ana"], ["s-new"], ["s-new"]]
     assert owners.cached("s-new") == "carol"
+
+
+class SlowStore(CountingStore):
+    """Its owner query waits until released: a lookup still running at shutdown."""
+
+    release: asyncio.Event
+    asked: asyncio.Event
+
+    async def session_owners(self, session_ids: Collection[str]) -> dict[str, str]:
+        self.queries.append(sorted(session_ids))
+        self.asked.set()
+        await self.release.wait()
+        return await super().session_owners(session_ids)
+
+
+async def test_closing_stops_a_running_lookup_and_its_waiters(tmp_path: Path) -> None:
+    async with SlowStore(f"sqlite+aiosqlite:///{tmp_path / 'slow.db'}") as store:
+        store.queries, store.release, store.asked = [], asyncio.Event(), asyncio.Event()
+        owners = SessionOwners(store)
+        waiter = asyncio.create_task(owners.owner("s-any"))
+        await store.asked.wait()
+        await owners.aclose()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        store.release.set()
+        # Nothing runs on after the close: the store closes with no lookup left.
+        await asyncio.sleep(0)
+        assert store.queries == [["s-any"]]
