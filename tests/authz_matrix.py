@@ -119,7 +119,7 @@ EXPECTED: dict[str, dict[str, object]] = {
         "rename": 200,
         "delete": 204,
         # Allowed, but A's first answer is no longer the last one.
-        "regenerate": 422,
+        "regenerate": 409,  # not_latest
         "cluster": 403,
         "admin_cancel": 403,
     },
