@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ class EventProducer:
             **(extra or {}),
         }
         self._producer = Producer(config)
+        self._admin_config: dict[str, str | int | float | bool] = {"bootstrap.servers": bootstrap}
+        self.topic_ready = False
 
     def produce(self, seq: int, key: str, value: bytes) -> None:
         """Queue one event. Raises ``EventRefused`` (permanent), ``BufferError`` (queue full)."""
@@ -126,6 +130,31 @@ class EventProducer:
     def queued(self) -> int:
         """Messages not yet reported (queued or in flight)."""
         return len(self._producer)
+
+    async def ensure_topic(self, timeout: float) -> bool:
+        """Create the topic (broker defaults for partitions and replicas) unless it exists.
+
+        Produced to before it exists, a topic is created by the broker on first use,
+        and the first events come back "unknown topic" while later ones of the same
+        session may already be delivered: the resend would put them out of order.
+        True once the topic is known to exist.
+        """
+
+        def create() -> bool:
+            admin = AdminClient(self._admin_config)
+            futures = admin.create_topics([NewTopic(self.topic)], request_timeout=timeout)
+            try:
+                futures[self.topic].result(timeout)
+            except KafkaException as exc:
+                error = exc.args[0]
+                return bool(error.code() == KafkaError.TOPIC_ALREADY_EXISTS)
+            except Exception:  # a timeout: the broker is not there yet
+                return False
+            return True
+
+        if not self.topic_ready:
+            self.topic_ready = await asyncio.to_thread(create)
+        return self.topic_ready
 
     async def probe(self, timeout: float) -> bool:
         """Whether a broker answers metadata within ``timeout`` (updates ``brokers_down``)."""

@@ -155,6 +155,9 @@ class OutboxRelay:
     async def relay_for(self, seconds: float) -> None:
         """Relay until the outbox is drained and acknowledged, or ``seconds`` passed."""
         producer = self._ensure_producer()
+        if not await producer.ensure_topic(PROBE_SECONDS):
+            await producer.probe(PROBE_SECONDS)  # no broker yet (health says so): rows wait
+            return
         if producer.brokers_down and not self._in_flight:
             await producer.probe(PROBE_SECONDS)  # idle: nothing else would tell it came back
         deadline = time.monotonic() + seconds
