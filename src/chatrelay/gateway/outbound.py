@@ -1,4 +1,4 @@
-"""What a socket sends: one bounded queue, one writer, each offset at most once.
+"""What a socket sends: one bounded queue, one writer, a session's events in order.
 
 Frames to the client leave through one bounded queue and one writer, so a
 client that stops reading never blocks the relay or the other sockets of its
@@ -11,7 +11,15 @@ live delivery meet without a duplicate. While the socket is being welcomed or
 is replaying the log, live events are held aside and released afterwards,
 dropping those the replay already sent. A resume replays only offsets this
 socket has not queued yet (``_floor``), so asking again for what was sent
-costs nothing: a socket never gets one event twice, however often it asks.
+costs nothing: a client cannot make a socket send its log over and over.
+
+One exception keeps the order PROTOCOL promises ("every event after
+``offset``, in order"): a reconnecting client is welcomed at the log's newest
+offset and live events flow from there, so those published before its
+``resume`` arrives leave ahead of the older events it asks for. A client
+drops such an event (handing it out would skip its predecessors), so the
+first resume that fills a hole below events already sent sends them again
+after the hole, once per socket; the client drops the copies it holds.
 Only live events count toward the publish-to-send latency metric.
 """
 
@@ -50,6 +58,7 @@ class Outbound:
         "_last",
         "_overflowed",
         "_queue",
+        "_resent",
         "_sent",
         "_writer",
         "on_held",
@@ -61,6 +70,7 @@ class Outbound:
         self._held: list[tuple[Event, bool]] | None = None  # events waiting while we replay
         self._last = 0  # newest offset queued
         self._floor = 0  # every offset in (_floor, _last] was queued (or declared lost)
+        self._resent = False  # a replay sent events again that had overtaken a hole
         self._sent = 0  # newest offset written to the socket
         self._closing: tuple[int, str] = (close_codes.NORMAL, "")
         self._overflowed = False
@@ -144,17 +154,25 @@ class Outbound:
 
     async def replay(self, after: int, events: Iterable[Event]) -> None:
         """Queue the log's events after ``after`` that this socket has not queued yet,
-        waiting for room (a replay is not dropped).
+        in offset order, waiting for room (a replay is not dropped).
 
-        Cancel-safe: what was queued stays queued.
+        The first replay that fills a hole below offsets already queued queues
+        those again after it (see the module docstring). Cancel-safe: what was
+        queued stays queued.
         """
         floor, last = self._floor, self._last
         self._floor = min(floor, after)
+        filled = False
         for event in events:
             offset = event.offset
-            if after < offset <= floor or offset > last:
-                self._last = max(self._last, offset)
-                await self._queue.put((offset, event.data, False))
+            if after < offset <= floor:
+                filled = True
+            elif not (offset > last or (filled and not self._resent and offset > floor)):
+                continue
+            self._last = max(self._last, offset)
+            await self._queue.put((offset, event.data, False))
+        if filled and last > floor:
+            self._resent = True
 
     # -- the writer
 

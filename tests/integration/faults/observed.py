@@ -89,9 +89,24 @@ class Observed:
                 if predicate(frame):
                     return frame
             if time.monotonic() > deadline:
-                kinds = [f["type"] for f in self.frames[-8:]]
-                raise AssertionError(f"no frame {what} within {timeout:.1f}s; last {kinds}")
+                raise AssertionError(f"no frame {what} within {timeout:.1f}s; {self.describe()}")
             await asyncio.sleep(0.01)
+
+    def describe(self) -> str:
+        """What this client holds, for a failure message: the last frames, each turn's
+        chunk count and last offset, its reconnects, and how long it has been quiet."""
+        kinds = [f["type"] for f in self.frames[-8:]]
+        turns = {
+            m[:8]: (len(t.chunks), log_offset(t.chunks[-1]) if t.chunks else None)
+            for m, t in self.turns.items()
+        }
+        quiet = time.monotonic() - self.arrivals[-1] if self.arrivals else None
+        return (
+            f"last {kinds}; turns (chunks, last offset) {turns}; node {self.client.node}; "
+            f"connects {self.client.connects}; close codes {self.client.close_codes}; "
+            f"gaps dropped {self.client.gaps}; duplicates {self.client.duplicates}; "
+            f"offset problems {offset_problems(self)[:5]}; quiet for {quiet} s"
+        )
 
     async def chat(self, content: str, timeout: float | None = None) -> str:
         """Send a chat; the assistant message id once its ``message`` frame arrives."""

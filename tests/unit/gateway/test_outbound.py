@@ -177,6 +177,30 @@ async def test_finding_4_a_resume_to_offsets_already_sent_replays_nothing_again(
     assert offsets(await written(outbound)) == [3, 4, 5, 6]
 
 
+async def test_live_events_that_overtook_a_resume_are_sent_again_after_its_hole() -> None:
+    """A reconnecting client held 2; it was welcomed at 4 and events 5 and 6 went out live
+    before its resume arrived. PROTOCOL promises every event after 2 in order: 3 and 4,
+    then 5 and 6 again (the client dropped them, they came ahead of 3), then 7. Once."""
+    outbound = Outbound(maxsize=64)
+    outbound.start_at(4)
+    outbound.deliver(event(5))
+    outbound.deliver(event(6))
+    log = [event(offset) for offset in range(1, 8)]
+    await outbound.replay(2, log)
+    for _ in range(5):  # asking again sends nothing again
+        await outbound.replay(2, log)
+    await outbound.replay(1, log)  # only 2 was never sent
+    assert offsets(await written(outbound)) == [5, 6, 3, 4, 5, 6, 7, 2]
+
+
+async def test_a_resume_from_the_welcome_offset_sends_nothing_twice() -> None:
+    outbound = Outbound(maxsize=64)
+    outbound.start_at(4)
+    outbound.deliver(event(5))
+    await outbound.replay(4, [event(offset) for offset in range(1, 7)])
+    assert offsets(await written(outbound)) == [5, 6]
+
+
 async def test_finding_9_only_live_events_count_toward_chunk_latency() -> None:
     def observed() -> float:
         return REGISTRY.get_sample_value("chatrelay_chunk_latency_seconds_count") or 0.0
