@@ -241,19 +241,21 @@ class PubSubRouter:
         A half-open TCP connection (a Redis host gone without a FIN) would
         otherwise leave the reader waiting forever while events are missed.
         """
-        pinged = False
+        pinged_at: float | None = None
         while True:
             await asyncio.sleep(PUBSUB_PING_INTERVAL)
-            if time.monotonic() - self._heard_at < PUBSUB_PING_INTERVAL:
-                pinged = False
-                continue
-            if pinged:
+            # Answered means heard from since the PING, not within the last interval:
+            # an idle connection's PONG is a whole interval old by the next tick.
+            if pinged_at is not None and self._heard_at < pinged_at:
                 logger.warning("Redis did not answer a pub/sub PING; reconnecting")
                 await conn.disconnect(nowait=True)  # the reader's read fails and it reconnects
                 return
+            pinged_at = None
+            if time.monotonic() - self._heard_at < PUBSUB_PING_INTERVAL:
+                continue
             async with self._lock:
+                pinged_at = time.monotonic()
                 await conn.send_command("PING")
-            pinged = True
 
     def _route(self, name: bytes, data: bytes) -> None:
         channel = self._channels.get(name)

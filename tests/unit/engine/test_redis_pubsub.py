@@ -175,3 +175,22 @@ async def test_a_silent_pubsub_connection_is_noticed_and_replaced(
             assert await next_event_offset(subscription) == 1
     finally:
         await engine.aclose()
+
+
+async def test_an_idle_pubsub_connection_that_answers_its_pings_is_kept(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before the fix a PONG counted only if it came within the last interval, so an
+    # idle connection was dropped (and every channel repaired) every other PING.
+    monkeypatch.setattr(redis_pubsub, "PUBSUB_PING_INTERVAL", 0.1)
+    engine = create_engine(redis_url)
+    broker = redis_broker(engine)
+    try:
+        async with broker.subscribe("s1") as subscription:
+            await asyncio.sleep(1.5)  # about seven PINGs, each answered at once
+            assert broker.pubsub_reconnects == 0 and subscription.reconnects == 0
+            await broker.publish("s1", frame(1))
+            assert await next_event_offset(subscription) == 1
+    finally:
+        await engine.aclose()
+    assert "did not answer a pub/sub PING" not in caplog.text
