@@ -74,10 +74,14 @@ class Turn:
     message_id: str
     chunks: list[ChunkFrame] = field(default_factory=list)
     complete: CompleteFrame | None = None
+    #: The text a ``snapshot`` brought (its parts joined); ``chunks`` are those after it.
+    snapshot: str = ""
+    #: ``snapshot`` frames received for this message (parts counted one by one).
+    snapshot_frames: int = 0
 
     @property
     def text(self) -> str:
-        return "".join(chunk["delta"] for chunk in self.chunks)
+        return self.snapshot + "".join(chunk["delta"] for chunk in self.chunks)
 
 
 def gather_turn(turns: dict[str, Turn], frame: ServerFrame) -> None:
@@ -88,6 +92,12 @@ def gather_turn(turns: dict[str, Turn], frame: ServerFrame) -> None:
         turns.setdefault(frame["message_id"], Turn(frame["message_id"])).chunks.append(frame)
     elif frame["type"] == "complete":
         turns.setdefault(frame["message_id"], Turn(frame["message_id"])).complete = frame
+    elif frame["type"] == "snapshot":
+        turn = turns.setdefault(frame["message_id"], Turn(frame["message_id"]))
+        if frame["part"] == 1:  # the text so far replaces whatever came before it
+            turn.snapshot, turn.chunks = "", []
+        turn.snapshot += frame["text"]
+        turn.snapshot_frames += 1
 
 
 class WireClient:
@@ -239,6 +249,15 @@ class WireClient:
             self.epoch, self.offset = frame["epoch"], frame["offset"]
         elif frame["type"] == "reset":
             self.epoch, self.offset = frame["epoch"], frame["offset"]
+        elif frame["type"] == "snapshot":
+            # A snapshot leaps over the chunks it folds in; its last part moves the offset.
+            if frame["offset"] < self.offset:
+                self.duplicates += 1
+                return
+            if frame["part"] == frame["parts"]:
+                self.offset = frame["offset"]
+            if self.record:
+                gather_turn(self.turns, frame)
         elif (offset := log_offset(frame)) is not None:
             if offset <= self.offset:
                 self.duplicates += 1
