@@ -89,6 +89,16 @@ def open_answer(events: Sequence[Event]) -> tuple[str, list[_Chunk]] | None:
     return (current, chunks) if current is not None and chunks else None
 
 
+def _chunks_of(events: Sequence[Event], message_id: str) -> list[_Chunk]:
+    """The chunks of ``message_id`` among ``events``."""
+    chunks = []
+    for event in events:
+        frame = orjson.loads(event.data)
+        if frame.get("type") == "chunk" and frame.get("message_id") == message_id:
+            chunks.append(_Chunk(event.offset, frame["seq"], frame["delta"]))
+    return chunks
+
+
 def _contiguous(chunks: Sequence[_Chunk]) -> bool:
     """Whether ``chunks`` are one run: ``seq`` and offset each one more than the last."""
     first = chunks[0]
@@ -169,24 +179,28 @@ class Snapshots:
         deltas = "".join(chunk.delta for chunk in chunks)
         if first.seq == 1:
             return deltas, last.seq, last.offset
-        return await self._from_checkpoint(message_id, chunks)
+        return await self._from_checkpoint(session_id, message_id, chunks)
 
     async def _from_checkpoint(
-        self, message_id: str, chunks: list[_Chunk]
+        self, session_id: str, message_id: str, chunks: list[_Chunk]
     ) -> tuple[str, int, int] | None:
         """The text from the store's checkpoint and the log's chunks after it."""
         saved = await self._checkpoint(message_id)
         if saved is None:
             return None
         content, saved_seq = saved
-        first, last = chunks[0], chunks[-1]
+        first = chunks[0]
         if saved_seq < first.seq - 1:
             return None  # the checkpoint does not reach the log: a gap nobody holds
+        if saved_seq > chunks[-1].seq:
+            # Saved after we read the log: its chunks up to the checkpoint are there now.
+            newer_log = await self._relay.history(session_id, chunks[-1].offset)
+            chunks = chunks + _chunks_of(newer_log.events, message_id)
+            if not _contiguous(chunks) or chunks[-1].seq < saved_seq:
+                return None
+        last = chunks[-1]
         overlap = "".join(chunk.delta for chunk in chunks if chunk.seq <= saved_seq)
         if not content.endswith(overlap):
             return None  # it disagrees with the log
-        if saved_seq >= last.seq:
-            # Newer than our read of the log: valid at its own chunk's offset.
-            return content, saved_seq, first.offset + (saved_seq - first.seq)
         newer = "".join(chunk.delta for chunk in chunks if chunk.seq > saved_seq)
         return content + newer, last.seq, last.offset
