@@ -161,3 +161,12 @@ async def test_a_trimmed_log_without_a_checkpoint_reaching_it_is_a_reset(
     await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0})
     assert (await tab.recv_type("reset", "snapshot"))["type"] == "reset"
     await first.follow(message_id)
+
+
+@pytest.mark.parametrize("long_app", [{**TRIMMED, "snapshot_min_chunks": 0}], indirect=True)
+async def test_snapshots_turned_off_give_the_v1_answers(long_app: InProcessApp) -> None:
+    first, user, session, message_id = await _answer_under_way(long_app, 300)
+    tab = await long_app.connect(session_id=session, user_id=user)
+    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0})
+    assert (await tab.recv_type("reset", "snapshot"))["type"] == "reset"
+    await first.follow(message_id)

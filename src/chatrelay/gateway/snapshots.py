@@ -13,7 +13,8 @@ The trigger (``plan``):
 - The log holds every event after the client's offset: the events before the
   open answer's first chunk are replayed as before; the answer's chunks are
   folded into a snapshot when there are at least ``min_chunks`` of them to
-  send (fewer are cheaper replayed as they are).
+  send (fewer are cheaper replayed as they are; ``min_chunks`` 0 turns
+  snapshots off).
 - The log was trimmed below the client's offset: a snapshot when the client
   lost nothing but chunks of the open answer (it saw the answer's ``message``),
   or when the client asked from offset 0 (a tab opening the session: it reads
@@ -140,6 +141,8 @@ class Snapshots:
     async def _snapshot_plan(
         self, session_id: str, after: int, history: History
     ) -> ResumePlan | None:
+        if not self._min_chunks:
+            return None  # snapshots are off
         answer = open_answer(history.events)
         if answer is None:
             return None

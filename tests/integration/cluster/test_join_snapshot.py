@@ -40,13 +40,23 @@ def _bytes(frames: list[Any]) -> int:
 
 
 def _assembled(frames: list[Any], message_id: str) -> str:
-    """The answer's text as a client builds it: its snapshot parts, then later chunks."""
-    text = ""
+    """The answer's text as a client builds it: frames in offset order (repeats and
+    frames ahead of a gap dropped), snapshot parts replacing what came before."""
+    text, offset = "", 0
     for frame in frames:
-        if frame["type"] == "snapshot" and frame["message_id"] == message_id:
+        if frame["type"] == "snapshot":
+            if frame["offset"] < offset or frame["message_id"] != message_id:
+                continue
             text = text + frame["text"] if frame["part"] > 1 else frame["text"]
-        elif frame["type"] == "chunk" and frame["message_id"] == message_id:
-            text += frame["delta"]
+            offset = frame["offset"]
+        elif frame["type"] in ("message", "chunk", "complete"):
+            if frame["offset"] != offset + 1:
+                continue
+            offset = frame["offset"]
+            if frame["type"] == "chunk" and frame["message_id"] == message_id:
+                text += frame["delta"]
+        elif frame["type"] == "reset":
+            offset = frame["offset"]
     return text
 
 
