@@ -67,26 +67,26 @@ class ResumePlan:
 
 
 def open_answer(events: Sequence[Event]) -> tuple[str, list[_Chunk]] | None:
-    """The answer still streaming at the end of ``events``, and its chunks among them."""
+    """The answer still streaming at the end of ``events``, and its chunks among them.
+
+    Read from the end back to the answer's start: a resume after a finished
+    answer decodes one event, not the log.
+    """
     current: str | None = None
     chunks: list[_Chunk] = []
-    for event in events:
+    for event in reversed(events):
         frame = orjson.loads(event.data)
         kind = frame.get("type")
         if kind == "chunk":
             message_id, seq, delta = frame.get("message_id"), frame.get("seq"), frame.get("delta")
-            if not (
-                isinstance(message_id, str) and isinstance(seq, int) and isinstance(delta, str)
-            ):
-                current, chunks = None, []  # not an answer's chunk: nothing to fold
-                continue
-            if message_id != current:
-                current, chunks = message_id, []
+            valid = isinstance(message_id, str) and isinstance(seq, int) and isinstance(delta, str)
+            if not valid or (current is not None and message_id != current):
+                break  # not this answer's: its chunks start after it
+            current = message_id
             chunks.append(_Chunk(event.offset, seq, delta))
-        elif kind == "message" and frame["message"]["role"] == "assistant":
-            current, chunks = frame["message"]["id"], []
-        elif kind == "deleted" or (kind == "complete" and frame.get("message_id") == current):
-            current, chunks = None, []
+        elif kind in ("message", "complete", "deleted"):
+            break  # the answer's start, or an end: nothing streams after an end
+    chunks.reverse()
     return (current, chunks) if current is not None and chunks else None
 
 
@@ -143,6 +143,8 @@ class Snapshots:
     ) -> ResumePlan | None:
         if not self._min_chunks:
             return None  # snapshots are off
+        if history.complete and len(history.events) < self._min_chunks:
+            return None  # too few events to hold enough chunks: a replay is cheaper
         answer = open_answer(history.events)
         if answer is None:
             return None
