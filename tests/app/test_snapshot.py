@@ -170,3 +170,20 @@ async def test_snapshots_turned_off_give_the_v1_answers(long_app: InProcessApp) 
     await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0})
     assert (await tab.recv_type("reset", "snapshot"))["type"] == "reset"
     await first.follow(message_id)
+
+
+async def test_asking_again_on_the_same_socket_sends_no_second_snapshot(
+    long_app: InProcessApp,
+) -> None:
+    first, user, session, message_id = await _answer_under_way(long_app, 200)
+    tab = await long_app.connect(session_id=session, user_id=user)
+    epoch = tab.welcome["epoch"]
+    await tab.send({"type": "resume", "epoch": epoch, "offset": 0})
+    await tab.recv_type("snapshot")
+    for _ in range(3):
+        await tab.send({"type": "resume", "epoch": epoch, "offset": 0})
+    await tab.send({"type": "ping"})
+    await tab.recv_type("pong")
+    await tab.follow(message_id)
+    assert [frame["type"] for frame in tab.frames].count("snapshot") == 1
+    await first.follow(message_id)

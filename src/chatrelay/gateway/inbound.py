@@ -254,7 +254,9 @@ class Inbound:
         outbound = self._outbound
         outbound.hold()
         try:
-            plan = await self._snapshots.plan(self._session_id, epoch, offset)
+            plan = await self._snapshots.plan(
+                self._session_id, epoch, outbound.queued_after(offset)
+            )
             if plan.reset is not None:
                 metrics.RESUMES.labels("reset").inc()
                 outbound.send_frame(reset_frame(*plan.reset))

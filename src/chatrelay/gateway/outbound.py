@@ -176,6 +176,12 @@ class Outbound:
         if filled and last > floor:
             self._resent = True
 
+    def queued_after(self, after: int) -> int:
+        """Where a resume from ``after`` starts for this socket: past everything it
+        queued when that leaves no hole (``after`` inside ``(_floor, _last]``), so a
+        repeated resume gets no second snapshot of what was sent."""
+        return max(after, self._last) if after >= self._floor else after
+
     async def send_snapshot(self, offset: int, frames: list[bytes]) -> None:
         """Queue the ``snapshot`` frames of the answer streaming, valid at ``offset``
         (its chunks up to it are in their text), waiting for room; after the
