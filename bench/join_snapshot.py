@@ -68,7 +68,7 @@ async def _join(ws: str, words: int, join_at: int) -> dict[str, Any]:
     tab = await WireClient.connect(ws, query, timeout=60, record=False)
     assert tab.welcome is not None
     started = time.perf_counter()
-    await tab.resume(tab.welcome["epoch"], 0)
+    await tab.resume(tab.welcome["epoch"], 0, snapshot=True)
     frames: list[Any] = []
     sizes = 0
     # When the tab held the text up to the join: a snapshot's last part, or the replay

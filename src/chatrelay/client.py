@@ -81,11 +81,15 @@ class ChatClient:
         ticket_provider: TicketProvider | None = None,
         local_addr: tuple[str, int] | None = None,
         join: bool = False,
+        snapshots: bool | None = None,
     ) -> None:
         self.url = url
         #: Ask for the session's log from its start on the first connection (a tab
         #: opening an existing session): an answer streaming comes as a ``snapshot``.
         self.join = join
+        #: Take ``snapshot`` frames on resume (default: when joining); False keeps every
+        #: chunk (a caller that audits chunk by chunk).
+        self.snapshots = join if snapshots is None else snapshots
         self.ticket_provider = ticket_provider
         self.session_id = session_id
         self.user_id = user_id
@@ -103,7 +107,7 @@ class ChatClient:
         #: ``reconnect`` frames received, and the close code of every connection that ended.
         self.reconnect_frames = 0
         #: ``snapshot`` frames received (each part counts).
-        self.snapshots = 0
+        self.snapshot_frames = 0
         self.close_codes: list[int | None] = []
         self._inbox: asyncio.Queue[ServerFrame | ClientClosed] = asyncio.Queue(INBOX_SIZE)
         self._connection: WireClient | None = None
@@ -269,13 +273,13 @@ class ChatClient:
         stale = False
         if self.epoch is None and self.join:
             self.epoch, self.offset, asked_after = welcome["epoch"], 0, 0
-            await connection.resume(self.epoch, asked_after)
+            await connection.resume(self.epoch, asked_after, snapshot=self.snapshots)
         elif self.epoch is None:
             self.epoch, self.offset = welcome["epoch"], welcome["offset"]
         else:
             stale = welcome["epoch"] != self.epoch
             asked_after = self.offset
-            await connection.resume(self.epoch, asked_after)
+            await connection.resume(self.epoch, asked_after, snapshot=self.snapshots)
         self._connection = connection
         self._connected.set()
         while True:
@@ -294,13 +298,13 @@ class ChatClient:
                     self.gaps += 1
                     if asked_after != self.offset:
                         asked_after = self.offset
-                        await connection.resume(self.epoch, asked_after)
+                        await connection.resume(self.epoch, asked_after, snapshot=self.snapshots)
                     continue
                 self.offset = offset
             elif frame["type"] == "snapshot":
                 if stale or frame["offset"] < self.offset:
                     continue  # an older view of what we hold (or another epoch's)
-                self.snapshots += 1
+                self.snapshot_frames += 1
                 if frame["part"] == frame["parts"]:
                     self.offset = frame["offset"]  # the chunks up to it are in its text
             elif frame["type"] == "reset":

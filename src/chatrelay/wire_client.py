@@ -187,9 +187,13 @@ class WireClient:
             if got["type"] == "message" and got["message"]["role"] == "assistant":
                 return got["message"]["id"]
 
-    async def resume(self, epoch: str, offset: int) -> None:
-        """Ask for every log event after ``offset`` of ``epoch``."""
-        await self.send({"type": "resume", "epoch": epoch, "offset": offset})
+    async def resume(self, epoch: str, offset: int, *, snapshot: bool = False) -> None:
+        """Ask for every log event after ``offset`` of ``epoch`` (``snapshot``: the
+        answer streaming may come as a ``snapshot`` frame instead of its chunks)."""
+        frame: dict[str, object] = {"type": "resume", "epoch": epoch, "offset": offset}
+        if snapshot:
+            frame["snapshot"] = True
+        await self.send(frame)
 
     async def cancel(self, message_id: str) -> None:
         await self.send({"type": "cancel", "message_id": message_id})

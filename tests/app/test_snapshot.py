@@ -72,7 +72,7 @@ async def test_a_tab_joining_mid_answer_gets_a_snapshot_then_the_tail(
 ) -> None:
     first, user, session, message_id = await _answer_under_way(long_app, 200)
     tab = await long_app.connect(session_id=session, user_id=user)
-    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0})
+    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0, "snapshot": True})
     turn = await tab.follow(message_id)
     parts = _assert_snapshot_then_tail(tab, message_id)
     assert len(parts) == 1 and parts[0]["seq"] >= 200
@@ -93,7 +93,9 @@ async def test_a_resume_from_early_in_the_answer_gets_a_snapshot_not_its_chunks(
 ) -> None:
     first, user, session, message_id = await _answer_under_way(long_app, 200)
     back = await long_app.connect(session_id=session, user_id=user)
-    await back.send({"type": "resume", "epoch": back.welcome["epoch"], "offset": 10})
+    await back.send(
+        {"type": "resume", "epoch": back.welcome["epoch"], "offset": 10, "snapshot": True}
+    )
     turn = await back.follow(message_id)
     _assert_snapshot_then_tail(back, message_id)
     assert turn.text == ANSWER
@@ -105,7 +107,9 @@ async def test_a_short_resume_is_still_replayed_chunk_by_chunk(long_app: InProce
     at = first.offset
     back = await long_app.connect(session_id=session, user_id=user)
     # Fewer chunks than snapshot_min_chunks (32) behind the newest: plain chunks.
-    await back.send({"type": "resume", "epoch": back.welcome["epoch"], "offset": at - 5})
+    await back.send(
+        {"type": "resume", "epoch": back.welcome["epoch"], "offset": at - 5, "snapshot": True}
+    )
     await back.follow(message_id)
     assert not [frame for frame in back.frames if frame["type"] == "snapshot"]
     assert sorted(set(back.offsets())) == list(range(at - 4, max(back.offsets()) + 1))
@@ -118,7 +122,7 @@ async def test_a_snapshot_longer_than_a_frame_comes_in_parts_under_the_limit(
 ) -> None:
     first, user, session, message_id = await _answer_under_way(long_app, 450)
     tab = await long_app.connect(session_id=session, user_id=user)
-    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0})
+    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0, "snapshot": True})
     turn = await tab.follow(message_id)
     parts = _assert_snapshot_then_tail(tab, message_id)
     assert len(parts) >= 2
@@ -136,10 +140,12 @@ async def test_a_trimmed_log_is_joined_to_the_checkpoint_instead_of_a_reset(
 ) -> None:
     first, user, session, message_id = await _answer_under_way(long_app, 300)
     tab = await long_app.connect(session_id=session, user_id=user)
-    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0})
+    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0, "snapshot": True})
     back = await long_app.connect(session_id=session, user_id=user)
     # Offset 10: the client saw the answer start; all it lost is chunks.
-    await back.send({"type": "resume", "epoch": back.welcome["epoch"], "offset": 10})
+    await back.send(
+        {"type": "resume", "epoch": back.welcome["epoch"], "offset": 10, "snapshot": True}
+    )
     for client in (tab, back):
         turn = await client.follow(message_id)
         assert not [frame for frame in client.frames if frame["type"] == "reset"]
@@ -147,7 +153,9 @@ async def test_a_trimmed_log_is_joined_to_the_checkpoint_instead_of_a_reset(
         assert turn.text == ANSWER
     # Offset 1 (before the answer's start, trimmed away): only a reset is honest.
     late = await long_app.connect(session_id=session, user_id=user)
-    await late.send({"type": "resume", "epoch": late.welcome["epoch"], "offset": 1})
+    await late.send(
+        {"type": "resume", "epoch": late.welcome["epoch"], "offset": 1, "snapshot": True}
+    )
     assert (await late.recv_type("reset", "snapshot", "chunk"))["type"] == "reset"
     await first.follow(message_id)
 
@@ -158,7 +166,7 @@ async def test_a_trimmed_log_without_a_checkpoint_reaching_it_is_a_reset(
 ) -> None:
     first, user, session, message_id = await _answer_under_way(long_app, 300)
     tab = await long_app.connect(session_id=session, user_id=user)
-    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0})
+    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0, "snapshot": True})
     assert (await tab.recv_type("reset", "snapshot"))["type"] == "reset"
     await first.follow(message_id)
 
@@ -167,7 +175,7 @@ async def test_a_trimmed_log_without_a_checkpoint_reaching_it_is_a_reset(
 async def test_snapshots_turned_off_give_the_v1_answers(long_app: InProcessApp) -> None:
     first, user, session, message_id = await _answer_under_way(long_app, 300)
     tab = await long_app.connect(session_id=session, user_id=user)
-    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0})
+    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0, "snapshot": True})
     assert (await tab.recv_type("reset", "snapshot"))["type"] == "reset"
     await first.follow(message_id)
 
@@ -178,12 +186,25 @@ async def test_asking_again_on_the_same_socket_sends_no_second_snapshot(
     first, user, session, message_id = await _answer_under_way(long_app, 200)
     tab = await long_app.connect(session_id=session, user_id=user)
     epoch = tab.welcome["epoch"]
-    await tab.send({"type": "resume", "epoch": epoch, "offset": 0})
+    await tab.send({"type": "resume", "epoch": epoch, "offset": 0, "snapshot": True})
     await tab.recv_type("snapshot")
     for _ in range(3):
-        await tab.send({"type": "resume", "epoch": epoch, "offset": 0})
+        await tab.send({"type": "resume", "epoch": epoch, "offset": 0, "snapshot": True})
     await tab.send({"type": "ping"})
     await tab.recv_type("pong")
     await tab.follow(message_id)
     assert [frame["type"] for frame in tab.frames].count("snapshot") == 1
+    await first.follow(message_id)
+
+
+async def test_a_client_that_does_not_ask_for_snapshots_gets_the_v1_replay(
+    long_app: InProcessApp,
+) -> None:
+    first, user, session, message_id = await _answer_under_way(long_app, 200)
+    tab = await long_app.connect(session_id=session, user_id=user)
+    await tab.send({"type": "resume", "epoch": tab.welcome["epoch"], "offset": 0})
+    turn = await tab.follow(message_id)
+    assert not [frame for frame in tab.frames if frame["type"] == "snapshot"]
+    assert sorted(set(tab.offsets())) == list(range(1, max(tab.offsets()) + 1))
+    assert turn.complete is not None and turn.complete["content"] == ANSWER
     await first.follow(message_id)

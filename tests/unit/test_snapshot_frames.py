@@ -73,3 +73,18 @@ def test_a_turn_is_its_snapshot_then_the_chunks_after_it() -> None:
     )
     assert turns["a1"].text == "Hello there friend"
     assert turns["a1"].snapshot_frames == 2
+
+
+def test_a_resume_asks_for_snapshots_with_a_boolean() -> None:
+    from chatrelay.exceptions import FrameError
+    from chatrelay.protocol.client_frames import ResumeFrame, parse_client_frame
+
+    plain = parse_client_frame(b'{"type": "resume", "epoch": "e", "offset": 3}', 100)
+    asked = parse_client_frame(
+        b'{"type": "resume", "epoch": "e", "offset": 3, "snapshot": true}', 100
+    )
+    assert plain == ResumeFrame(epoch="e", offset=3, snapshot=False)
+    assert asked == ResumeFrame(epoch="e", offset=3, snapshot=True)
+    with pytest.raises(FrameError) as refused:
+        parse_client_frame(b'{"type": "resume", "epoch": "e", "offset": 3, "snapshot": 1}', 100)
+    assert refused.value.code == "invalid_message"

@@ -235,10 +235,10 @@ class Inbound:
                     self._outbound.send_frame(
                         error_frame(exc.code, exc.detail, message_id=message_id)
                     )
-            case ResumeFrame(epoch=epoch, offset=offset):
+            case ResumeFrame(epoch=epoch, offset=offset, snapshot=snapshot):
                 # An unclaimed session has no log to replay (events follow a claim).
                 if self._owned:
-                    await self._resume(epoch, offset)
+                    await self._resume(epoch, offset, snapshot)
             case RefreshFrame(ticket=ticket):
                 try:
                     await self._credential.refresh(ticket)
@@ -248,14 +248,14 @@ class Inbound:
                     self._outbound.send_frame(error_frame(TokenExpired.code, detail))
                     self._outbound.close_with(close_codes.NOT_AUTHENTICATED, "refresh refused")
 
-    async def _resume(self, epoch: str, offset: int) -> None:
+    async def _resume(self, epoch: str, offset: int, snapshot: bool) -> None:
         """Replay the log after ``offset`` (the answer streaming as a snapshot, see
         ``snapshots.py``), then carry on live; or tell the client to reset."""
         outbound = self._outbound
         outbound.hold()
         try:
             plan = await self._snapshots.plan(
-                self._session_id, epoch, outbound.queued_after(offset)
+                self._session_id, epoch, outbound.queued_after(offset), snapshot=snapshot
             )
             if plan.reset is not None:
                 metrics.RESUMES.labels("reset").inc()

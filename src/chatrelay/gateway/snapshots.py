@@ -8,7 +8,9 @@ below its offset. Instead, the answer still streaming at the log's end (the
 longer than the frame limit) valid at the offset of its newest chunk; the
 live tail goes on from the next offset.
 
-The trigger (``plan``):
+Only a client that says it takes snapshots gets one (``resume`` with
+``"snapshot": true``, v1.1): a v1 client keeps v1's answers (every event, or
+``reset``). The trigger (``plan``):
 
 - The log holds every event after the client's offset: the events before the
   open answer's first chunk are replayed as before; the answer's chunks are
@@ -124,12 +126,15 @@ class Snapshots:
         self._frame_limit = frame_limit
         self._min_chunks = min_chunks
 
-    async def plan(self, session_id: str, epoch: str, after: int) -> ResumePlan:
-        """What a resume from ``after`` in ``epoch`` gets; raises ``EngineError``."""
+    async def plan(
+        self, session_id: str, epoch: str, after: int, *, snapshot: bool = True
+    ) -> ResumePlan:
+        """What a resume from ``after`` in ``epoch`` gets (``snapshot``: the client takes
+        snapshot frames; else the v1 answer); raises ``EngineError``."""
         history = await self._relay.history(session_id, after)
         if history.epoch != epoch or after > history.latest:
             return ResumePlan(reset=(history.epoch, history.latest))
-        plan = await self._snapshot_plan(session_id, after, history)
+        plan = await self._snapshot_plan(session_id, after, history) if snapshot else None
         if plan is not None:
             metrics.RESUMES.labels("snapshot").inc()
             return plan

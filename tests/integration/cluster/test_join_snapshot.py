@@ -91,7 +91,7 @@ async def test_a_tab_joining_a_long_answer_at_chunk_2500_gets_a_snapshot_then_th
                     second, {"session_id": session, "user_id": user}, timeout=seconds(30)
                 )
                 assert back.welcome is not None
-                await back.resume(back.welcome["epoch"], 10)
+                await back.resume(back.welcome["epoch"], 10, snapshot=True)
                 tab_frames = await _until_complete(tab.receive, message_id)
                 back_frames = await _until_complete(back.recv, message_id)
                 await back.close()

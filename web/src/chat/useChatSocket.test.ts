@@ -147,7 +147,7 @@ describe("ChatConnection", () => {
     socket.receive(welcome(2));
     expect(conn.getState().connection).toEqual({ status: "connected" });
     expect(conn.getState().node).toBe("gw-1");
-    expect(socket.sent).toEqual([{ type: "resume", epoch: "e1", offset: 0 }]);
+    expect(socket.sent).toEqual([{ type: "resume", epoch: "e1", offset: 0, snapshot: true }]);
     await flush();
     expect(historyCalls).toBe(1);
     expect(conn.getState().messages.map((m) => m.content)).toEqual(["hi", "Hello"]);
@@ -244,7 +244,7 @@ describe("ChatConnection", () => {
     expect(second).not.toBe(first);
     second.open();
     second.receive(welcome(5, "e1", "gw-2"));
-    expect(second.sent).toEqual([{ type: "resume", epoch: "e1", offset: 2 }]);
+    expect(second.sent).toEqual([{ type: "resume", epoch: "e1", offset: 2, snapshot: true }]);
     expect(conn.getState().node).toBe("gw-2");
     // The replay repeats offset 2, then carries on.
     second.receive(

@@ -291,12 +291,13 @@ export class ChatConnection {
         if (askedForNewSession) this.options.onSessionCreated?.(frame.session_id);
         if (wasFresh) {
           // Replay what the log holds (rebuilds a running answer) and load the rest.
-          if (frame.offset > 0) this.transmit({ type: "resume", epoch: frame.epoch, offset: 0 });
+          // `snapshot`: a running answer may come as its text so far, not chunk by chunk.
+          if (frame.offset > 0) this.transmit({ type: "resume", epoch: frame.epoch, offset: 0, snapshot: true });
           if (!askedForNewSession) this.loadHistory();
           else this.dispatch({ type: "history_loaded", messages: [], sinceOffset: 0 });
           for (const queued of this.outbox.splice(0)) this.transmit(queued);
         } else if (position.epoch !== null) {
-          this.transmit({ type: "resume", epoch: position.epoch, offset: position.offset });
+          this.transmit({ type: "resume", epoch: position.epoch, offset: position.offset, snapshot: true });
         }
         break;
       case "reset":

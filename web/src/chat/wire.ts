@@ -46,6 +46,7 @@ export interface ResumeFrame {
   type: "resume";
   epoch: string;
   offset: number;
+  snapshot: boolean;
 }
 export interface PingFrame {
   type: "ping";
