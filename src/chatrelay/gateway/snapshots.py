@@ -166,9 +166,13 @@ class Snapshots:
         if text is None:
             return None
         body, seq, offset = text
+        try:
+            frames = snapshot_frames(message_id, offset, seq, body, self._frame_limit)
+        except ValueError:
+            return None  # a frame limit too small for any text: the v1 answer
         return ResumePlan(
             before=[event for event in history.events if event.offset < first.offset],
-            snapshot=snapshot_frames(message_id, offset, seq, body, self._frame_limit),
+            snapshot=frames,
             offset=offset,
             after=[event for event in history.events if event.offset > offset],
         )
