@@ -142,12 +142,13 @@ describe("message, chunk and complete", () => {
   });
 
   it("shows chunks of an answer whose start it never saw", () => {
-    const state = frames(connected(), chunk(7, "a9", 4, "tail"));
+    // After a reset (the log lost the start), live chunks carry on from the reset's offset.
+    const state = frames(connected(), { type: "reset", epoch: "e1", offset: 6 }, chunk(7, "a9", 4, "tail"));
     expect(state.messages[0]).toMatchObject({ id: "a9", content: "tail", status: "streaming", seq: 4 });
   });
 
   it("applies a complete for an unknown answer", () => {
-    const state = frames(connected(), {
+    const state = frames(connected(), { type: "reset", epoch: "e1", offset: 2 }, {
       type: "complete",
       offset: 3,
       message_id: "a7",
@@ -177,6 +178,15 @@ describe("offsets and sequence numbers", () => {
     expect(after).toBe(before);
   });
 
+  it("drops a frame past a gap: it overtook a replay and comes again after it", () => {
+    const before = midStream();
+    const ahead = frames(before, chunk(6, "a1", 4, " friend"));
+    expect(ahead).toBe(before);
+    const state = frames(ahead, chunk(5, "a1", 3, ","), chunk(6, "a1", 4, " friend"));
+    expect(state.messages[1]?.content).toBe("Hello there, friend");
+    expect(state.offset).toBe(6);
+  });
+
   it("ignores a repeated seq even at a new offset", () => {
     const state = frames(midStream(), chunk(5, "a1", 2, "there"));
     expect(state.messages[1]?.content).toBe("Hello there");
@@ -190,7 +200,7 @@ describe("offsets and sequence numbers", () => {
       { type: "history_loaded", messages: [wire({ id: "a1", content: "Hel" })], sinceOffset: 0 },
     );
     expect(state.messages[0]).toMatchObject({ content: "Hel", seq: null });
-    state = frames(state, start(2, "a1"), chunk(3, "a1", 1, "Hello "), chunk(4, "a1", 2, "world"));
+    state = frames(state, start(1, "a1"), chunk(2, "a1", 1, "Hello "), chunk(3, "a1", 2, "world"));
     expect(state.messages).toHaveLength(1);
     expect(state.messages[0]).toMatchObject({ content: "Hello world", seq: 2, status: "streaming" });
   });
@@ -271,9 +281,9 @@ describe("reset", () => {
 
 describe("history", () => {
   it("keeps local sends and newer live events that history cannot know", () => {
-    let state = frames(initialChatState("s1"), welcome(2));
+    let state = frames(initialChatState("s1"), welcome(0));
     state = run(state, { type: "history_loading" });
-    state = frames(state, userMsg(3, "m2", "live"));
+    state = frames(state, userMsg(1, "m2", "live"));
     state = run(state, { type: "send", clientId: "c9", content: "pending", createdAt: T });
     state = run(state, {
       type: "history_loaded",

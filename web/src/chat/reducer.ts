@@ -3,8 +3,9 @@
 // behaviour can be tested without a browser or a socket.
 //
 // Guarantees:
-// - A frame carrying an `offset` is applied at most once: anything at or below
-//   the last offset seen is dropped (replays after a resume overlap live events).
+// - A frame carrying an `offset` is applied at most once and in order: anything at
+//   or below the last offset seen is dropped (replays after a resume overlap live
+//   events), and so is one past a gap (it overtook a replay; it comes again).
 // - Within an assistant message, chunks are applied in `seq` order, once each;
 //   `complete` replaces the text with the stored content, so the final text is
 //   exact even if a chunk was missed.
@@ -171,10 +172,20 @@ function replaceAt(messages: ChatMessage[], index: number, message: ChatMessage)
   return next;
 }
 
-/** Accept an offset-carrying frame: `null` when it is a duplicate, else the state with the new offset. */
+/** Accept an offset-carrying frame: `null` when it is a duplicate or comes after a gap,
+ *  else the state with the new offset. A frame after a gap overtook the answer to our
+ *  `resume` (sent at once after a reconnection's welcome): taking it would skip its
+ *  predecessors for good, and the server sends it again after them (docs/protocol.md). */
 function advance(state: ChatState, offset: number): ChatState | null {
   if (typeof offset !== "number" || offset <= state.offset) return null;
+  if (offset > state.offset + 1 && state.epoch !== null) return null;
   return { ...state, offset };
+}
+
+/** Whether `frame` is a log frame past a gap in what this tab holds (see `advance`). */
+export function skipsAhead(state: ChatState, frame: ServerFrame): boolean {
+  if (frame.type !== "message" && frame.type !== "chunk" && frame.type !== "complete") return false;
+  return state.epoch !== null && frame.offset > state.offset + 1;
 }
 
 function applyMessage(state: ChatState, frame: MessageFrame): ChatState {
