@@ -74,10 +74,14 @@ class Turn:
     message_id: str
     chunks: list[ChunkFrame] = field(default_factory=list)
     complete: CompleteFrame | None = None
+    #: The text a ``snapshot`` brought (its parts joined); ``chunks`` are those after it.
+    snapshot: str = ""
+    #: ``snapshot`` frames received for this message (parts counted one by one).
+    snapshot_frames: int = 0
 
     @property
     def text(self) -> str:
-        return "".join(chunk["delta"] for chunk in self.chunks)
+        return self.snapshot + "".join(chunk["delta"] for chunk in self.chunks)
 
 
 def gather_turn(turns: dict[str, Turn], frame: ServerFrame) -> None:
@@ -88,6 +92,12 @@ def gather_turn(turns: dict[str, Turn], frame: ServerFrame) -> None:
         turns.setdefault(frame["message_id"], Turn(frame["message_id"])).chunks.append(frame)
     elif frame["type"] == "complete":
         turns.setdefault(frame["message_id"], Turn(frame["message_id"])).complete = frame
+    elif frame["type"] == "snapshot":
+        turn = turns.setdefault(frame["message_id"], Turn(frame["message_id"]))
+        if frame["part"] == 1:  # the text so far replaces whatever came before it
+            turn.snapshot, turn.chunks = "", []
+        turn.snapshot += frame["text"]
+        turn.snapshot_frames += 1
 
 
 class WireClient:
@@ -177,9 +187,13 @@ class WireClient:
             if got["type"] == "message" and got["message"]["role"] == "assistant":
                 return got["message"]["id"]
 
-    async def resume(self, epoch: str, offset: int) -> None:
-        """Ask for every log event after ``offset`` of ``epoch``."""
-        await self.send({"type": "resume", "epoch": epoch, "offset": offset})
+    async def resume(self, epoch: str, offset: int, *, snapshot: bool = False) -> None:
+        """Ask for every log event after ``offset`` of ``epoch`` (``snapshot``: the
+        answer streaming may come as a ``snapshot`` frame instead of its chunks)."""
+        frame: dict[str, object] = {"type": "resume", "epoch": epoch, "offset": offset}
+        if snapshot:
+            frame["snapshot"] = True
+        await self.send(frame)
 
     async def cancel(self, message_id: str) -> None:
         await self.send({"type": "cancel", "message_id": message_id})
@@ -239,6 +253,15 @@ class WireClient:
             self.epoch, self.offset = frame["epoch"], frame["offset"]
         elif frame["type"] == "reset":
             self.epoch, self.offset = frame["epoch"], frame["offset"]
+        elif frame["type"] == "snapshot":
+            # A snapshot leaps over the chunks it folds in; its last part moves the offset.
+            if frame["offset"] < self.offset:
+                self.duplicates += 1
+                return
+            if frame["part"] == frame["parts"]:
+                self.offset = frame["offset"]
+            if self.record:
+                gather_turn(self.turns, frame)
         elif (offset := log_offset(frame)) is not None:
             if offset <= self.offset:
                 self.duplicates += 1

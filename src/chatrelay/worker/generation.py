@@ -262,7 +262,7 @@ class Generations:
                 every = self._config.checkpoint_seconds
                 if every and time.monotonic() - checkpointed >= every:
                     checkpointed = time.monotonic()
-                    await self._store.save_progress(request.message_id, "".join(parts))
+                    await self._store.save_progress(request.message_id, "".join(parts), seq=seq)
         except asyncio.CancelledError:
             status, error = "interrupted", "the worker shut down"
         except LeaseLost:

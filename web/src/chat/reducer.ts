@@ -9,6 +9,9 @@
 // - Within an assistant message, chunks are applied in `seq` order, once each;
 //   `complete` replaces the text with the stored content, so the final text is
 //   exact even if a chunk was missed.
+// - A `snapshot` (the text of a running answer as of its offset, instead of a
+//   replay of its chunks) replaces that answer's text and `seq`; its parts
+//   share one offset and are appended in order; chunks go on after its `seq`.
 // - On the welcome of a reconnection the remembered epoch and offset are kept,
 //   so the connection can `resume` from them; only a `reset` moves them.
 
@@ -20,6 +23,7 @@ import type {
   ErrorFrame,
   MessageFrame,
   ServerFrame,
+  SnapshotFrame,
   WireMessage,
   WireStatus,
 } from "./protocol";
@@ -202,6 +206,38 @@ function applyMessage(state: ChatState, frame: MessageFrame): ChatState {
   return { ...state, messages: replaceAt(state.messages, index, merged) };
 }
 
+function applySnapshot(state: ChatState, frame: SnapshotFrame): ChatState {
+  // Parts share their offset, and a live chunk at that very offset may have come
+  // first (its text alone): a snapshot is accepted at the offset reached, not only after.
+  if (typeof frame.offset !== "number" || frame.offset < state.offset) return state;
+  const next = { ...state, offset: frame.offset };
+  const index = next.messages.findIndex((m) => m.id === frame.message_id);
+  if (index < 0) {
+    if (frame.part !== 1) return next;
+    const placeholder: ChatMessage = {
+      key: frame.message_id,
+      id: frame.message_id,
+      clientId: null,
+      role: "assistant",
+      content: frame.text,
+      status: "streaming",
+      createdAt: new Date(0).toISOString(),
+      error: null,
+      sendError: null,
+      seq: frame.seq,
+      lastOffset: frame.offset,
+    };
+    return { ...next, messages: [...next.messages, placeholder] };
+  }
+  const message = next.messages[index]!;
+  if (message.status !== "streaming") return next;
+  const content = frame.part === 1 ? frame.text : message.content + frame.text;
+  return {
+    ...next,
+    messages: replaceAt(next.messages, index, { ...message, content, seq: frame.seq, lastOffset: frame.offset }),
+  };
+}
+
 function applyChunk(state: ChatState, frame: ChunkFrame): ChatState {
   const index = state.messages.findIndex((m) => m.id === frame.message_id);
   if (index < 0) {
@@ -369,6 +405,8 @@ function applyFrame(state: ChatState, frame: ServerFrame): ChatState {
       const next = advance(state, frame.offset);
       return next ? applyComplete(next, frame) : state;
     }
+    case "snapshot":
+      return applySnapshot(state, frame);
     case "error":
       return applyError(state, frame);
     case "reset":

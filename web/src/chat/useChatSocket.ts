@@ -283,7 +283,7 @@ export class ChatConnection {
     if (skipsAhead(this.state, frame) && this.resumedFrom !== position.offset && position.epoch) {
       // Dropped by the reducer; ask for what is missing unless that is asked already.
       this.resumedFrom = position.offset;
-      this.transmit({ type: "resume", epoch: position.epoch, offset: position.offset });
+      this.transmit({ type: "resume", epoch: position.epoch, offset: position.offset, snapshot: true });
     }
     const askedForNewSession = this.state.sessionId === null;
     this.dispatch({ type: "frame", frame });
@@ -299,13 +299,14 @@ export class ChatConnection {
         if (wasFresh) {
           // Replay what the log holds (rebuilds a running answer) and load the rest.
           this.resumedFrom = frame.offset > 0 ? 0 : null;
-          if (frame.offset > 0) this.transmit({ type: "resume", epoch: frame.epoch, offset: 0 });
+          // `snapshot`: a running answer may come as its text so far, not chunk by chunk.
+          if (frame.offset > 0) this.transmit({ type: "resume", epoch: frame.epoch, offset: 0, snapshot: true });
           if (!askedForNewSession) this.loadHistory();
           else this.dispatch({ type: "history_loaded", messages: [], sinceOffset: 0 });
           for (const queued of this.outbox.splice(0)) this.transmit(queued);
         } else if (position.epoch !== null) {
           this.resumedFrom = position.offset;
-          this.transmit({ type: "resume", epoch: position.epoch, offset: position.offset });
+          this.transmit({ type: "resume", epoch: position.epoch, offset: position.offset, snapshot: true });
         }
         break;
       case "reset":
