@@ -25,7 +25,11 @@ from chatrelay.protocol.server_frames import ChunkFrame, CompleteFrame, ServerFr
 
 # How long one ``recv`` waits by default: a silent server is a failure, not a hang.
 RECV_TIMEOUT_SECONDS = 10.0
-OPEN_TIMEOUT_SECONDS = 10.0
+# How long an opening handshake may take. In a reconnect storm the surviving
+# gateway's queue of handshakes is long: a client that gives up at 10 s goes to
+# the back of the queue after its backoff (bench/storm.py: 546 of 2,500 tabs did,
+# p99 21 s to resume; with 60 s none did, p99 11 s).
+OPEN_TIMEOUT_SECONDS = 30.0
 # Read off the ServerFrame union, so a new frame type needs no second list.
 SERVER_FRAME_TYPES = frozenset(
     get_args(get_type_hints(kind)["type"])[0] for kind in get_args(get_args(ServerFrame)[0])
