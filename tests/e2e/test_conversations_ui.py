@@ -14,7 +14,16 @@ import pytest
 from chatrelay.llm.simulated import CODE_ANSWER, choose_answer
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import ARTIFACTS, ChatServer
-from tests.e2e.test_chat_ui import assistant, ms, open_chat, send, session_of, wait_status
+from tests.e2e.test_chat_ui import (
+    assistant,
+    body_text,
+    ms,
+    normalise,
+    open_chat,
+    send,
+    session_of,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -179,4 +188,53 @@ def test_regenerate_and_page_between_answers(chat_server: ChatServer, context: A
     page.reload()
     position.wait_for()
     assert position.inner_text().replace("\n", " ").split() == ["2", "/", "2"]
+    assert_accessible(page)
+
+
+def position_is(page: Any, test_id: str, text: str) -> None:
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid={test_id}]')"
+        f"?.textContent.replace(/\\s+/g, ' ').trim() === '{text}'"
+    )
+
+
+def question(page: Any) -> Any:
+    return page.locator('[data-testid="message"][data-role="user"]').first
+
+
+def test_edit_a_question_and_page_between_branches(chat_server: ChatServer, context: Any) -> None:
+    page = context.new_page()
+    open_chat(page, chat_server)
+    session = chat_and_wait(page, FIRST_PROMPT)
+    chat_and_wait(page, SECOND_PROMPT)
+    old_branch = chat_server.history(session)
+
+    # Edit the first question inline: it is sent as a new version and answered anew.
+    question(page).get_by_role("button", name="Edit").click()
+    editor = page.get_by_role("form", name="Edit message")
+    editor.get_by_label("Edited message").fill("Hi there, edited")
+    editor.get_by_role("button", name="Send").click()
+    position_is(page, "version-position", "2 / 2")
+    wait_status(assistant(page), "completed")
+    stored = chat_server.history(session)
+    assert [m["role"] for m in stored] == ["user", "assistant"] * 3
+    edited, answer = stored[-2], stored[-1]
+    assert edited["content"] == "Hi there, edited" and "parent_id" not in edited
+    assert answer["parent_id"] == edited["id"]
+    # The new branch shows alone: the edited question and its answer, nothing of the old one.
+    messages = page.get_by_test_id("message")
+    assert messages.count() == 2
+    assert question(page).get_by_test_id("message-body").inner_text() == "Hi there, edited"
+    assert assistant(page).get_attribute("data-message-id") == answer["id"]
+    assert body_text(assistant(page)) == normalise(choose_answer("Hi there, edited"))
+    snap(page, "edited")
+
+    # Page back to the first version: the old branch, both turns, is all there.
+    page.get_by_role("button", name="Previous version").click()
+    position_is(page, "version-position", "1 / 2")
+    assert messages.count() == 4
+    shown = [messages.nth(i).get_attribute("data-message-id") for i in range(4)]
+    assert shown == [m["id"] for m in old_branch]
+    page.get_by_test_id("branch-note").wait_for()
+    snap(page, "edited-old-branch")
     assert_accessible(page)

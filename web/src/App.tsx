@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { fetchTicket, regenerateAnswer } from "./chat/api";
+import { editMessage, fetchTicket, regenerateAnswer } from "./chat/api";
 import { currentUserId, sessionFromUrl, urlForSession } from "./chat/identity";
 import { isGenerating, streamingMessage } from "./chat/reducer";
 import { useChatSocket } from "./chat/useChatSocket";
@@ -108,6 +108,14 @@ export function App({ account }: { account?: Account } = {}) {
     },
     [userId, currentSession],
   );
+  // Errors show in the editor; the promise tells it whether the edit was accepted.
+  const edit = useCallback(
+    async (messageId: string, content: string) => {
+      if (currentSession === null) return;
+      await editMessage(userId, currentSession, messageId, content);
+    },
+    [userId, currentSession],
+  );
   const title = sessions.find((s) => s.id === state.sessionId)?.title;
 
   useEffect(() => {
@@ -174,6 +182,7 @@ export function App({ account }: { account?: Account } = {}) {
           history={state.history}
           sessionId={state.sessionId}
           onRegenerate={isGenerating(state) || state.connection.status !== "connected" ? undefined : regenerate}
+          onEdit={isGenerating(state) || state.connection.status !== "connected" ? undefined : edit}
         />
         <div className="composer-area">
           <Notices notices={state.notices} onDismiss={chat.dismissNotice} />

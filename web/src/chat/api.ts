@@ -130,3 +130,11 @@ export async function fetchTicket(userId: string, signal?: AbortSignal): Promise
 export async function regenerateAnswer(userId: string, sessionId: string, messageId: string): Promise<void> {
   await sendJson("POST", `/api/regenerate?${userQuery(userId)}`, { session_id: sessionId, message_id: messageId });
 }
+
+/**
+ * Send an edited version of a question (`POST /api/edit`): it is answered like a
+ * chat and the conversation forks there; the old version and its branch stay.
+ */
+export async function editMessage(userId: string, sessionId: string, messageId: string, content: string): Promise<void> {
+  await sendJson("POST", `/api/edit?${userQuery(userId)}`, { session_id: sessionId, message_id: messageId, content });
+}

@@ -52,6 +52,8 @@ export interface ChatMessage {
   usage?: Usage;
   /** An answer's user message: answers sharing it are alternatives ("2 / 2"). */
   replyTo?: string;
+  /** The message this one follows (absent: the first, or not confirmed yet); see branches.ts. */
+  parentId?: string;
 }
 
 export interface Notice {
@@ -138,6 +140,7 @@ export function fromWire(message: WireMessage, offset = -1): ChatMessage {
     lastOffset: offset,
     ...(message.usage ? { usage: message.usage } : {}),
     ...(message.reply_to ? { replyTo: message.reply_to } : {}),
+    ...(message.parent_id ? { parentId: message.parent_id } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
-import { withAlternatives } from "../chat/alternatives";
+import { ROOT, branchView } from "../chat/branches";
 import type { ChatMessage, HistoryState } from "../chat/reducer";
 import { MessageView } from "./MessageView";
 
@@ -9,6 +9,8 @@ interface Props {
   sessionId: string | null;
   /** Regenerate the last answer (absent: not now, e.g. while one streams). */
   onRegenerate?: (messageId: string) => void;
+  /** Send an edited version of a question (absent: not now); resolves when it was accepted. */
+  onEdit?: (messageId: string, content: string) => Promise<void>;
 }
 
 /** How close to the bottom (px) still counts as "following" the conversation. */
@@ -18,20 +20,30 @@ const FOLLOW_THRESHOLD_PX = 48;
  * The conversation. It follows new text while the reader is at the bottom and
  * stops following as soon as they scroll up; a button brings them back.
  */
-export function MessageList({ messages, history, sessionId, onRegenerate }: Props) {
+export function MessageList({ messages, history, sessionId, onRegenerate, onEdit }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
-  // Which alternative the reader paged to, per user message (default: the newest).
+  // Which sibling the reader paged to, per parent (default: the way to the newest message).
   const [chosen, setChosen] = useState<Record<string, number>>({});
-  const shown = withAlternatives(messages, chosen);
-  const page = useCallback((replyTo: string, index: number) => {
-    setChosen((current) => ({ ...current, [replyTo]: index }));
+  const { shown, olderBranchShown } = branchView(messages, chosen);
+  const page = useCallback((parent: string, index: number) => {
+    setChosen((current) => ({ ...current, [parent]: index }));
   }, []);
+  const edit = useCallback(
+    async (message: ChatMessage, content: string) => {
+      if (!message.id || !onEdit) return;
+      await onEdit(message.id, content);
+      // The new version is the newest: show it (and its answer) wherever the reader was.
+      const parent = message.parentId ?? ROOT;
+      setChosen(({ [parent]: _dropped, ...rest }) => rest);
+    },
+    [onEdit],
+  );
   const regenerate = useCallback(
     (message: ChatMessage) => {
       if (!message.id || !onRegenerate) return;
-      const replyTo = message.replyTo;
-      if (replyTo) {
-        setChosen(({ [replyTo]: _dropped, ...rest }) => rest);
+      const parent = message.parentId ?? message.replyTo;
+      if (parent) {
+        setChosen(({ [parent]: _dropped, ...rest }) => rest);
       }
       onRegenerate(message.id);
     },
@@ -63,13 +75,19 @@ export function MessageList({ messages, history, sessionId, onRegenerate }: Prop
     setChosen({});
   }, [sessionId]);
 
+  // A new message continues the newest branch (the server appends there): show that branch.
+  const last = messages[messages.length - 1];
+  const sentNow = last !== undefined && last.role === "user" && last.id === null ? last.key : null;
+  useEffect(() => {
+    if (sentNow !== null) setChosen({});
+  }, [sentNow]);
+
   // Before paint, so following never shows a frame of the text below the fold.
   useLayoutEffect(() => {
     const el = scroller.current;
     if (el && following.current) el.scrollTop = el.scrollHeight;
   }, [messages]);
 
-  const last = messages[messages.length - 1];
   return (
     <div className="messages-wrap">
       <div
@@ -99,15 +117,23 @@ export function MessageList({ messages, history, sessionId, onRegenerate }: Prop
         )}
         {shown.map(({ message, alternative }, index) => (
           <MessageView
-            key={alternative ? `alternatives:${alternative.replyTo}` : message.key}
+            key={alternative ? `siblings:${alternative.parent}` : message.key}
             message={message}
             alternative={alternative}
             onPage={page}
             onRegenerate={
-              onRegenerate && index === shown.length - 1 && message.role === "assistant" ? regenerate : undefined
+              onRegenerate && !olderBranchShown && index === shown.length - 1 && message.role === "assistant"
+                ? regenerate
+                : undefined
             }
+            onEdit={onEdit && message.role === "user" ? edit : undefined}
           />
         ))}
+        {olderBranchShown && (
+          <p className="branch-note" data-testid="branch-note">
+            You are looking at an older version of this conversation; a new message continues the newest one.
+          </p>
+        )}
       </div>
       {showJump && (
         <button type="button" className="jump-latest" onClick={jumpToLatest}>

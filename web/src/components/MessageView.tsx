@@ -1,8 +1,9 @@
-import { memo } from "react";
+import { type FormEvent, memo, useState } from "react";
 import Markdown, { type Components } from "react-markdown";
 import remarkGfm from "remark-gfm";
 import { STATUS_LABELS, describeError } from "../chat/errors";
-import type { Shown } from "../chat/alternatives";
+import type { Shown } from "../chat/branches";
+import { MAX_MESSAGE_LENGTH } from "../chat/protocol";
 import type { ChatMessage } from "../chat/reducer";
 import type { Usage } from "../chat/wire";
 import { CodeBlock } from "./CodeBlock";
@@ -67,35 +68,45 @@ const REMARK_PLUGINS = [remarkGfm];
 
 interface ViewProps {
   message: ChatMessage;
-  /** Which of its alternatives this answer is (regenerated answers), or null. */
+  /** Which of its siblings this message is (versions of a question, regenerated answers), or null. */
   alternative?: Shown["alternative"];
-  onPage?: (replyTo: string, index: number) => void;
+  onPage?: (parent: string, index: number) => void;
   /** Present on the last answer when it may be regenerated. */
   onRegenerate?: (message: ChatMessage) => void;
+  /** Present on questions that may be edited now; resolves when the edit was accepted. */
+  onEdit?: (message: ChatMessage, content: string) => Promise<void>;
 }
 
-function Pager({ alternative, onPage }: { alternative: NonNullable<Shown["alternative"]>; onPage?: ViewProps["onPage"] }) {
-  const { replyTo, index, count } = alternative;
+interface PagerProps {
+  alternative: NonNullable<Shown["alternative"]>;
+  role: ChatMessage["role"];
+  onPage?: ViewProps["onPage"];
+}
+
+function Pager({ alternative, role, onPage }: PagerProps) {
+  const { parent, index, count } = alternative;
+  const what = role === "user" ? "version" : "answer";
+  const label = role === "user" ? "Versions of this message" : "Answers to this message";
   return (
-    <span className="alternatives" role="group" aria-label="Answers to this message">
+    <span className="alternatives" role="group" aria-label={label}>
       <button
         type="button"
         className="icon-button"
-        aria-label="Previous answer"
+        aria-label={`Previous ${what}`}
         disabled={index === 0}
-        onClick={() => onPage?.(replyTo, index - 1)}
+        onClick={() => onPage?.(parent, index - 1)}
       >
         ‹
       </button>
-      <span data-testid="alternative-position">
+      <span data-testid={role === "user" ? "version-position" : "alternative-position"}>
         {index + 1} / {count}
       </span>
       <button
         type="button"
         className="icon-button"
-        aria-label="Next answer"
+        aria-label={`Next ${what}`}
         disabled={index === count - 1}
-        onClick={() => onPage?.(replyTo, index + 1)}
+        onClick={() => onPage?.(parent, index + 1)}
       >
         ›
       </button>
@@ -103,7 +114,65 @@ function Pager({ alternative, onPage }: { alternative: NonNullable<Shown["altern
   );
 }
 
-function MessageViewImpl({ message, alternative = null, onPage, onRegenerate }: ViewProps) {
+interface EditFormProps {
+  message: ChatMessage;
+  onEdit: NonNullable<ViewProps["onEdit"]>;
+  onDone: () => void;
+}
+
+/** The inline editor of a question: its new text is sent as a new version, answered anew. */
+function EditForm({ message, onEdit, onDone }: EditFormProps) {
+  const [text, setText] = useState(message.content);
+  const [error, setError] = useState<string | null>(null);
+  const [sending, setSending] = useState(false);
+  const tooLong = text.length > MAX_MESSAGE_LENGTH;
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    if (!text.trim() || tooLong || sending) return;
+    setSending(true);
+    setError(null);
+    onEdit(message, text).then(onDone, (failure: unknown) => {
+      setSending(false);
+      setError(failure instanceof Error ? failure.message : String(failure));
+    });
+  };
+  return (
+    <form className="edit-form" onSubmit={submit} aria-label="Edit message">
+      <textarea
+        className="edit-input"
+        aria-label="Edited message"
+        value={text}
+        rows={Math.min(8, Math.max(2, text.split("\n").length))}
+        autoFocus
+        onChange={(event) => setText(event.target.value)}
+        onKeyDown={(event) => {
+          if (event.key === "Escape") onDone();
+        }}
+      />
+      <div className="edit-actions">
+        <button type="submit" className="send-button" disabled={sending || !text.trim() || tooLong}>
+          Send
+        </button>
+        <button type="button" className="copy-button" onClick={onDone}>
+          Cancel
+        </button>
+        {tooLong && (
+          <span className="message-error">
+            Too long: {text.length.toLocaleString()} of {MAX_MESSAGE_LENGTH.toLocaleString()} characters.
+          </span>
+        )}
+        {error && (
+          <span className="message-error" role="alert">
+            Not sent: {error}
+          </span>
+        )}
+      </div>
+    </form>
+  );
+}
+
+function MessageViewImpl({ message, alternative = null, onPage, onRegenerate, onEdit }: ViewProps) {
+  const [editing, setEditing] = useState(false);
   const badge = STATUS_LABELS[message.status];
   const streaming = message.status === "streaming";
   return (
@@ -131,13 +200,25 @@ function MessageViewImpl({ message, alternative = null, onPage, onRegenerate }: 
             )}
             {streaming && <span className="cursor" aria-hidden="true" />}
           </div>
+        ) : editing && onEdit ? (
+          <EditForm message={message} onEdit={onEdit} onDone={() => setEditing(false)} />
         ) : (
           <p className="plain">{message.content}</p>
         )}
       </div>
+      {message.role === "user" && !editing && (alternative || (onEdit && message.id)) && (
+        <div className="question-footer">
+          {alternative && <Pager alternative={alternative} role="user" onPage={onPage} />}
+          {onEdit && message.id && (
+            <button type="button" className="copy-button" onClick={() => setEditing(true)}>
+              Edit
+            </button>
+          )}
+        </div>
+      )}
       {message.role === "assistant" && (alternative || (!streaming && (message.content || message.usage))) && (
         <div className="answer-footer">
-          {alternative && <Pager alternative={alternative} onPage={onPage} />}
+          {alternative && <Pager alternative={alternative} role="assistant" onPage={onPage} />}
           {onRegenerate && !streaming && message.id && (
             <button type="button" className="copy-button" onClick={() => onRegenerate(message)}>
               Regenerate
