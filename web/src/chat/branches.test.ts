@@ -111,4 +111,16 @@ describe("branches: edited questions", () => {
     };
     expect(ids([...EDITED, pending])).toEqual(["q1b", "a1b", "local:c1"]);
   });
+
+  it("starts at the oldest loaded message when the history holds only the newest part", () => {
+    const tail = [
+      message("q7", "user", "a6"),
+      message("a7", "assistant", "q7", "q7"),
+      message("q7b", "user", "a6"),
+      message("a7b", "assistant", "q7b", "q7b"),
+    ];
+    const { shown } = branchView(tail, {});
+    expect(shown.map((s) => s.message.id)).toEqual(["q7b", "a7b"]);
+    expect(shown[0]?.alternative).toEqual({ parent: "", index: 1, count: 2 });
+  });
 });

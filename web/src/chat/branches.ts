@@ -46,7 +46,12 @@ function parentOf(message: ChatMessage, previous: ChatMessage | undefined): stri
  */
 export function branchView(messages: readonly ChatMessage[], chosen: Readonly<Record<string, number>>): BranchView {
   const children = new Map<string, ChatMessage[]>();
-  const parents = messages.map((message, index) => parentOf(message, messages[index - 1]));
+  // A parent older than the loaded history (a long conversation's first page) counts as the root.
+  const known = new Set(messages.map(keyOf));
+  const parents = messages.map((message, index) => {
+    const parent = parentOf(message, messages[index - 1]);
+    return known.has(parent) ? parent : ROOT;
+  });
   messages.forEach((message, index) => {
     const parent = parents[index]!;
     const group = children.get(parent);
