@@ -14,12 +14,22 @@ import pytest
 from chatrelay.llm.simulated import CODE_ANSWER, choose_answer
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import ARTIFACTS, ChatServer
-from tests.e2e.test_chat_ui import assistant, ms, open_chat, send, session_of, wait_status
+from tests.e2e.test_chat_ui import (
+    assistant,
+    body_text,
+    ms,
+    normalise,
+    open_chat,
+    send,
+    session_of,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
 FIRST_PROMPT = "Hi there"
 SECOND_PROMPT = "Tell me about offsets"
+EDITED_PROMPT = "Good morning"
 
 
 def snap(page: Any, name: str) -> None:
@@ -176,6 +186,59 @@ def test_regenerate_and_page_between_answers(chat_server: ChatServer, context: A
     assert page.get_by_role("button", name="Next answer").is_enabled()
     # Only one answer shows at a time, and a refresh keeps both.
     assert page.locator('[data-testid="message"][data-role="assistant"]').count() == 1
+    page.reload()
+    position.wait_for()
+    assert position.inner_text().replace("\n", " ").split() == ["2", "/", "2"]
+    assert_accessible(page)
+
+
+def test_edit_a_question_and_page_between_branches(chat_server: ChatServer, context: Any) -> None:
+    page = context.new_page()
+    open_chat(page, chat_server)
+    session = chat_and_wait(page, FIRST_PROMPT)
+    send(page, SECOND_PROMPT)
+    page.locator('[data-testid="message"][data-role="assistant"]').nth(1).wait_for()
+    wait_status(assistant(page), "completed")
+    old_second_answer = body_text(assistant(page))
+
+    # Edit the first question: the conversation forks there.
+    questions = page.locator('[data-testid="message"][data-role="user"]')
+    questions.first.get_by_role("button", name="Edit").click()
+    editor = page.get_by_test_id("edit-input")
+    editor.fill(EDITED_PROMPT)
+    page.get_by_role("button", name="Send the edited message").click()
+    position = page.get_by_test_id("version-position")
+    position.wait_for()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=version-position]')"
+        ".textContent.replace(/\\s+/g, ' ').trim() === '2 / 2'"
+    )
+    wait_status(assistant(page), "completed")
+    # The new branch: the edited question and its answer, nothing of the old one after it.
+    assert questions.count() == 1
+    assert normalise(questions.first.get_by_test_id("message-body").inner_text()) == EDITED_PROMPT
+    assert body_text(assistant(page)) == normalise(choose_answer(EDITED_PROMPT))
+    stored = chat_server.history(session)
+    assert [m["content"] for m in stored if m["role"] == "user"] == [
+        FIRST_PROMPT,
+        SECOND_PROMPT,
+        EDITED_PROMPT,
+    ]
+    snap(page, "edited")
+
+    # Page back: the old branch, both questions and both answers, is still there.
+    page.get_by_role("button", name="Previous version").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=version-position]')"
+        ".textContent.replace(/\\s+/g, ' ').trim() === '1 / 2'"
+    )
+    assert [normalise(q.inner_text()) for q in questions.get_by_test_id("message-body").all()] == [
+        FIRST_PROMPT,
+        SECOND_PROMPT,
+    ]
+    assert body_text(assistant(page)) == old_second_answer
+    snap(page, "old-branch")
+    # A refresh shows the newest branch again, with both versions reachable.
     page.reload()
     position.wait_for()
     assert position.inner_text().replace("\n", " ").split() == ["2", "/", "2"]

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { fetchTicket, regenerateAnswer } from "./chat/api";
+import { editQuestion, fetchTicket, regenerateAnswer } from "./chat/api";
 import { currentUserId, sessionFromUrl, urlForSession } from "./chat/identity";
 import { isGenerating, streamingMessage } from "./chat/reducer";
 import { useChatSocket } from "./chat/useChatSocket";
@@ -108,6 +108,16 @@ export function App({ account }: { account?: Account } = {}) {
     },
     [userId, currentSession],
   );
+  const edit = useCallback(
+    (messageId: string, content: string) => {
+      if (currentSession === null) return;
+      setRegenerateError(null);
+      editQuestion(userId, currentSession, messageId, content).catch((failure: unknown) =>
+        setRegenerateError(failure instanceof Error ? failure.message : String(failure)),
+      );
+    },
+    [userId, currentSession],
+  );
   const title = sessions.find((s) => s.id === state.sessionId)?.title;
 
   useEffect(() => {
@@ -174,12 +184,13 @@ export function App({ account }: { account?: Account } = {}) {
           history={state.history}
           sessionId={state.sessionId}
           onRegenerate={isGenerating(state) || state.connection.status !== "connected" ? undefined : regenerate}
+          onEdit={isGenerating(state) || state.connection.status !== "connected" ? undefined : edit}
         />
         <div className="composer-area">
           <Notices notices={state.notices} onDismiss={chat.dismissNotice} />
           {regenerateError && (
             <p className="notice" role="alert">
-              Could not regenerate: {regenerateError}
+              Could not send: {regenerateError}
             </p>
           )}
           <Composer

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
-import { withAlternatives } from "../chat/alternatives";
+import { FIRST, withAlternatives } from "../chat/alternatives";
 import type { ChatMessage, HistoryState } from "../chat/reducer";
 import { MessageView } from "./MessageView";
 
@@ -9,6 +9,8 @@ interface Props {
   sessionId: string | null;
   /** Regenerate the last answer (absent: not now, e.g. while one streams). */
   onRegenerate?: (messageId: string) => void;
+  /** Ask an edited version of a question (absent: not now, e.g. while one streams). */
+  onEdit?: (messageId: string, content: string) => void;
 }
 
 /** How close to the bottom (px) still counts as "following" the conversation. */
@@ -18,24 +20,34 @@ const FOLLOW_THRESHOLD_PX = 48;
  * The conversation. It follows new text while the reader is at the bottom and
  * stops following as soon as they scroll up; a button brings them back.
  */
-export function MessageList({ messages, history, sessionId, onRegenerate }: Props) {
+export function MessageList({ messages, history, sessionId, onRegenerate, onEdit }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
-  // Which alternative the reader paged to, per user message (default: the newest).
+  // Which version the reader paged to, per group of versions (default: the newest).
   const [chosen, setChosen] = useState<Record<string, number>>({});
   const shown = withAlternatives(messages, chosen);
-  const page = useCallback((replyTo: string, index: number) => {
-    setChosen((current) => ({ ...current, [replyTo]: index }));
+  const page = useCallback((group: string, index: number) => {
+    setChosen((current) => ({ ...current, [group]: index }));
+  }, []);
+  // A new version shows as soon as it arrives: the reader's choice among its group is dropped.
+  const showNewest = useCallback((group: string) => {
+    setChosen(({ [group]: _dropped, ...rest }) => rest);
   }, []);
   const regenerate = useCallback(
     (message: ChatMessage) => {
       if (!message.id || !onRegenerate) return;
-      const replyTo = message.replyTo;
-      if (replyTo) {
-        setChosen(({ [replyTo]: _dropped, ...rest }) => rest);
-      }
+      const group = message.parentId ?? message.replyTo;
+      if (group) showNewest(group);
       onRegenerate(message.id);
     },
-    [onRegenerate],
+    [onRegenerate, showNewest],
+  );
+  const edit = useCallback(
+    (message: ChatMessage, content: string) => {
+      if (!message.id || !onEdit) return;
+      showNewest(message.parentId ?? FIRST);
+      onEdit(message.id, content);
+    },
+    [onEdit, showNewest],
   );
   const following = useRef(true);
   const [showJump, setShowJump] = useState(false);
@@ -62,6 +74,14 @@ export function MessageList({ messages, history, sessionId, onRegenerate }: Prop
     setShowJump(false);
     setChosen({});
   }, [sessionId]);
+
+  // A new message (a chat sent from any tab, a new version) belongs to the newest
+  // branch: show it, rather than keep showing an older branch it is not on.
+  const count = useRef(messages.length);
+  useEffect(() => {
+    if (messages.length > count.current) setChosen({});
+    count.current = messages.length;
+  }, [messages.length]);
 
   // Before paint, so following never shows a frame of the text below the fold.
   useLayoutEffect(() => {
@@ -99,12 +119,16 @@ export function MessageList({ messages, history, sessionId, onRegenerate }: Prop
         )}
         {shown.map(({ message, alternative }, index) => (
           <MessageView
-            key={alternative ? `alternatives:${alternative.replyTo}` : message.key}
+            key={alternative ? `${alternative.kind}:${alternative.group}` : message.key}
             message={message}
             alternative={alternative}
             onPage={page}
+            onEdit={onEdit && message.role === "user" ? edit : undefined}
             onRegenerate={
-              onRegenerate && index === shown.length - 1 && message.role === "assistant" ? regenerate : undefined
+              // The last answer of the newest branch only: an older branch's is not the last.
+              onRegenerate && index === shown.length - 1 && message.role === "assistant" && message === last
+                ? regenerate
+                : undefined
             }
           />
         ))}

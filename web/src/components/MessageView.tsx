@@ -1,4 +1,4 @@
-import { memo } from "react";
+import { memo, useState } from "react";
 import Markdown, { type Components } from "react-markdown";
 import remarkGfm from "remark-gfm";
 import { STATUS_LABELS, describeError } from "../chat/errors";
@@ -67,35 +67,43 @@ const REMARK_PLUGINS = [remarkGfm];
 
 interface ViewProps {
   message: ChatMessage;
-  /** Which of its alternatives this answer is (regenerated answers), or null. */
+  /** Which of its versions this message is (regenerated answers, edited questions), or null. */
   alternative?: Shown["alternative"];
-  onPage?: (replyTo: string, index: number) => void;
+  onPage?: (group: string, index: number) => void;
   /** Present on the last answer when it may be regenerated. */
   onRegenerate?: (message: ChatMessage) => void;
+  /** Present on questions when they may be edited (the conversation forks there). */
+  onEdit?: (message: ChatMessage, content: string) => void;
 }
 
+const PAGER_WORDS = {
+  answers: { group: "Answers to this message", previous: "Previous answer", next: "Next answer", testId: "alternative-position" },
+  versions: { group: "Versions of this message", previous: "Previous version", next: "Next version", testId: "version-position" },
+} as const;
+
 function Pager({ alternative, onPage }: { alternative: NonNullable<Shown["alternative"]>; onPage?: ViewProps["onPage"] }) {
-  const { replyTo, index, count } = alternative;
+  const { group, index, count, kind } = alternative;
+  const words = PAGER_WORDS[kind];
   return (
-    <span className="alternatives" role="group" aria-label="Answers to this message">
+    <span className="alternatives" role="group" aria-label={words.group}>
       <button
         type="button"
         className="icon-button"
-        aria-label="Previous answer"
+        aria-label={words.previous}
         disabled={index === 0}
-        onClick={() => onPage?.(replyTo, index - 1)}
+        onClick={() => onPage?.(group, index - 1)}
       >
         ‹
       </button>
-      <span data-testid="alternative-position">
+      <span data-testid={words.testId}>
         {index + 1} / {count}
       </span>
       <button
         type="button"
         className="icon-button"
-        aria-label="Next answer"
+        aria-label={words.next}
         disabled={index === count - 1}
-        onClick={() => onPage?.(replyTo, index + 1)}
+        onClick={() => onPage?.(group, index + 1)}
       >
         ›
       </button>
@@ -103,9 +111,45 @@ function Pager({ alternative, onPage }: { alternative: NonNullable<Shown["altern
   );
 }
 
-function MessageViewImpl({ message, alternative = null, onPage, onRegenerate }: ViewProps) {
+/** A question's text made editable in place; sending it asks the edited version. */
+function QuestionEditor({ initial, onSend, onCancel }: { initial: string; onSend: (text: string) => void; onCancel: () => void }) {
+  const [text, setText] = useState(initial);
+  const blank = text.trim() === "";
+  return (
+    <form
+      className="question-editor"
+      onSubmit={(event) => {
+        event.preventDefault();
+        if (!blank) onSend(text);
+      }}
+    >
+      <textarea
+        aria-label="Edit your message"
+        data-testid="edit-input"
+        value={text}
+        autoFocus
+        rows={Math.min(8, Math.max(2, text.split("\n").length))}
+        onChange={(event) => setText(event.target.value)}
+        onKeyDown={(event) => {
+          if (event.key === "Escape") onCancel();
+        }}
+      />
+      <div className="question-editor-actions">
+        <button type="submit" className="copy-button" disabled={blank} aria-label="Send the edited message">
+          Send
+        </button>
+        <button type="button" className="copy-button" onClick={onCancel} aria-label="Cancel the edit">
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function MessageViewImpl({ message, alternative = null, onPage, onRegenerate, onEdit }: ViewProps) {
   const badge = STATUS_LABELS[message.status];
   const streaming = message.status === "streaming";
+  const [editing, setEditing] = useState(false);
   return (
     <article
       className={`message message-${message.role}`}
@@ -131,10 +175,29 @@ function MessageViewImpl({ message, alternative = null, onPage, onRegenerate }: 
             )}
             {streaming && <span className="cursor" aria-hidden="true" />}
           </div>
+        ) : editing && onEdit ? (
+          <QuestionEditor
+            initial={message.content}
+            onCancel={() => setEditing(false)}
+            onSend={(text) => {
+              setEditing(false);
+              onEdit(message, text);
+            }}
+          />
         ) : (
           <p className="plain">{message.content}</p>
         )}
       </div>
+      {message.role === "user" && !editing && (alternative || (onEdit && message.id)) && (
+        <div className="question-footer">
+          {alternative && <Pager alternative={alternative} onPage={onPage} />}
+          {onEdit && message.id && (
+            <button type="button" className="copy-button" onClick={() => setEditing(true)}>
+              Edit
+            </button>
+          )}
+        </div>
+      )}
       {message.role === "assistant" && (alternative || (!streaming && (message.content || message.usage))) && (
         <div className="answer-footer">
           {alternative && <Pager alternative={alternative} onPage={onPage} />}
