@@ -522,6 +522,16 @@ class ConversationStore:
                 .values(content=content)
             )
 
+    async def mark_continued(self, message_id: str, usage: Mapping[str, object]) -> bool:
+        """Record on a message still streaming that it is being continued; True if it was."""
+        async with self._sessions.begin() as db:
+            result = await db.execute(
+                update(MessageRow)
+                .where(MessageRow.id == message_id, MessageRow.status == "streaming")
+                .values(usage=dict(usage))
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def get_message(self, message_id: str) -> MessageRecord | None:
         async with self._sessions() as db:
             row = await db.scalar(select(MessageRow).where(MessageRow.id == message_id))
