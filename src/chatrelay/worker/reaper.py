@@ -140,7 +140,11 @@ class Reaper:
             if await self._continue(message, content, list(log.events)):
                 continue
             if not await self._store.finish_message(
-                message_id, status="interrupted", content=content, error=INTERRUPTED_REASON
+                message_id,
+                status="interrupted",
+                content=content,
+                error=INTERRUPTED_REASON,
+                usage=message.usage,  # how often it was continued, if it was
             ):
                 continue  # finished meanwhile
             await self._engine.broker.publish(
