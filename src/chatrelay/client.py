@@ -6,7 +6,9 @@ the connection drops, it reconnects with exponential backoff and full jitter
 so the frames it hands out have no gap and no repeat: every ``message``,
 ``chunk`` and ``complete`` exactly once, in offset order. When the server
 answers ``reset`` (the log from our position is gone), the ``reset`` frame is
-handed out and the caller reloads history over REST.
+handed out and the caller reloads history over REST. A ``snapshot`` (the
+text of an answer still streaming, instead of a replay of its chunks) is
+handed out too and moves the offset to its own.
 
 Outside dev mode a socket authenticates with a one-time ticket: give the
 client a ``ticket_provider`` (an async callable answering a :class:`Ticket`,
@@ -78,8 +80,16 @@ class ChatClient:
         token: str | None = None,
         ticket_provider: TicketProvider | None = None,
         local_addr: tuple[str, int] | None = None,
+        join: bool = False,
+        snapshots: bool | None = None,
     ) -> None:
         self.url = url
+        #: Ask for the session's log from its start on the first connection (a tab
+        #: opening an existing session): an answer streaming comes as a ``snapshot``.
+        self.join = join
+        #: Take ``snapshot`` frames on resume (default: when joining); False keeps every
+        #: chunk (a caller that audits chunk by chunk).
+        self.snapshots = join if snapshots is None else snapshots
         self.ticket_provider = ticket_provider
         self.session_id = session_id
         self.user_id = user_id
@@ -96,6 +106,8 @@ class ChatClient:
         self.gaps = 0
         #: ``reconnect`` frames received, and the close code of every connection that ended.
         self.reconnect_frames = 0
+        #: ``snapshot`` frames received (each part counts).
+        self.snapshot_frames = 0
         self.close_codes: list[int | None] = []
         self._inbox: asyncio.Queue[ServerFrame | ClientClosed] = asyncio.Queue(INBOX_SIZE)
         self._connection: WireClient | None = None
@@ -259,12 +271,15 @@ class ChatClient:
         # Another epoch: the answer to our resume is a reset, and log frames before it
         # are numbered in the new epoch, not ours; none of them may be handed out.
         stale = False
-        if self.epoch is None:
+        if self.epoch is None and self.join:
+            self.epoch, self.offset, asked_after = welcome["epoch"], 0, 0
+            await connection.resume(self.epoch, asked_after, snapshot=self.snapshots)
+        elif self.epoch is None:
             self.epoch, self.offset = welcome["epoch"], welcome["offset"]
         else:
             stale = welcome["epoch"] != self.epoch
             asked_after = self.offset
-            await connection.resume(self.epoch, asked_after)
+            await connection.resume(self.epoch, asked_after, snapshot=self.snapshots)
         self._connection = connection
         self._connected.set()
         while True:
@@ -283,9 +298,15 @@ class ChatClient:
                     self.gaps += 1
                     if asked_after != self.offset:
                         asked_after = self.offset
-                        await connection.resume(self.epoch, asked_after)
+                        await connection.resume(self.epoch, asked_after, snapshot=self.snapshots)
                     continue
                 self.offset = offset
+            elif frame["type"] == "snapshot":
+                if stale or frame["offset"] < self.offset:
+                    continue  # an older view of what we hold (or another epoch's)
+                self.snapshot_frames += 1
+                if frame["part"] == frame["parts"]:
+                    self.offset = frame["offset"]  # the chunks up to it are in its text
             elif frame["type"] == "reset":
                 stale = False
                 self.resets += 1

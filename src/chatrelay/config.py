@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # The session log keeps this many events and for this long (both bound memory).
     log_max_events: int = Field(1000, validation_alias=_env("log_max_events"))
     log_ttl_seconds: float = Field(300.0, validation_alias=_env("log_ttl_seconds"))
+    # A resume that would replay at least this many chunks of the answer streaming
+    # gets its text as one ``snapshot`` frame instead (docs/protocol.md); 0: never
+    # (a replay of every chunk, or a reset when the log was trimmed: protocol v1).
+    snapshot_min_chunks: int = Field(32, ge=0, validation_alias=_env("snapshot_min_chunks"))
     # Put in front of every Redis key and channel, for deployments sharing one Redis.
     redis_prefix: str = Field("", validation_alias=_env("redis_prefix"))
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatrelay import __version__, metrics
 from chatrelay.engine.base import Engine
@@ -74,11 +75,38 @@ async def health_response(
     return JSONResponse(body, status_code=503 if draining else 200)
 
 
+class ServiceApp(FastAPI):
+    """A FastAPI app with WebSocket fast paths: ``socket_routes`` maps a path to an ASGI
+    app that takes that path's WebSockets before the HTTP middleware stack does.
+
+    A socket lives as long as its connection, and every layer it passes through
+    keeps a coroutine frame alive and wraps every frame it sends: the gateway's
+    chat socket needs only its request id and the Origin check, which its
+    route's app applies itself (``gateway/app.py``).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.socket_routes: dict[str, ASGIApp] = {}
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        routes = self.socket_routes
+        if not routes:
+            return stack
+
+        async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+            route = routes.get(scope["path"]) if scope["type"] == "websocket" else None
+            await (route or stack)(scope, receive, send)
+
+        return dispatch
+
+
 def create_service_app(
     title: str,
     services_factory: Callable[[], AbstractAsyncContextManager[ServicesT]],
     max_body_bytes: int,
-) -> FastAPI:
+) -> ServiceApp:
     """An app whose lifespan runs ``services_factory``, with the shared handlers and /metrics.
 
     Request bodies over ``max_body_bytes`` are refused with 413 before they are read.
@@ -92,7 +120,7 @@ def create_service_app(
             yield
 
     # No CDN-loaded /docs or /redoc: the gateway serves its own docs page (gateway/api_docs.py).
-    app = FastAPI(
+    app = ServiceApp(
         title=title, version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
     # The last added runs first: the request id is set before the body is counted,

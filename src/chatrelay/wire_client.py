@@ -25,7 +25,11 @@ from chatrelay.protocol.server_frames import ChunkFrame, CompleteFrame, ServerFr
 
 # How long one ``recv`` waits by default: a silent server is a failure, not a hang.
 RECV_TIMEOUT_SECONDS = 10.0
-OPEN_TIMEOUT_SECONDS = 10.0
+# How long an opening handshake may take. In a reconnect storm the surviving
+# gateway's queue of handshakes is long: a client that gives up at 10 s goes to
+# the back of the queue after its backoff (bench/storm.py: 546 of 2,500 tabs did,
+# p99 21 s to resume; with 60 s none did, p99 11 s).
+OPEN_TIMEOUT_SECONDS = 30.0
 # Read off the ServerFrame union, so a new frame type needs no second list.
 SERVER_FRAME_TYPES = frozenset(
     get_args(get_type_hints(kind)["type"])[0] for kind in get_args(get_args(ServerFrame)[0])
@@ -74,10 +78,14 @@ class Turn:
     message_id: str
     chunks: list[ChunkFrame] = field(default_factory=list)
     complete: CompleteFrame | None = None
+    #: The text a ``snapshot`` brought (its parts joined); ``chunks`` are those after it.
+    snapshot: str = ""
+    #: ``snapshot`` frames received for this message (parts counted one by one).
+    snapshot_frames: int = 0
 
     @property
     def text(self) -> str:
-        return "".join(chunk["delta"] for chunk in self.chunks)
+        return self.snapshot + "".join(chunk["delta"] for chunk in self.chunks)
 
 
 def gather_turn(turns: dict[str, Turn], frame: ServerFrame) -> None:
@@ -88,6 +96,12 @@ def gather_turn(turns: dict[str, Turn], frame: ServerFrame) -> None:
         turns.setdefault(frame["message_id"], Turn(frame["message_id"])).chunks.append(frame)
     elif frame["type"] == "complete":
         turns.setdefault(frame["message_id"], Turn(frame["message_id"])).complete = frame
+    elif frame["type"] == "snapshot":
+        turn = turns.setdefault(frame["message_id"], Turn(frame["message_id"]))
+        if frame["part"] == 1:  # the text so far replaces whatever came before it
+            turn.snapshot, turn.chunks = "", []
+        turn.snapshot += frame["text"]
+        turn.snapshot_frames += 1
 
 
 class WireClient:
@@ -177,9 +191,13 @@ class WireClient:
             if got["type"] == "message" and got["message"]["role"] == "assistant":
                 return got["message"]["id"]
 
-    async def resume(self, epoch: str, offset: int) -> None:
-        """Ask for every log event after ``offset`` of ``epoch``."""
-        await self.send({"type": "resume", "epoch": epoch, "offset": offset})
+    async def resume(self, epoch: str, offset: int, *, snapshot: bool = False) -> None:
+        """Ask for every log event after ``offset`` of ``epoch`` (``snapshot``: the
+        answer streaming may come as a ``snapshot`` frame instead of its chunks)."""
+        frame: dict[str, object] = {"type": "resume", "epoch": epoch, "offset": offset}
+        if snapshot:
+            frame["snapshot"] = True
+        await self.send(frame)
 
     async def cancel(self, message_id: str) -> None:
         await self.send({"type": "cancel", "message_id": message_id})
@@ -239,6 +257,15 @@ class WireClient:
             self.epoch, self.offset = frame["epoch"], frame["offset"]
         elif frame["type"] == "reset":
             self.epoch, self.offset = frame["epoch"], frame["offset"]
+        elif frame["type"] == "snapshot":
+            # A snapshot leaps over the chunks it folds in; its last part moves the offset.
+            if frame["offset"] < self.offset:
+                self.duplicates += 1
+                return
+            if frame["part"] == frame["parts"]:
+                self.offset = frame["offset"]
+            if self.record:
+                gather_turn(self.turns, frame)
         elif (offset := log_offset(frame)) is not None:
             if offset <= self.offset:
                 self.duplicates += 1

@@ -55,6 +55,7 @@ def _values(schema: dict[str, Any], definitions: dict[str, Any]) -> st.SearchStr
         "string": st.text(max_size=40),
         "integer": st.integers(min_value=-(2**40), max_value=2**40),
         "null": st.none(),
+        "boolean": st.booleans(),
     }
     return scalars[kind]
 

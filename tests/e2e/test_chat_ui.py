@@ -6,6 +6,7 @@ what the server stored (``GET /api/history``): the two must agree.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -164,6 +165,34 @@ def test_two_tabs_show_the_same_stream(chat_server: ChatServer, context: Any) ->
     stored = stored_assistant(chat_server, session_id)
     assert body_text(live) == body_text(assistant(first, 1)) == normalise(stored["content"])
     assert first.get_by_test_id("message").count() == second.get_by_test_id("message").count() == 4
+
+
+def test_a_tab_opened_mid_answer_gets_a_snapshot_then_the_tail(
+    chat_server: ChatServer, context: Any
+) -> None:
+    first = context.new_page()
+    open_chat(first, chat_server)
+    send(first, LONG_PROMPT)
+    session_id = session_of(first)
+    wait_words(assistant(first), 60)  # past the 32 chunks that make a resume a snapshot
+
+    second = context.new_page()
+    received: list[str] = []
+
+    def listen(socket: Any) -> None:
+        socket.on("framereceived", lambda payload: received.append(payload))
+
+    second.on("websocket", listen)
+    open_chat(second, chat_server, f"/?session={session_id}")
+    live = assistant(second)
+    wait_status(live, "completed")
+    wait_status(assistant(first), "completed")
+    stored = stored_assistant(chat_server, session_id)
+    assert body_text(live) == body_text(assistant(first)) == normalise(stored["content"])
+    kinds = [json.loads(frame)["type"] for frame in received if isinstance(frame, str)]
+    assert kinds.count("snapshot") == 1
+    # The chunks before the snapshot were not replayed one by one: only the tail came.
+    assert kinds.count("chunk") < len(stored["content"].split()) - 55
 
 
 def test_server_restart_mid_stream(chat_server: ChatServer, page: Any) -> None:

@@ -87,7 +87,7 @@ def test_the_reader_knows_every_server_frame_type_of_the_schema() -> None:
     members = [ref["$ref"].rsplit("/", 1)[1] for ref in definitions["ServerFrame"]["oneOf"]]
     in_schema = {definitions[name]["properties"]["type"]["const"] for name in members}
     assert SERVER_FRAME_TYPES == in_schema
-    assert len(in_schema) == len(members) == 9
+    assert len(in_schema) == len(members) == 10
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'{"type": "chat"}', b"{}"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -185,3 +185,43 @@ def test_finding_1_an_unhandled_error_on_a_socket_is_one_record_and_close_1011(
     assert closed.value.code == 1011
     errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
     assert [record.__dict__["error"] for record in errors] == ["RuntimeError"]
+
+
+def test_a_socket_route_takes_its_websockets_before_the_middleware_stack() -> None:
+    """``ServiceApp.socket_routes``: the chat socket's fast path (gateway/app.py) skips the
+    HTTP middleware and the router; other WebSockets and HTTP still pass through them."""
+    seen: list[tuple[str, str]] = []
+
+    class Recorder:
+        def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "lifespan":
+                seen.append(("middleware", scope["path"]))
+            await self.app(scope, receive, send)
+
+    app = tiny_app()
+    app.add_middleware(Recorder)
+
+    async def fast(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(("fast", scope["path"]))
+        socket = WebSocket(scope, receive, send)
+        await socket.accept()
+        await socket.send_text(type(scope["app"]).__name__)  # the app is in the scope
+        await socket.close()
+
+    @app.websocket("/ws/routed")
+    async def routed(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.send_text("routed")
+        await socket.close()
+
+    app.socket_routes["/ws/fast"] = fast
+    with TestClient(app) as test_client:
+        with test_client.websocket_connect("/ws/fast") as socket:
+            assert socket.receive_text() == "ServiceApp"
+        with test_client.websocket_connect("/ws/routed") as socket:
+            assert socket.receive_text() == "routed"
+        assert test_client.post("/echo", json={"a": "b"}).json() == {"a": "b"}
+    assert seen == [("fast", "/ws/fast"), ("middleware", "/ws/routed"), ("middleware", "/echo")]

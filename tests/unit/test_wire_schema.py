@@ -30,6 +30,7 @@ def test_the_schema_names_every_frame_and_body() -> None:
         "PongFrame",
         "ReconnectFrame",
         "ResetFrame",
+        "SnapshotFrame",
         "DeletedFrame",
     ]
     client = [ref["$ref"].rsplit("/", 1)[1] for ref in definitions["ClientFrame"]["oneOf"]]

@@ -12,14 +12,17 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
 
 from chatrelay.auth.base import Principal
+from chatrelay.auth.origins import OriginGuard
 from chatrelay.auth.routes import router as auth_router
 from chatrelay.gateway import access_routes, admin_routes, session_routes
 from chatrelay.gateway.api_docs import mount_api_docs
 from chatrelay.gateway.services import GatewayServices
 from chatrelay.gateway.websocket import serve_socket
 from chatrelay.protocol.client_frames import MAX_ID_CHARS, SESSION_ID_PATTERN
+from chatrelay.request_guards import RequestIds
 from chatrelay.rest import (
     CancelAccepted,
     CancelBody,
@@ -31,6 +34,7 @@ from chatrelay.rest import (
 from chatrelay.service_app import create_service_app, error_response, health_response
 
 STATIC_DIR = FilePath(__file__).parent / "static"
+CHAT_SOCKET_PATH = "/ws/chat"
 # The web UI's catch-all route: every GET no other route takes.
 WEB_UI_PATH = "/{path:path}"
 # The methods a wrong-method answer (405) may list in its ``Allow``.
@@ -61,9 +65,15 @@ def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAP
     app.include_router(session_routes.router)
     app.include_router(admin_routes.router)
 
-    @app.websocket("/ws/chat")
-    async def chat_socket(websocket: WebSocket) -> None:
-        await serve_socket(websocket, websocket.app.state.services)
+    async def chat_socket(scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_socket(WebSocket(scope, receive, send), scope["app"].state.services)
+
+    # The chat socket skips the HTTP middleware stack and the router: FastAPI's
+    # WebSocket route solved dependencies it has none of (a Response built and its
+    # headers edited per socket), every REST route was matched before it, and each
+    # layer wrapped every frame sent (docs/benchmarks.md). It keeps its request id
+    # and the Origin check.
+    app.socket_routes[CHAT_SOCKET_PATH] = RequestIds(OriginGuard(chat_socket))
 
     @app.post(
         "/api/chat",

@@ -1,7 +1,8 @@
 """What a socket receives: client frames, parsed and routed.
 
 ``chat`` and ``cancel`` go to the conversation rules (``chats.py``),
-``resume`` replays the session's log into the outbound queue, ``ping`` is
+``resume`` replays the session's log into the outbound queue (the answer
+streaming as a ``snapshot``: ``snapshots.py``), ``ping`` is
 answered with ``pong``, ``refresh`` renews the socket's credential
 (``credentials.py``; refused, the socket ends with ``token_expired`` and
 4401). Every frame is handled inside its own error
@@ -43,7 +44,7 @@ from chatrelay.gateway import close_codes
 from chatrelay.gateway.chats import Conversations
 from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.outbound import Outbound
-from chatrelay.gateway.relay import Relay
+from chatrelay.gateway.snapshots import Snapshots
 from chatrelay.gateway.throttle import FrameThrottle
 from chatrelay.protocol.client_frames import (
     CancelFrame,
@@ -73,8 +74,8 @@ class Inbound:
         "_outbound",
         "_owned",
         "_recheck",
-        "_relay",
         "_session_id",
+        "_snapshots",
         "_throttle",
     )
 
@@ -84,7 +85,7 @@ class Inbound:
         credential: SocketCredential,
         session_id: str,
         conversations: Conversations,
-        relay: Relay,
+        snapshots: Snapshots,
         outbound: Outbound,
         throttle: FrameThrottle,
         max_message_chars: int,
@@ -94,7 +95,7 @@ class Inbound:
         self._credential = credential
         self._session_id = session_id
         self._conversations = conversations
-        self._relay = relay
+        self._snapshots = snapshots
         self._outbound = outbound
         self._throttle = throttle
         self._limit = max_message_chars
@@ -234,10 +235,10 @@ class Inbound:
                     self._outbound.send_frame(
                         error_frame(exc.code, exc.detail, message_id=message_id)
                     )
-            case ResumeFrame(epoch=epoch, offset=offset):
+            case ResumeFrame(epoch=epoch, offset=offset, snapshot=snapshot):
                 # An unclaimed session has no log to replay (events follow a claim).
                 if self._owned:
-                    await self._resume(epoch, offset)
+                    await self._resume(epoch, offset, snapshot)
             case RefreshFrame(ticket=ticket):
                 try:
                     await self._credential.refresh(ticket)
@@ -247,19 +248,24 @@ class Inbound:
                     self._outbound.send_frame(error_frame(TokenExpired.code, detail))
                     self._outbound.close_with(close_codes.NOT_AUTHENTICATED, "refresh refused")
 
-    async def _resume(self, epoch: str, offset: int) -> None:
-        """Replay the log after ``offset``, then carry on live; or tell the client to reset."""
+    async def _resume(self, epoch: str, offset: int, snapshot: bool) -> None:
+        """Replay the log after ``offset`` (the answer streaming as a snapshot, see
+        ``snapshots.py``), then carry on live; or tell the client to reset."""
         outbound = self._outbound
         outbound.hold()
         try:
-            history = await self._relay.history(self._session_id, offset)
-            if history.epoch != epoch or not history.complete or offset > history.latest:
+            plan = await self._snapshots.plan(
+                self._session_id, epoch, outbound.queued_after(offset), snapshot=snapshot
+            )
+            if plan.reset is not None:
                 metrics.RESUMES.labels("reset").inc()
-                outbound.send_frame(reset_frame(history.epoch, history.latest))
-                outbound.skip_to(history.latest)
+                outbound.send_frame(reset_frame(*plan.reset))
+                outbound.skip_to(plan.reset[1])
                 return
-            metrics.RESUMES.labels("replay").inc()
-            await outbound.replay(offset, history.events)
+            await outbound.replay(offset, plan.before)
+            if plan.snapshot:
+                await outbound.send_snapshot(plan.offset, plan.snapshot)
+                await outbound.replay(plan.offset, plan.after)
         finally:
             outbound.release()
 

@@ -20,7 +20,9 @@ offset and live events flow from there, so those published before its
 drops such an event (handing it out would skip its predecessors), so the
 first resume that fills a hole below events already sent sends them again
 after the hole, once per socket; the client drops the copies it holds.
-Only live events count toward the publish-to-send latency metric.
+Only live events count toward the publish-to-send latency metric. A resume
+may fold the chunks of the answer streaming into a ``snapshot``
+(``snapshots.py``): it is queued like a replay and moves ``_last`` to its offset.
 """
 
 from __future__ import annotations
@@ -173,6 +175,21 @@ class Outbound:
             await self._queue.put((offset, event.data, False))
         if filled and last > floor:
             self._resent = True
+
+    def queued_after(self, after: int) -> int:
+        """Where a resume from ``after`` starts for this socket: past everything it
+        queued when that leaves no hole (``after`` inside ``(_floor, _last]``), so a
+        repeated resume gets no second snapshot of what was sent."""
+        return max(after, self._last) if after >= self._floor else after
+
+    async def send_snapshot(self, offset: int, frames: list[bytes]) -> None:
+        """Queue the ``snapshot`` frames of the answer streaming, valid at ``offset``
+        (its chunks up to it are in their text), waiting for room; after the
+        events before it (``replay``), and nothing at or below ``offset`` after it."""
+        for index, data in enumerate(frames, start=1):
+            # The last part carries the offset: the writer counts it as sent then.
+            await self._queue.put((offset if index == len(frames) else 0, data, False))
+        self._last = max(self._last, offset)
 
     # -- the writer
 

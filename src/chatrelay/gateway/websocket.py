@@ -25,6 +25,7 @@ from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.services import GatewayServices
+from chatrelay.gateway.snapshots import Snapshots
 from chatrelay.gateway.throttle import FrameThrottle
 from chatrelay.protocol.server_frames import error_frame
 
@@ -98,7 +99,12 @@ async def _run(
         credential=credential,
         session_id=connection.session_id,
         conversations=services.conversations,
-        relay=services.relay,
+        snapshots=Snapshots(
+            services.relay,
+            services.store.checkpoint,
+            settings.resolved_max_frame_bytes,
+            settings.snapshot_min_chunks,
+        ),
         outbound=outbound,
         throttle=throttle,
         max_message_chars=settings.max_message_chars,

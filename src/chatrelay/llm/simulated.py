@@ -8,13 +8,16 @@ Answers are chosen deterministically from the user's message, so tests can
 predict them, and some are long (100+ words) so a generation can be cancelled
 mid-way. A message containing ``#fail`` makes the model fail after a few words,
 so the failure path can be seen without a broken server; one containing
-``#code`` gets an answer with a fenced code block (highlighting, copy buttons).
+``#code`` gets an answer with a fenced code block (highlighting, copy buttons),
+one containing ``#words=N`` the N words ``word1 word2 ... wordN`` (long answers
+for tests; ``max_tokens`` still caps them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncGenerator
 
 from chatrelay.exceptions import ModelError
@@ -62,17 +65,26 @@ _LONG_KEYWORDS = ("long", "explain", "story", "detail", "essay", "why", "how")
 _FAIL_MARKER = "#fail"
 _CODE_MARKER = "#code"
 _WORDS_BEFORE_FAILURE = 3
+_WORDS_MARKER = re.compile(r"#words=(\d{1,6})")
 
 
 def choose_answer(message: str) -> str:
     """The answer the simulated model gives to ``message`` (deterministic)."""
     lowered = message.lower()
+    if (words := _WORDS_MARKER.search(lowered)) is not None:
+        return numbered_answer(int(words.group(1)))
     if _CODE_MARKER in lowered:
         return CODE_ANSWER
     if any(word in lowered for word in _LONG_KEYWORDS):
         return LONG_ANSWER
     digest = hashlib.sha256(message.encode()).digest()
     return SHORT_ANSWERS[digest[0] % len(SHORT_ANSWERS)]
+
+
+def numbered_answer(count: int) -> str:
+    """The answer to ``#words=N``: ``word1 word2 ... wordN`` (an answer of any length
+    whose every chunk is different, for tests of long answers)."""
+    return " ".join(f"word{n}" for n in range(1, max(count, 1) + 1))
 
 
 def split_words(text: str) -> list[str]:

@@ -82,6 +82,9 @@ class ResumeFrame(_ClientFrameModel):
     type: Literal["resume"] = "resume"
     epoch: str
     offset: int
+    #: The client takes ``snapshot`` frames (v1.1): the answer streaming may come as
+    #: one instead of its chunks. Without it, a resume is answered as in v1.
+    snapshot: bool = False
 
 
 class PingFrame(_ClientFrameModel):
@@ -150,4 +153,7 @@ def parse_client_frame(raw: str | bytes, max_content_chars: int) -> ClientFrame:
     offset = data.get("offset")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise FrameError("invalid_message", "'offset' must be a non-negative integer")
-    return ResumeFrame(epoch=epoch, offset=offset)
+    snapshot = data.get("snapshot", False)
+    if not isinstance(snapshot, bool):
+        raise FrameError("invalid_message", "'snapshot' must be true or false")
+    return ResumeFrame(epoch=epoch, offset=offset, snapshot=snapshot)

@@ -145,6 +145,25 @@ class ResetFrame(TypedDict):
     offset: int
 
 
+class SnapshotFrame(TypedDict):
+    """The text of an answer still streaming, as of ``offset`` (v1.1).
+
+    Sent to a socket that joins or resumes mid-answer instead of a replay of
+    every chunk so far: every chunk of ``message_id`` up to ``offset`` (its
+    ``seq`` up to ``seq``) is folded into ``text``. A text too long for one
+    frame comes as ``parts`` frames with the same ``offset``, ``part`` 1, 2 ...;
+    their texts joined are the answer's text. Live chunks go on at ``offset`` + 1.
+    """
+
+    type: Literal["snapshot"]
+    offset: int
+    message_id: str
+    seq: int
+    text: str
+    part: int
+    parts: int
+
+
 class DeletedEvent(TypedDict):
     """The session was deleted by its owner: every socket of it should leave it (v1.1)."""
 
@@ -165,6 +184,7 @@ ServerFrame = Annotated[
     | PongFrame
     | ReconnectFrame
     | ResetFrame
+    | SnapshotFrame
     | DeletedFrame,
     Field(discriminator="type"),
 ]
@@ -186,7 +206,7 @@ def wire_message(record: MessageRecord) -> WireMessage:
         message["error"] = record.error
     if record.model is not None:
         message["model"] = record.model
-    if record.usage is not None:
+    if record.usage is not None and record.status != "streaming":  # a checkpoint's, while streaming
         message["usage"] = cast(Usage, record.usage)
     if record.reply_to is not None:
         message["reply_to"] = record.reply_to
@@ -258,6 +278,44 @@ def reconnect_frame(reason: str) -> ReconnectFrame:
 
 def reset_frame(epoch: str, offset: int) -> ResetFrame:
     return {"type": "reset", "epoch": epoch, "offset": offset}
+
+
+def snapshot_frames(message_id: str, offset: int, seq: int, text: str, limit: int) -> list[bytes]:
+    """The ``snapshot`` frames of ``text``, encoded, each at most ``limit`` bytes."""
+    envelope: SnapshotFrame = {
+        "type": "snapshot",
+        "offset": offset,
+        "message_id": message_id,
+        "seq": seq,
+        "text": "",
+        "part": 10**9,
+        "parts": 10**9,
+    }
+    budget = limit - len(orjson.dumps(envelope))
+    if budget < 64:
+        raise ValueError(f"a frame limit of {limit} bytes leaves no room for a snapshot's text")
+    pieces = split_for_json(text, budget)
+    return [
+        orjson.dumps({**envelope, "text": piece, "part": part, "parts": len(pieces)})
+        for part, piece in enumerate(pieces, start=1)
+    ]
+
+
+def split_for_json(text: str, budget: int) -> list[str]:
+    """``text`` cut into pieces whose JSON string bodies are at most ``budget`` bytes
+    (escapes and UTF-8 counted); at least one piece, joined they are ``text``."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(text) or not pieces:
+        end = min(len(text), start + budget)
+        size = len(orjson.dumps(text[start:end])) - 2
+        while size > budget:
+            # Shrink in proportion; a character is at most 6 bytes, so this ends.
+            end = start + max(1, (end - start) * budget // size)
+            size = len(orjson.dumps(text[start:end])) - 2
+        pieces.append(text[start:end])
+        start = end
+    return pieces
 
 
 def deleted_frame(session_id: str) -> DeletedEvent:

@@ -39,6 +39,8 @@ from chatrelay.store.records import (
 from chatrelay.store.schema import MessageRow, SessionRow
 
 TITLE_CHARS = 60
+# The key of a streaming message's ``usage`` that says which chunk its checkpoint reaches.
+CHECKPOINT_SEQ = "checkpoint_seq"
 # A session title a user sets: the column's size.
 MAX_TITLE_CHARS = 200
 
@@ -513,24 +515,50 @@ class ConversationStore:
             },
         )
 
-    async def save_progress(self, message_id: str, content: str) -> None:
-        """Checkpoint the text of a message still streaming (kept if its worker dies)."""
+    async def save_progress(
+        self,
+        message_id: str,
+        content: str,
+        seq: int | None = None,
+        usage: Mapping[str, object] | None = None,
+    ) -> None:
+        """Checkpoint the text of a message still streaming (kept if its worker dies).
+
+        ``seq``: the last chunk folded into ``content``; kept in ``usage`` (as
+        ``checkpoint_seq``, replaced by the real usage at the end) so a join
+        snapshot can tell where the checkpoint meets a trimmed log. ``usage``:
+        what else the running answer's usage holds (a continuation's count).
+        """
+        values: dict[str, object] = {"content": content}
+        if seq is not None:
+            values["usage"] = {**(usage or {}), CHECKPOINT_SEQ: seq}
         async with self._sessions.begin() as db:
             await db.execute(
                 update(MessageRow)
                 .where(MessageRow.id == message_id, MessageRow.status == "streaming")
-                .values(content=content)
+                .values(**values)
             )
 
     async def mark_continued(self, message_id: str, usage: Mapping[str, object]) -> bool:
-        """Record on a message still streaming that it is being continued; True if it was."""
+        """Add ``usage`` (failover's count) to a message still streaming; True if it was."""
         async with self._sessions.begin() as db:
-            result = await db.execute(
-                update(MessageRow)
-                .where(MessageRow.id == message_id, MessageRow.status == "streaming")
-                .values(usage=dict(usage))
+            row = await db.scalar(
+                select(MessageRow).where(
+                    MessageRow.id == message_id, MessageRow.status == "streaming"
+                )
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            if row is None:
+                return False
+            row.usage = {**(row.usage or {}), **usage}
+            return True
+
+    async def checkpoint(self, message_id: str) -> tuple[str, int] | None:
+        """A streaming message's checkpoint: its text and the last chunk ``seq`` in it."""
+        record = await self.get_message(message_id)
+        if record is None or record.status != "streaming" or not record.usage:
+            return None
+        seq = record.usage.get(CHECKPOINT_SEQ)
+        return (record.content, seq) if isinstance(seq, int) else None
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         async with self._sessions() as db:

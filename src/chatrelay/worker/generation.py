@@ -329,6 +329,12 @@ class Generations:
         stream = self._model.stream(turns, params)
         try:
             seq = continuation.seq if continuation else 0
+            # A checkpoint keeps the count of continuations (the reaper's limit reads it).
+            progress_usage: dict[str, object] = (
+                {"continued": continuation.continued, "resumed": continuation.resumed}
+                if continuation
+                else {}
+            )
             async for delta in stream:
                 if first_token_at is None:
                     first_token_at = time.monotonic()
@@ -351,7 +357,9 @@ class Generations:
                 every = self._config.checkpoint_seconds
                 if every and time.monotonic() - checkpointed >= every:
                     checkpointed = time.monotonic()
-                    await self._store.save_progress(request.message_id, "".join(parts))
+                    await self._store.save_progress(
+                        request.message_id, "".join(parts), seq=seq, usage=progress_usage
+                    )
         except asyncio.CancelledError:
             status, error = "interrupted", "the worker shut down"
         except LeaseLost:

@@ -28,6 +28,7 @@ from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.gateway.relay import Relay
+from chatrelay.gateway.snapshots import Snapshots
 from chatrelay.gateway.throttle import FrameThrottle
 from chatrelay.store.conversations import ConversationStore
 from tests.timing import seconds
@@ -83,7 +84,7 @@ async def socket(tmp_path: Path) -> AsyncIterator[Socket]:
             credential=SocketCredential(ANA, engine.coordination),
             session_id="s1",
             conversations=conversations,
-            relay=relay,
+            snapshots=Snapshots(relay, store.checkpoint, settings.resolved_max_frame_bytes),
             outbound=outbound,
             throttle=FrameThrottle(
                 burst=settings.frame_rate_burst,

@@ -15,6 +15,7 @@ export type {
   ReconnectFrame,
   ResetFrame,
   ServerFrame,
+  SnapshotFrame,
   WelcomeFrame,
   WireMessage,
 } from "./wire";
@@ -57,6 +58,7 @@ const SERVER_FRAME_TYPES: Record<ServerFrame["type"], true> = {
   pong: true,
   reconnect: true,
   reset: true,
+  snapshot: true,
   deleted: true,
 };
 

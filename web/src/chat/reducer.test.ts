@@ -142,12 +142,13 @@ describe("message, chunk and complete", () => {
   });
 
   it("shows chunks of an answer whose start it never saw", () => {
-    const state = frames(connected(), chunk(7, "a9", 4, "tail"));
+    // After a reset (the log lost the start), live chunks carry on from the reset's offset.
+    const state = frames(connected(), { type: "reset", epoch: "e1", offset: 6 }, chunk(7, "a9", 4, "tail"));
     expect(state.messages[0]).toMatchObject({ id: "a9", content: "tail", status: "streaming", seq: 4 });
   });
 
   it("applies a complete for an unknown answer", () => {
-    const state = frames(connected(), {
+    const state = frames(connected(), { type: "reset", epoch: "e1", offset: 2 }, {
       type: "complete",
       offset: 3,
       message_id: "a7",
@@ -177,6 +178,15 @@ describe("offsets and sequence numbers", () => {
     expect(after).toBe(before);
   });
 
+  it("drops a frame past a gap: it overtook a replay and comes again after it", () => {
+    const before = midStream();
+    const ahead = frames(before, chunk(6, "a1", 4, " friend"));
+    expect(ahead).toBe(before);
+    const state = frames(ahead, chunk(5, "a1", 3, ","), chunk(6, "a1", 4, " friend"));
+    expect(state.messages[1]?.content).toBe("Hello there, friend");
+    expect(state.offset).toBe(6);
+  });
+
   it("ignores a repeated seq even at a new offset", () => {
     const state = frames(midStream(), chunk(5, "a1", 2, "there"));
     expect(state.messages[1]?.content).toBe("Hello there");
@@ -190,7 +200,7 @@ describe("offsets and sequence numbers", () => {
       { type: "history_loaded", messages: [wire({ id: "a1", content: "Hel" })], sinceOffset: 0 },
     );
     expect(state.messages[0]).toMatchObject({ content: "Hel", seq: null });
-    state = frames(state, start(2, "a1"), chunk(3, "a1", 1, "Hello "), chunk(4, "a1", 2, "world"));
+    state = frames(state, start(1, "a1"), chunk(2, "a1", 1, "Hello "), chunk(3, "a1", 2, "world"));
     expect(state.messages).toHaveLength(1);
     expect(state.messages[0]).toMatchObject({ content: "Hello world", seq: 2, status: "streaming" });
   });
@@ -271,9 +281,9 @@ describe("reset", () => {
 
 describe("history", () => {
   it("keeps local sends and newer live events that history cannot know", () => {
-    let state = frames(initialChatState("s1"), welcome(2));
+    let state = frames(initialChatState("s1"), welcome(0));
     state = run(state, { type: "history_loading" });
-    state = frames(state, userMsg(3, "m2", "live"));
+    state = frames(state, userMsg(1, "m2", "live"));
     state = run(state, { type: "send", clientId: "c9", content: "pending", createdAt: T });
     state = run(state, {
       type: "history_loaded",
@@ -396,5 +406,74 @@ describe("usage of an answer", () => {
       sinceOffset: 0,
     });
     expect(loaded.messages[0]?.usage).toEqual(usage);
+  });
+});
+
+function snapshot(offset: number, id: string, seq: number, text: string, part = 1, parts = 1): ServerFrame {
+  return { type: "snapshot", offset, message_id: id, seq, text, part, parts };
+}
+
+describe("snapshot of a running answer", () => {
+  it("replaces the text so far, then the tail goes on after its seq", () => {
+    const joined = frames(
+      connected(),
+      userMsg(1, "m1", "hi", "c1"),
+      start(2, "a1"),
+      snapshot(40, "a1", 38, "Hello there, this is the text so far "),
+      chunk(41, "a1", 39, "and "),
+      chunk(42, "a1", 40, "more"),
+    );
+    const answer = joined.messages.at(-1)!;
+    expect(answer.content).toBe("Hello there, this is the text so far and more");
+    expect(answer.seq).toBe(40);
+    expect(joined.offset).toBe(42);
+  });
+
+  it("folds in the live chunks that came before it, and drops older ones after it", () => {
+    // A live chunk overtook the join's snapshot (same offset): the snapshot still wins.
+    const joined = frames(
+      connected(),
+      chunk(40, "a1", 38, "so far "),
+      snapshot(40, "a1", 38, "All the text so far "),
+      chunk(39, "a1", 37, "late "),
+      chunk(41, "a1", 39, "then"),
+    );
+    expect(joined.messages.map((m) => m.content)).toEqual(["All the text so far then"]);
+  });
+
+  it("assembles a text sent in parts", () => {
+    const joined = frames(
+      connected(),
+      snapshot(900, "a1", 898, "first part, ", 1, 3),
+      snapshot(900, "a1", 898, "second part, ", 2, 3),
+      snapshot(900, "a1", 898, "third part", 3, 3),
+      chunk(901, "a1", 899, "!"),
+    );
+    expect(joined.messages.at(-1)?.content).toBe("first part, second part, third part!");
+    expect(joined.offset).toBe(901);
+  });
+
+  it("shows an answer it did not know as streaming, and history does not roll it back", () => {
+    const joined = frames(connected(), snapshot(1500, "a7", 1490, "a long text so far"));
+    expect(streamingMessage(joined)?.content).toBe("a long text so far");
+    const loaded = run(joined, {
+      type: "history_loaded",
+      messages: [wire({ id: "a7", content: "a long" })],
+      sinceOffset: 0,
+    });
+    expect(loaded.messages.map((m) => m.content)).toEqual(["a long text so far"]);
+  });
+
+  it("ignores a snapshot older than what it holds, and one of a finished answer", () => {
+    const before = midStream();
+    expect(frames(before, snapshot(3, "a1", 1, "Hello "))).toBe(before);
+    const done = frames(before, {
+      type: "complete",
+      offset: 5,
+      message_id: "a1",
+      status: "completed",
+      content: "Hello there",
+    });
+    expect(frames(done, snapshot(6, "a1", 2, "Hello th")).messages.at(-1)?.content).toBe("Hello there");
   });
 });

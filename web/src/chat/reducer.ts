@@ -3,11 +3,15 @@
 // behaviour can be tested without a browser or a socket.
 //
 // Guarantees:
-// - A frame carrying an `offset` is applied at most once: anything at or below
-//   the last offset seen is dropped (replays after a resume overlap live events).
+// - A frame carrying an `offset` is applied at most once and in order: anything at
+//   or below the last offset seen is dropped (replays after a resume overlap live
+//   events), and so is one past a gap (it overtook a replay; it comes again).
 // - Within an assistant message, chunks are applied in `seq` order, once each;
 //   `complete` replaces the text with the stored content, so the final text is
 //   exact even if a chunk was missed.
+// - A `snapshot` (the text of a running answer as of its offset, instead of a
+//   replay of its chunks) replaces that answer's text and `seq`; its parts
+//   share one offset and are appended in order; chunks go on after its `seq`.
 // - On the welcome of a reconnection the remembered epoch and offset are kept,
 //   so the connection can `resume` from them; only a `reset` moves them.
 
@@ -19,6 +23,7 @@ import type {
   ErrorFrame,
   MessageFrame,
   ServerFrame,
+  SnapshotFrame,
   WireMessage,
   WireStatus,
 } from "./protocol";
@@ -167,10 +172,20 @@ function replaceAt(messages: ChatMessage[], index: number, message: ChatMessage)
   return next;
 }
 
-/** Accept an offset-carrying frame: `null` when it is a duplicate, else the state with the new offset. */
+/** Accept an offset-carrying frame: `null` when it is a duplicate or comes after a gap,
+ *  else the state with the new offset. A frame after a gap overtook the answer to our
+ *  `resume` (sent at once after a reconnection's welcome): taking it would skip its
+ *  predecessors for good, and the server sends it again after them (docs/protocol.md). */
 function advance(state: ChatState, offset: number): ChatState | null {
   if (typeof offset !== "number" || offset <= state.offset) return null;
+  if (offset > state.offset + 1 && state.epoch !== null) return null;
   return { ...state, offset };
+}
+
+/** Whether `frame` is a log frame past a gap in what this tab holds (see `advance`). */
+export function skipsAhead(state: ChatState, frame: ServerFrame): boolean {
+  if (frame.type !== "message" && frame.type !== "chunk" && frame.type !== "complete") return false;
+  return state.epoch !== null && frame.offset > state.offset + 1;
 }
 
 function applyMessage(state: ChatState, frame: MessageFrame): ChatState {
@@ -189,6 +204,38 @@ function applyMessage(state: ChatState, frame: MessageFrame): ChatState {
   }
   const merged: ChatMessage = { ...incoming, key: existing.key };
   return { ...state, messages: replaceAt(state.messages, index, merged) };
+}
+
+function applySnapshot(state: ChatState, frame: SnapshotFrame): ChatState {
+  // Parts share their offset, and a live chunk at that very offset may have come
+  // first (its text alone): a snapshot is accepted at the offset reached, not only after.
+  if (typeof frame.offset !== "number" || frame.offset < state.offset) return state;
+  const next = { ...state, offset: frame.offset };
+  const index = next.messages.findIndex((m) => m.id === frame.message_id);
+  if (index < 0) {
+    if (frame.part !== 1) return next;
+    const placeholder: ChatMessage = {
+      key: frame.message_id,
+      id: frame.message_id,
+      clientId: null,
+      role: "assistant",
+      content: frame.text,
+      status: "streaming",
+      createdAt: new Date(0).toISOString(),
+      error: null,
+      sendError: null,
+      seq: frame.seq,
+      lastOffset: frame.offset,
+    };
+    return { ...next, messages: [...next.messages, placeholder] };
+  }
+  const message = next.messages[index]!;
+  if (message.status !== "streaming") return next;
+  const content = frame.part === 1 ? frame.text : message.content + frame.text;
+  return {
+    ...next,
+    messages: replaceAt(next.messages, index, { ...message, content, seq: frame.seq, lastOffset: frame.offset }),
+  };
 }
 
 function applyChunk(state: ChatState, frame: ChunkFrame): ChatState {
@@ -358,6 +405,8 @@ function applyFrame(state: ChatState, frame: ServerFrame): ChatState {
       const next = advance(state, frame.offset);
       return next ? applyComplete(next, frame) : state;
     }
+    case "snapshot":
+      return applySnapshot(state, frame);
     case "error":
       return applyError(state, frame);
     case "reset":

@@ -147,7 +147,7 @@ describe("ChatConnection", () => {
     socket.receive(welcome(2));
     expect(conn.getState().connection).toEqual({ status: "connected" });
     expect(conn.getState().node).toBe("gw-1");
-    expect(socket.sent).toEqual([{ type: "resume", epoch: "e1", offset: 0 }]);
+    expect(socket.sent).toEqual([{ type: "resume", epoch: "e1", offset: 0, snapshot: true }]);
     await flush();
     expect(historyCalls).toBe(1);
     expect(conn.getState().messages.map((m) => m.content)).toEqual(["hi", "Hello"]);
@@ -244,7 +244,7 @@ describe("ChatConnection", () => {
     expect(second).not.toBe(first);
     second.open();
     second.receive(welcome(5, "e1", "gw-2"));
-    expect(second.sent).toEqual([{ type: "resume", epoch: "e1", offset: 2 }]);
+    expect(second.sent).toEqual([{ type: "resume", epoch: "e1", offset: 2, snapshot: true }]);
     expect(conn.getState().node).toBe("gw-2");
     // The replay repeats offset 2, then carries on.
     second.receive(
@@ -255,6 +255,41 @@ describe("ChatConnection", () => {
     expect(conn.getState().messages).toHaveLength(1);
     expect(conn.getState().messages[0]).toMatchObject({ content: "Hello", status: "completed" });
     expect(conn.getState().offset).toBe(4);
+    conn.stop();
+  });
+
+  it("drops live events that overtook its resume and asks again only for a new gap", () => {
+    const conn = new ChatConnection(options());
+    conn.start();
+    const first = FakeSocket.last();
+    first.open();
+    first.receive(
+      welcome(0),
+      { type: "message", offset: 1, message: stored("a1", "assistant", "", "streaming") },
+      { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hel", ts: 0 },
+    );
+    first.drop(1006);
+    vi.advanceTimersByTime(1000);
+    const second = FakeSocket.last();
+    second.open();
+    // Welcomed at 4; chunk 5 goes out live before the answer to our resume from 2.
+    second.receive(welcome(4), { type: "chunk", offset: 5, message_id: "a1", seq: 4, delta: "!", ts: 0 });
+    expect(second.sent).toEqual([{ type: "resume", epoch: "e1", offset: 2, snapshot: true }]);
+    expect(conn.getState().offset).toBe(2);
+    // The replay, then chunk 5 again (the server re-sends what overtook it).
+    second.receive(
+      { type: "chunk", offset: 3, message_id: "a1", seq: 2, delta: "lo", ts: 0 },
+      { type: "chunk", offset: 4, message_id: "a1", seq: 3, delta: " you", ts: 0 },
+      { type: "chunk", offset: 5, message_id: "a1", seq: 4, delta: "!", ts: 0 },
+    );
+    expect(conn.getState().messages[0]?.content).toBe("Hello you!");
+    expect(conn.getState().offset).toBe(5);
+    // A gap with no resume in flight asks for one, once.
+    second.receive(
+      { type: "chunk", offset: 7, message_id: "a1", seq: 6, delta: "?", ts: 0 },
+      { type: "chunk", offset: 8, message_id: "a1", seq: 7, delta: "?", ts: 0 },
+    );
+    expect(second.sent.slice(1)).toEqual([{ type: "resume", epoch: "e1", offset: 5, snapshot: true }]);
     conn.stop();
   });
 

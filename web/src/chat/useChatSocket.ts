@@ -23,7 +23,7 @@ import {
   type WireMessage,
   parseFrame,
 } from "./protocol";
-import { type ChatAction, type ChatState, chatReducer, initialChatState } from "./reducer";
+import { type ChatAction, type ChatState, chatReducer, initialChatState, skipsAhead } from "./reducer";
 
 /** The seed pinged every 30 s; a ping still unanswered at the next one means a dead socket. */
 export const PING_INTERVAL_MS = 30_000;
@@ -97,6 +97,8 @@ export class ChatConnection {
   private readonly options: ChatConnectionOptions;
   private socket: SocketLike | null = null;
   private welcomed = false;
+  /** The offset of this connection's last `resume` (null: none asked yet). */
+  private resumedFrom: number | null = null;
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
@@ -278,6 +280,11 @@ export class ChatConnection {
   private handleFrame(frame: ServerFrame): void {
     const wasFresh = this.state.epoch === null;
     const position = { epoch: this.state.epoch, offset: this.state.offset };
+    if (skipsAhead(this.state, frame) && this.resumedFrom !== position.offset && position.epoch) {
+      // Dropped by the reducer; ask for what is missing unless that is asked already.
+      this.resumedFrom = position.offset;
+      this.transmit({ type: "resume", epoch: position.epoch, offset: position.offset, snapshot: true });
+    }
     const askedForNewSession = this.state.sessionId === null;
     this.dispatch({ type: "frame", frame });
     switch (frame.type) {
@@ -291,12 +298,15 @@ export class ChatConnection {
         if (askedForNewSession) this.options.onSessionCreated?.(frame.session_id);
         if (wasFresh) {
           // Replay what the log holds (rebuilds a running answer) and load the rest.
-          if (frame.offset > 0) this.transmit({ type: "resume", epoch: frame.epoch, offset: 0 });
+          this.resumedFrom = frame.offset > 0 ? 0 : null;
+          // `snapshot`: a running answer may come as its text so far, not chunk by chunk.
+          if (frame.offset > 0) this.transmit({ type: "resume", epoch: frame.epoch, offset: 0, snapshot: true });
           if (!askedForNewSession) this.loadHistory();
           else this.dispatch({ type: "history_loaded", messages: [], sinceOffset: 0 });
           for (const queued of this.outbox.splice(0)) this.transmit(queued);
         } else if (position.epoch !== null) {
-          this.transmit({ type: "resume", epoch: position.epoch, offset: position.offset });
+          this.resumedFrom = position.offset;
+          this.transmit({ type: "resume", epoch: position.epoch, offset: position.offset, snapshot: true });
         }
         break;
       case "reset":

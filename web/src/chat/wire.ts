@@ -15,6 +15,7 @@ export type ServerFrame =
   | PongFrame
   | ReconnectFrame
   | ResetFrame
+  | SnapshotFrame
   | DeletedFrame;
 
 /**
@@ -45,6 +46,7 @@ export interface ResumeFrame {
   type: "resume";
   epoch: string;
   offset: number;
+  snapshot: boolean;
 }
 export interface PingFrame {
   type: "ping";
@@ -142,6 +144,24 @@ export interface ResetFrame {
   type: "reset";
   epoch: string;
   offset: number;
+}
+/**
+ * The text of an answer still streaming, as of ``offset`` (v1.1).
+ *
+ * Sent to a socket that joins or resumes mid-answer instead of a replay of
+ * every chunk so far: every chunk of ``message_id`` up to ``offset`` (its
+ * ``seq`` up to ``seq``) is folded into ``text``. A text too long for one
+ * frame comes as ``parts`` frames with the same ``offset``, ``part`` 1, 2 ...;
+ * their texts joined are the answer's text. Live chunks go on at ``offset`` + 1.
+ */
+export interface SnapshotFrame {
+  type: "snapshot";
+  offset: number;
+  message_id: string;
+  seq: number;
+  text: string;
+  part: number;
+  parts: number;
 }
 export interface DeletedFrame {
   type: "deleted";
