@@ -139,3 +139,32 @@ async def test_every_serving_worker_killed_ends_interrupted_after_the_limit(
         await check_invariants(client)  # nothing stays streaming
     finally:
         await client.close()
+
+
+async def test_a_cancel_from_another_gateway_stops_the_continuation(
+    cluster: RunningCluster, gateway_sources: dict[str, str]
+) -> None:
+    first, second = list(gateway_sources.values())[:2]
+    session, user = new_session(), new_user()
+    asker = await Observed.open(cluster.ws, session, user, first)
+    watcher = await Observed.open(cluster.ws, session, user, second)
+    try:
+        message_id = await asker.chat("explain cancelling after a failover")
+        await asker.wait_chunks(message_id, 20)
+        cluster.kill(await _busiest_worker(cluster), signal.SIGKILL)
+        await asyncio.sleep(0.5)  # the dead worker's last chunks still in flight
+        before = len(asker.turn(message_id).chunks)
+        # Chunks after that come from the continuation (the dead worker publishes nothing).
+        await watcher.wait_chunks(message_id, before + 3, seconds(LEASE_TTL + 15))
+        await watcher.client.cancel(message_id)
+        complete = await asker.wait_complete(message_id, seconds(10))
+        assert complete["status"] == "cancelled", complete
+        assert complete["usage"]["continued"] == 1
+        text = asker.turn(message_id).text
+        assert complete["content"] == text and LONG_ANSWER.startswith(text)
+        assert len(text) < len(LONG_ANSWER)
+        await check_invariants(asker)
+        await check_invariants(watcher)
+    finally:
+        await asker.close()
+        await watcher.close()
