@@ -120,6 +120,8 @@ EXPECTED: dict[str, dict[str, object]] = {
         "delete": 204,
         # Allowed, but A's first answer is no longer the last one.
         "regenerate": 409,  # not_latest
+        # Allowed, but an answer is not a question to edit (regenerate it instead).
+        "edit": 404,  # not_found
         "cluster": 403,
         "admin_cancel": 403,
     },
@@ -134,6 +136,7 @@ EXPECTED: dict[str, dict[str, object]] = {
         "rename": 403,
         "delete": 403,
         "regenerate": 403,
+        "edit": 403,
         "cluster": 403,
         "admin_cancel": 403,
     },
@@ -151,6 +154,7 @@ EXPECTED: dict[str, dict[str, object]] = {
         "rename": 403,
         "delete": 403,
         "regenerate": 403,
+        "edit": 403,
         "cluster": 200,
         "admin_cancel": 404,
     },
@@ -166,6 +170,7 @@ EXPECTED: dict[str, dict[str, object]] = {
             "rename": 401,
             "delete": 401,
             "regenerate": 401,
+            "edit": 401,
             "cluster": 401,
             "admin_cancel": 401,
         }
@@ -332,6 +337,12 @@ async def _rest_actions(
         "/api/regenerate", json={"session_id": session, "message_id": answered}, headers=headers
     )
     observed.note(caller, "regenerate", again.status_code, again.text)
+    edit = await http.post(
+        "/api/edit",
+        json={"session_id": session, "message_id": answered, "content": f"{caller} edits"},
+        headers=headers,
+    )
+    observed.note(caller, "edit", edit.status_code, edit.text)
 
 
 def check(observed: Observed) -> None:

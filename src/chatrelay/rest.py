@@ -76,6 +76,18 @@ class RegenerateBody(BaseModel):
     message_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
 
 
+class EditBody(BaseModel):
+    """``POST /api/edit``: ask ``content`` in place of the user message ``message_id``."""
+
+    session_id: str = Field(pattern=SESSION_ID_PATTERN.pattern, max_length=MAX_ID_CHARS)
+    message_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    content: str = Field(
+        min_length=1,
+        pattern=MESSAGE_TEXT,
+        description="The new text of the question: as a chat message's.",
+    )
+
+
 class CancelBody(BaseModel):
     """``POST /api/cancel``."""
 
@@ -217,6 +229,9 @@ class GenerationRequest(BaseModel):
     # True: answer the stored user message ``user_message_id`` again (``message`` is
     # its text); the earlier answers stay as alternatives.
     regenerate: bool = False
+    # Set: ``message`` is an edited version of this stored user message; the new
+    # question takes its place (its parent) and the conversation forks there.
+    edit_of: str | None = Field(default=None, pattern=SESSION_ID_PATTERN.pattern)
 
 
 class CancelRequest(BaseModel):

@@ -152,3 +152,61 @@ async def test_regenerate_refuses_what_it_cannot_do(chat_app: InProcessApp) -> N
     streaming = await client.chat("please explain the stream")
     await client.recv_type("chunk")
     assert await regenerate(owner, streaming) == (409, "busy")
+
+
+async def test_editing_a_question_forks_the_conversation(chat_app: InProcessApp) -> None:
+    owner, session = new_user(), new_session()
+    client = await chat_app.connect(session_id=session, user_id=owner)
+    await client.follow(await client.chat("hello"))
+    await client.follow(await client.chat("tell me more"))
+    first_question = (await chat_app.history(session, owner))[0]
+    edited = await chat_app.http.post(
+        "/api/edit",
+        params={"user_id": owner},
+        json={"session_id": session, "message_id": first_question["id"], "content": "good morning"},
+    )
+    assert edited.status_code == 202, edited.text
+    accepted = edited.json()
+    turn = await client.follow(accepted["message_id"])
+    assert turn.complete is not None and turn.complete["status"] == "completed"
+    assert turn.text == choose_answer("good morning")
+    # The next chat continues the new branch.
+    await client.follow(await client.chat("and then?"))
+    stored = await chat_app.history(session, owner)
+    by_id = {m["id"]: m for m in stored}
+    q1, a1, q2, a2, q1b, a1b, q3, a3 = stored
+    assert [m["content"] for m in (q1, q2, q1b, q3)] == [
+        "hello",
+        "tell me more",
+        "good morning",
+        "and then?",
+    ]
+    # Old branch: q1 -> a1 -> q2 -> a2. New: q1b (a version of q1) -> a1b -> q3 -> a3.
+    assert [m.get("parent_id") for m in (q1, a1, q2, a2)] == [None, q1["id"], a1["id"], q2["id"]]
+    assert q1b.get("parent_id") is None and q1b["id"] == accepted["user_message_id"]
+    assert [m.get("parent_id") for m in (a1b, q3, a3)] == [q1b["id"], a1b["id"], q3["id"]]
+    assert len(by_id) == 8
+
+
+async def test_edit_refuses_what_it_cannot_do(chat_app: InProcessApp) -> None:
+    owner, intruder, session = new_user(), new_user(), new_session()
+    client = await chat_app.connect(session_id=session, user_id=owner)
+    answer = await client.chat("hello")
+    await client.follow(answer)
+    question = (await chat_app.history(session, owner))[0]["id"]
+
+    async def edit(user: str, message_id: str, content: str = "hi") -> tuple[int, str]:
+        response = await chat_app.http.post(
+            "/api/edit",
+            params={"user_id": user},
+            json={"session_id": session, "message_id": message_id, "content": content},
+        )
+        return response.status_code, response.json()["code"]
+
+    assert await edit(owner, "no-such-message") == (404, "not_found")
+    assert await edit(owner, answer) == (404, "not_found")  # an answer is regenerated
+    assert await edit(owner, question, "   ") == (422, "invalid_message")
+    assert await edit(intruder, question) == (403, "forbidden")
+    await client.chat("please explain the stream")
+    await client.recv_type("chunk")
+    assert await edit(owner, question) == (409, "busy")

@@ -375,3 +375,53 @@ async def test_a_regeneration_answers_a_stored_question_again(store: Conversatio
         ("u-a2", None),
         ("a2", "u-a2"),
     ]
+
+
+async def test_an_edit_forks_the_conversation_and_the_model_sees_the_new_branch(
+    store: ConversationStore,
+) -> None:
+    await begin(store, answer="a1", content="first question")
+    await store.finish_message("a1", status="completed", content="first answer")
+    await begin(store, answer="a2", content="second question")
+    await store.finish_message("a2", status="completed", content="second answer")
+
+    async def edit(answer: str, edited: str = "u-a1", user: str = "alice") -> TurnStart:
+        return await store.begin_edit(
+            session_id="s1",
+            user_id=user,
+            edited_id=edited,
+            user_message_id=f"u-{answer}",
+            content="first question, edited",
+            assistant_id=answer,
+            history_limit=10,
+        )
+
+    forked = await edit("a1b")
+    assert forked.started and forked.user_message is not None
+    assert forked.user_message.parent_id is None  # a version of the first question
+    # The model sees the new question only: the old branch is not in its context.
+    assert [m.id for m in forked.history] == ["u-a1b", "a1b"]
+    assert not (await edit("a1b")).started  # a retry writes nothing
+    assert (await edit("a1c", user="bob")).owner == "alice"
+    with pytest.raises(NotFound):
+        await edit("a1d", edited="a1")  # an answer is not edited
+    await store.finish_message("a1b", status="completed", content="another first answer")
+
+    nxt = await begin(store, answer="a3", content="third question")
+    assert [m.id for m in nxt.history] == ["u-a1b", "a1b", "u-a3", "a3"]
+    # Editing the second question of the old branch forks that branch in turn.
+    deeper = await edit("a2b", edited="u-a2")
+    assert [m.id for m in deeper.history] == ["u-a1", "a1", "u-a2b", "a2b"]
+    parents = {m.id: m.parent_id for m in await store.history("s1")}
+    assert parents == {
+        "u-a1": None,
+        "a1": "u-a1",
+        "u-a2": "a1",
+        "a2": "u-a2",
+        "u-a1b": None,
+        "a1b": "u-a1b",
+        "u-a3": "a1b",
+        "a3": "u-a3",
+        "u-a2b": "a1",
+        "a2b": "u-a2b",
+    }

@@ -110,6 +110,7 @@ async def _apply(db: AsyncSession, event: dict[str, Any]) -> None:
                 status="complete",
                 client_id=data.get("client_id"),
                 created_at=time,
+                parent_id=data.get("parent_id"),
             )
         )
         session.updated_at = time
@@ -125,6 +126,7 @@ async def _apply(db: AsyncSession, event: dict[str, Any]) -> None:
                 status="streaming",
                 created_at=time,
                 reply_to=data.get("reply_to"),
+                parent_id=data.get("parent_id"),
             )
         )
         session.updated_at = time

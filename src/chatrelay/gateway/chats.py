@@ -114,15 +114,7 @@ class Conversations:
         Raises ``QuotaExceeded`` past the user's running answers or daily tokens.
         """
         user_id = principal.user_id
-        if not content.strip():
-            raise InvalidMessage("the message is empty")
-        if len(content) > self._settings.max_message_chars:
-            raise InvalidMessage(
-                f"the message is longer than {self._settings.max_message_chars} characters"
-            )
-        for name, text in (("message", content), ("client_id", client_id or "")):
-            if problem := unstorable(text):
-                raise InvalidMessage(f"the {name} {problem}")
+        self._check_content(content, client_id)
         stored = await self.check_owner(principal, session_id)
         await self._take_chat_token(user_id)
         if not stored:
@@ -138,6 +130,18 @@ class Conversations:
             client_id=client_id,
         )
         return await self._start(user_id, request)
+
+    def _check_content(self, content: str, client_id: str | None = None) -> None:
+        """``InvalidMessage`` unless ``content`` (and ``client_id``) can be asked and stored."""
+        if not content.strip():
+            raise InvalidMessage("the message is empty")
+        if len(content) > self._settings.max_message_chars:
+            raise InvalidMessage(
+                f"the message is longer than {self._settings.max_message_chars} characters"
+            )
+        for name, text in (("message", content), ("client_id", client_id or "")):
+            if problem := unstorable(text):
+                raise InvalidMessage(f"the {name} {problem}")
 
     async def _take_chat_token(self, user_id: str) -> None:
         """The per-user chat rate (a regeneration counts as a chat); ``RateLimited`` past it."""
@@ -189,6 +193,35 @@ class Conversations:
             user_message_id=last_question.id,
             client_id=None,
             regenerate=True,
+        )
+        await self._take_chat_token(principal.user_id)
+        return await self._start(principal.user_id, request)
+
+    async def edit(
+        self, principal: Principal, session_id: str, message_id: str, content: str
+    ) -> ChatAccepted:
+        """Ask ``content`` in place of the user message ``message_id`` of the principal's own
+        session: a new version of it, answered; the conversation forks there and the old
+        branch stays. ``NotFound``: no such question in the session (an answer is not one);
+        ``InvalidMessage``: the text is not a valid chat message; ``Busy`` (from the
+        worker): an answer is streaming in the session.
+        """
+        self._check_content(content)
+        await self._check_stored_own(principal, session_id)
+        edited = await self._store.get_message(message_id)
+        if edited is None or edited.session_id != session_id:
+            raise NotFound("no such message in this session")
+        if edited.role != "user":
+            # A valid request in a state it cannot serve (as regenerate's): not 422.
+            raise NotFound("no such question in this session (an answer is regenerated)")
+        request = GenerationRequest(
+            session_id=session_id,
+            user_id=principal.user_id,
+            message=content,
+            message_id=new_id(),
+            user_message_id=new_id(),
+            client_id=None,
+            edit_of=message_id,
         )
         await self._take_chat_token(principal.user_id)
         return await self._start(principal.user_id, request)

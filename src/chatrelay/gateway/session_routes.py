@@ -13,6 +13,7 @@ from chatrelay.gateway.services import GatewayServices
 from chatrelay.protocol.client_frames import MAX_ID_CHARS, SESSION_ID_PATTERN
 from chatrelay.rest import (
     ChatAccepted,
+    EditBody,
     RegenerateBody,
     RenameBody,
     SearchBody,
@@ -101,3 +102,22 @@ async def post_regenerate(body: RegenerateBody, request: Request) -> ChatAccepte
     """
     conversations = _services(request).conversations
     return await conversations.regenerate(_principal(request), body.session_id, body.message_id)
+
+
+@router.post(
+    "/api/edit",
+    status_code=202,
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
+)
+async def post_edit(body: EditBody, request: Request) -> ChatAccepted:
+    """Ask an edited version of a user message: the conversation forks there.
+
+    The new question takes the edited one's place (same parent; the old one and
+    everything after it stay, as the other version) and is answered like a chat;
+    both stream to every socket of the session as ``message`` frames carrying
+    ``parent_id``. The model sees the new branch only.
+    """
+    conversations = _services(request).conversations
+    return await conversations.edit(
+        _principal(request), body.session_id, body.message_id, body.content
+    )

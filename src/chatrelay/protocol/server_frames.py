@@ -62,6 +62,9 @@ class WireMessage(TypedDict):
     usage: NotRequired[Usage]
     #: An answer's user message; answers that share it are alternatives (v1.1).
     reply_to: NotRequired[str]
+    #: The message it follows; messages that share one are versions of each other:
+    #: an edited question's, a regenerated answer's (v1.1).
+    parent_id: NotRequired[str]
 
 
 class WelcomeFrame(TypedDict):
@@ -210,6 +213,8 @@ def wire_message(record: MessageRecord) -> WireMessage:
         message["usage"] = cast(Usage, record.usage)
     if record.reply_to is not None:
         message["reply_to"] = record.reply_to
+    if record.parent_id is not None:
+        message["parent_id"] = record.parent_id
     return message
 
 

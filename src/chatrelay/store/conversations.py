@@ -73,13 +73,39 @@ def _message_record(row: MessageRow) -> MessageRecord:
         model=row.model,
         usage=row.usage,
         reply_to=row.reply_to,
+        parent_id=row.parent_id,
     )
 
 
-def newest_answers(messages: list[MessageRecord]) -> list[MessageRecord]:
-    """``messages`` with only the newest answer to each user message (its alternatives left out)."""
-    newest = {m.reply_to: m.id for m in messages if m.role == "assistant" and m.reply_to}
-    return [m for m in messages if m.role == "user" or not m.reply_to or newest[m.reply_to] == m.id]
+def branch_to(rows: list[MessageRow], tip: str, limit: int) -> list[MessageRecord]:
+    """The conversation ending at message ``tip``, oldest first, at most ``limit`` messages:
+    the walk back by ``parent_id`` through ``rows`` (it stops where they end)."""
+    by_id = {row.id: row for row in rows}
+    path: list[MessageRecord] = []
+    row = by_id.get(tip)
+    while row is not None and len(path) < limit:
+        path.append(_message_record(row))
+        row = by_id.get(row.parent_id) if row.parent_id is not None else None
+    path.reverse()
+    return path
+
+
+async def _recent_rows(db: AsyncSession, session_id: str, limit: int) -> list[MessageRow]:
+    """The session's newest ``limit`` rows (a branch walks back through them)."""
+    return list(
+        (
+            await db.scalars(
+                select(MessageRow)
+                .where(MessageRow.session_id == session_id)
+                .order_by(MessageRow.row_id.desc())
+                .limit(limit)
+            )
+        ).all()
+    )
+
+
+# Rows read to walk a branch back: branches beside it may interleave with it.
+BRANCH_ROWS_PER_TURN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +289,12 @@ class ConversationStore:
         )
         try:
             async with self._sessions.begin() as db:
+                row.parent_id = await db.scalar(  # it follows the newest message
+                    select(MessageRow.id)
+                    .where(MessageRow.session_id == session_id)
+                    .order_by(MessageRow.row_id.desc())
+                    .limit(1)
+                )
                 db.add(row)
                 session = await db.get(SessionRow, session_id)
                 if session is not None:
@@ -321,6 +353,8 @@ class ConversationStore:
                 )
                 if exists is not None:
                     return TurnStart(owner=user_id, started=False)
+                # A new question follows the newest message: the branch last added to.
+                rows = await _recent_rows(db, session_id, history_limit * BRANCH_ROWS_PER_TURN)
                 user_row = MessageRow(
                     id=user_message_id,
                     session_id=session_id,
@@ -329,6 +363,7 @@ class ConversationStore:
                     status="complete",
                     client_id=client_id,
                     created_at=now,
+                    parent_id=rows[0].id if rows else None,
                 )
                 assistant_row = MessageRow(
                     id=assistant_id,
@@ -338,6 +373,7 @@ class ConversationStore:
                     status="streaming",
                     created_at=now,
                     reply_to=user_message_id,
+                    parent_id=user_message_id,
                 )
                 db.add_all([user_row, assistant_row])
                 session.updated_at = now
@@ -346,20 +382,14 @@ class ConversationStore:
                 self._record_message(db, user_row, user_id)
                 self._record_message(db, assistant_row, user_id, model=model)
                 await db.flush()
-                rows = (
-                    await db.scalars(
-                        select(MessageRow)
-                        .where(MessageRow.session_id == session_id)
-                        .order_by(MessageRow.row_id.desc())
-                        .limit(history_limit)
-                    )
-                ).all()
                 return TurnStart(
                     owner=user_id,
                     started=True,
                     user_message=_message_record(user_row),
                     assistant_message=_message_record(assistant_row),
-                    history=newest_answers([_message_record(row) for row in reversed(rows)]),
+                    history=branch_to(
+                        [assistant_row, user_row, *rows], assistant_row.id, history_limit
+                    ),
                 )
 
         for attempt in (1, 2):
@@ -406,14 +436,7 @@ class ConversationStore:
             )
             if asked is None:
                 raise NotFound("no such user message in this session")
-            rows = (
-                await db.scalars(
-                    select(MessageRow)
-                    .where(MessageRow.session_id == session_id, MessageRow.row_id <= asked.row_id)
-                    .order_by(MessageRow.row_id.desc())
-                    .limit(history_limit)
-                )
-            ).all()
+            rows = await _recent_rows(db, session_id, history_limit * BRANCH_ROWS_PER_TURN)
             assistant_row = MessageRow(
                 id=assistant_id,
                 session_id=session_id,
@@ -422,6 +445,7 @@ class ConversationStore:
                 status="streaming",
                 created_at=now,
                 reply_to=user_message_id,
+                parent_id=user_message_id,
             )
             db.add(assistant_row)
             session.updated_at = now
@@ -432,7 +456,79 @@ class ConversationStore:
                 started=True,
                 user_message=_message_record(asked),
                 assistant_message=_message_record(assistant_row),
-                history=newest_answers([_message_record(row) for row in reversed(rows)]),
+                history=branch_to([asked, *rows], asked.id, history_limit),
+            )
+
+    async def begin_edit(
+        self,
+        *,
+        session_id: str,
+        user_id: str,
+        edited_id: str,
+        user_message_id: str,
+        content: str,
+        assistant_id: str,
+        history_limit: int,
+        model: str | None = None,
+    ) -> TurnStart:
+        """Ask an edited question, in ONE transaction: a new user message with the edited
+        one's parent (a version of it: the conversation forks there, the old branch
+        stays) and its answer (``streaming``, empty). ``history`` is the new branch.
+
+        Writes nothing for another owner or an assistant id already stored (a
+        retry). Raises ``NotFound`` unless ``edited_id`` is a user message of the session.
+        """
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as db:
+            session = await db.get(SessionRow, session_id)
+            if session is None:
+                raise NotFound("no such session")
+            if session.user_id != user_id:
+                return TurnStart(owner=session.user_id, started=False)
+            if await db.scalar(select(MessageRow.row_id).where(MessageRow.id == assistant_id)):
+                return TurnStart(owner=user_id, started=False)
+            edited = await db.scalar(
+                select(MessageRow).where(
+                    MessageRow.id == edited_id,
+                    MessageRow.session_id == session_id,
+                    MessageRow.role == "user",
+                )
+            )
+            if edited is None:
+                raise NotFound("no such user message in this session")
+            rows = await _recent_rows(db, session_id, history_limit * BRANCH_ROWS_PER_TURN)
+            user_row = MessageRow(
+                id=user_message_id,
+                session_id=session_id,
+                role="user",
+                content=content,
+                status="complete",
+                created_at=now,
+                parent_id=edited.parent_id,
+            )
+            assistant_row = MessageRow(
+                id=assistant_id,
+                session_id=session_id,
+                role="assistant",
+                content="",
+                status="streaming",
+                created_at=now,
+                reply_to=user_message_id,
+                parent_id=user_message_id,
+            )
+            db.add_all([user_row, assistant_row])
+            session.updated_at = now
+            self._record_message(db, user_row, user_id, edit_of=edited_id)
+            self._record_message(db, assistant_row, user_id, model=model)
+            await db.flush()
+            return TurnStart(
+                owner=user_id,
+                started=True,
+                user_message=_message_record(user_row),
+                assistant_message=_message_record(assistant_row),
+                history=branch_to(
+                    [assistant_row, user_row, *rows], assistant_row.id, history_limit
+                ),
             )
 
     async def finish_message(
@@ -488,17 +584,30 @@ class ConversationStore:
             return updated
 
     def _record_message(
-        self, db: AsyncSession, row: MessageRow, user_id: str, model: str | None = None
+        self,
+        db: AsyncSession,
+        row: MessageRow,
+        user_id: str,
+        model: str | None = None,
+        edit_of: str | None = None,
     ) -> None:
         """The outbox event of a message just added to ``db``."""
         if row.role == "user":
+            data: dict[str, object] = {
+                "message_id": row.id,
+                "content": row.content,
+                "client_id": row.client_id,
+                "parent_id": row.parent_id,
+            }
+            if edit_of is not None:
+                data["edit_of"] = edit_of
             self.outbox.add(
                 db,
                 "message.user",
                 session_id=row.session_id,
                 user_id=user_id,
                 time=row.created_at,
-                data={"message_id": row.id, "content": row.content, "client_id": row.client_id},
+                data=data,
             )
             return
         self.outbox.add(
@@ -510,6 +619,7 @@ class ConversationStore:
             data={
                 "message_id": row.id,
                 "reply_to": row.reply_to,
+                "parent_id": row.parent_id,
                 "model": model,
                 "worker": self.outbox.node,
             },

@@ -32,6 +32,8 @@ class MessageRecord:
     usage: dict[str, Any] | None = None
     # An answer: the user message it answers (its regenerations share it).
     reply_to: str | None = None
+    # The message it follows (see ``MessageRow.parent_id``).
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

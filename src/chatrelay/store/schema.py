@@ -42,6 +42,10 @@ class MessageRow(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     # An answer: the id of the user message it answers (regenerated answers share it).
     reply_to: Mapped[str | None] = mapped_column(String(128))
+    # The message this one follows in its conversation (None: the first). Messages
+    # with one parent are versions of each other (an edited question, a regenerated
+    # answer); a conversation's branch is the walk back from its newest message.
+    parent_id: Mapped[str | None] = mapped_column(String(128), index=True)
     usage: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

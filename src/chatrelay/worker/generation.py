@@ -153,7 +153,18 @@ class Generations:
                 return accepted
             raise Busy("a generation is already running in this session")
         try:
-            if request.regenerate:
+            if request.edit_of is not None:
+                turn = await self._store.begin_edit(
+                    session_id=request.session_id,
+                    user_id=request.user_id,
+                    edited_id=request.edit_of,
+                    user_message_id=request.user_message_id,
+                    content=request.message,
+                    assistant_id=request.message_id,
+                    history_limit=self._config.history_turns,
+                    model=self._model.name,
+                )
+            elif request.regenerate:
                 turn = await self._store.begin_regeneration(
                     session_id=request.session_id,
                     user_id=request.user_id,

@@ -258,7 +258,7 @@ async def stored_tables(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
                 await db.execute(
                     text(
                         "SELECT session_id, id, role, content, status, client_id, error, model, "
-                        "usage::text, created_at, finished_at FROM messages "
+                        "usage::text, created_at, finished_at, reply_to, parent_id FROM messages "
                         "ORDER BY session_id, row_id"
                     )
                 )

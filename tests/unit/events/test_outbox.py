@@ -46,10 +46,16 @@ async def test_a_turn_writes_its_events_in_order(tmp_path: Path) -> None:
         ("s1", "alice", "node-1")
     }
     user, started, finished = events[1], events[2], events[3]
-    assert user["data"] == {"message_id": "u1", "content": "question 1", "client_id": "c1"}
+    assert user["data"] == {
+        "message_id": "u1",
+        "content": "question 1",
+        "client_id": "c1",
+        "parent_id": None,  # the first message
+    }
     assert started["data"] == {
         "message_id": "a1",
         "reply_to": "u1",
+        "parent_id": "u1",
         "model": "simulated",
         "worker": "node-1",
     }
@@ -85,6 +91,36 @@ async def test_regenerate_rename_and_delete_are_events_too(tmp_path: Path) -> No
     assert regenerated["data"]["reply_to"] == "u1"
     assert renamed["data"] == {"title": "Trip to Lisbon"}
     assert deleted["data"] == {}
+
+
+async def test_an_edit_is_a_user_message_with_its_parent_and_what_it_edits(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    async with ConversationStore(url, node="node-1", record_events=True) as store:
+        await _turn(store, "s1", 1)
+        await _turn(store, "s1", 2)
+        await store.begin_edit(
+            session_id="s1",
+            user_id="alice",
+            edited_id="u2",
+            user_message_id="u2-edited",
+            content="question 2, edited",
+            assistant_id="a2-edited",
+            history_limit=10,
+            model="simulated",
+        )
+        rows = await store.outbox.unsent(0, 100)
+    user, started = [decode(row.payload) for row in rows][-2:]
+    assert (user["type"], started["type"]) == ("message.user", "message.started")
+    assert user["data"] == {
+        "message_id": "u2-edited",
+        "content": "question 2, edited",
+        "client_id": None,
+        "parent_id": "a1",  # the edited question's parent: a version of it
+        "edit_of": "u2",
+    }
+    assert started["data"]["parent_id"] == "u2-edited"
 
 
 async def test_a_message_finished_twice_has_one_event(tmp_path: Path) -> None:

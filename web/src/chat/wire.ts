@@ -90,6 +90,7 @@ export interface WireMessage {
   model?: string;
   usage?: Usage;
   reply_to?: string;
+  parent_id?: string;
 }
 /**
  * What an answer cost: its model, deltas, time to first token and duration.
