@@ -25,13 +25,26 @@ from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, R
 # worker publishes ``*Event``s; the engine numbers them, the frame has the ``offset``.
 
 
+class Resumed(TypedDict):
+    """Where a continued answer resumed: after chunk ``seq``, at log offset ``offset``."""
+
+    seq: int
+    offset: int
+
+
 class Usage(TypedDict):
-    """What an answer cost: its model, deltas, time to first token and duration."""
+    """What an answer cost: its model, deltas, time to first token and duration.
+
+    A continued answer (its worker stopped, another one went on) also says how
+    many times it was continued and where each continuation resumed.
+    """
 
     model: str
     tokens: int
     ttft_ms: float | None
     duration_ms: float
+    continued: NotRequired[int]
+    resumed: NotRequired[list[Resumed]]
 
 
 class WireMessage(TypedDict):
