@@ -35,7 +35,7 @@ from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.app import WorkerServices
 from chatrelay.worker.app import create_worker_app as _worker_app
 from chatrelay.worker.generation import GenerationConfig, Generations
-from chatrelay.worker.reaper import Reaper
+from chatrelay.worker.reaper import FailoverPolicy, Reaper
 
 logger = logging.getLogger(__name__)
 
@@ -105,11 +105,14 @@ async def _open_generations(
     """A worker's model, generations and reaper, closed by ``stack`` (generations first)."""
     model = await open_model(settings)
     stack.push_async_callback(model.aclose)
-    reaper = Reaper(engine, store, settings.node_id)
+    generations = Generations(engine, store, model, generation_config(settings))
+    # The reaper runs on workers only, so the leader is itself a live worker: it
+    # continues an orphaned answer here (docs/reliability.md, "Failover").
+    policy = FailoverPolicy(settings.failover == "continue", settings.max_continuations)
+    reaper = Reaper(engine, store, settings.node_id, policy, generations.continue_answer)
     await reaper.reap_once()  # what a previous run left streaming
     reaper.start()
     stack.push_async_callback(reaper.aclose)
-    generations = Generations(engine, store, model, generation_config(settings))
     stack.push_async_callback(generations.aclose)  # interrupts what still runs
     return generations
 

@@ -170,6 +170,12 @@ class Settings(BaseSettings):
     ping_interval: float = Field(20.0, validation_alias=_env("ping_interval"))
     heartbeat_ttl: float = Field(60.0, validation_alias=_env("heartbeat_ttl"))
     lease_ttl: float = Field(15.0, validation_alias=_env("lease_ttl"))
+    # An answer whose worker stopped: continued on a live worker ("continue", at most
+    # max_continuations times) or ended "interrupted" (docs/reliability.md, "Failover").
+    failover: Literal["continue", "interrupt"] = Field(
+        "continue", validation_alias=_env("failover")
+    )
+    max_continuations: int = Field(2, ge=0, validation_alias=_env("max_continuations"))
     # How often a running answer's text is saved to the store. Unset: every second
     # with the memory engine (whose log dies with the process), every 10 s with
     # Redis (whose log outlives a worker, so the save only covers losing both).

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.e2e
 
 FIRST_PROMPT = "Hi there"
 SECOND_PROMPT = "Tell me about offsets"
+EDITED_PROMPT = "Good morning"
 
 
 def snap(page: Any, name: str) -> None:
@@ -191,50 +192,54 @@ def test_regenerate_and_page_between_answers(chat_server: ChatServer, context: A
     assert_accessible(page)
 
 
-def position_is(page: Any, test_id: str, text: str) -> None:
-    page.wait_for_function(
-        f"() => document.querySelector('[data-testid={test_id}]')"
-        f"?.textContent.replace(/\\s+/g, ' ').trim() === '{text}'"
-    )
-
-
-def question(page: Any) -> Any:
-    return page.locator('[data-testid="message"][data-role="user"]').first
-
-
 def test_edit_a_question_and_page_between_branches(chat_server: ChatServer, context: Any) -> None:
     page = context.new_page()
     open_chat(page, chat_server)
     session = chat_and_wait(page, FIRST_PROMPT)
-    chat_and_wait(page, SECOND_PROMPT)
-    old_branch = chat_server.history(session)
-
-    # Edit the first question inline: it is sent as a new version and answered anew.
-    question(page).get_by_role("button", name="Edit").click()
-    editor = page.get_by_role("form", name="Edit message")
-    editor.get_by_label("Edited message").fill("Hi there, edited")
-    editor.get_by_role("button", name="Send").click()
-    position_is(page, "version-position", "2 / 2")
+    send(page, SECOND_PROMPT)
+    page.locator('[data-testid="message"][data-role="assistant"]').nth(1).wait_for()
     wait_status(assistant(page), "completed")
+    old_second_answer = body_text(assistant(page))
+
+    # Edit the first question: the conversation forks there.
+    questions = page.locator('[data-testid="message"][data-role="user"]')
+    questions.first.get_by_role("button", name="Edit").click()
+    editor = page.get_by_test_id("edit-input")
+    editor.fill(EDITED_PROMPT)
+    page.get_by_role("button", name="Send the edited message").click()
+    position = page.get_by_test_id("version-position")
+    position.wait_for()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=version-position]')"
+        ".textContent.replace(/\\s+/g, ' ').trim() === '2 / 2'"
+    )
+    wait_status(assistant(page), "completed")
+    # The new branch: the edited question and its answer, nothing of the old one after it.
+    assert questions.count() == 1
+    assert normalise(questions.first.get_by_test_id("message-body").inner_text()) == EDITED_PROMPT
+    assert body_text(assistant(page)) == normalise(choose_answer(EDITED_PROMPT))
     stored = chat_server.history(session)
-    assert [m["role"] for m in stored] == ["user", "assistant"] * 3
-    edited, answer = stored[-2], stored[-1]
-    assert edited["content"] == "Hi there, edited" and "parent_id" not in edited
-    assert answer["parent_id"] == edited["id"]
-    # The new branch shows alone: the edited question and its answer, nothing of the old one.
-    messages = page.get_by_test_id("message")
-    assert messages.count() == 2
-    assert question(page).get_by_test_id("message-body").inner_text() == "Hi there, edited"
-    assert assistant(page).get_attribute("data-message-id") == answer["id"]
-    assert body_text(assistant(page)) == normalise(choose_answer("Hi there, edited"))
+    assert [m["content"] for m in stored if m["role"] == "user"] == [
+        FIRST_PROMPT,
+        SECOND_PROMPT,
+        EDITED_PROMPT,
+    ]
     snap(page, "edited")
 
-    # Page back to the first version: the old branch, both turns, is all there.
+    # Page back: the old branch, both questions and both answers, is still there.
     page.get_by_role("button", name="Previous version").click()
-    position_is(page, "version-position", "1 / 2")
-    assert messages.count() == 4
-    shown = [messages.nth(i).get_attribute("data-message-id") for i in range(4)]
-    assert shown == [m["id"] for m in old_branch]
-    page.get_by_test_id("branch-note").wait_for()
-    snap(page, "edited-old-branch")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=version-position]')"
+        ".textContent.replace(/\\s+/g, ' ').trim() === '1 / 2'"
+    )
+    assert [normalise(q.inner_text()) for q in questions.get_by_test_id("message-body").all()] == [
+        FIRST_PROMPT,
+        SECOND_PROMPT,
+    ]
+    assert body_text(assistant(page)) == old_second_answer
+    snap(page, "old-branch")
+    # A refresh shows the newest branch again, with both versions reachable.
+    page.reload()
+    position.wait_for()
+    assert position.inner_text().replace("\n", " ").split() == ["2", "/", "2"]
     assert_accessible(page)

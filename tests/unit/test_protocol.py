@@ -71,6 +71,7 @@ def test_a_wire_message_leaves_out_what_the_store_does_not_have() -> None:
         "created_at": "2026-01-02T03:04:05+00:00",
         "model": "simulated",
         "usage": USAGE,
+        "parent_id": None,  # always said: null is "the first message", not "unknown"
     }
 
 

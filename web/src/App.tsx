@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { editMessage, fetchTicket, regenerateAnswer } from "./chat/api";
+import { editQuestion, fetchTicket, regenerateAnswer } from "./chat/api";
 import { currentUserId, sessionFromUrl, urlForSession } from "./chat/identity";
 import { isGenerating, streamingMessage } from "./chat/reducer";
 import { useChatSocket } from "./chat/useChatSocket";
@@ -108,11 +108,13 @@ export function App({ account }: { account?: Account } = {}) {
     },
     [userId, currentSession],
   );
-  // Errors show in the editor; the promise tells it whether the edit was accepted.
   const edit = useCallback(
-    async (messageId: string, content: string) => {
+    (messageId: string, content: string) => {
       if (currentSession === null) return;
-      await editMessage(userId, currentSession, messageId, content);
+      setRegenerateError(null);
+      editQuestion(userId, currentSession, messageId, content).catch((failure: unknown) =>
+        setRegenerateError(failure instanceof Error ? failure.message : String(failure)),
+      );
     },
     [userId, currentSession],
   );
@@ -188,7 +190,7 @@ export function App({ account }: { account?: Account } = {}) {
           <Notices notices={state.notices} onDismiss={chat.dismissNotice} />
           {regenerateError && (
             <p className="notice" role="alert">
-              Could not regenerate: {regenerateError}
+              Could not send: {regenerateError}
             </p>
           )}
           <Composer

@@ -31,7 +31,7 @@ from chatrelay.rest import (
     HistoryBody,
     error_responses,
 )
-from chatrelay.service_app import create_service_app, error_response, health_response
+from chatrelay.service_app import ServiceApp, create_service_app, error_response, health_response
 
 STATIC_DIR = FilePath(__file__).parent / "static"
 CHAT_SOCKET_PATH = "/ws/chat"
@@ -57,7 +57,7 @@ def _principal(request: Request) -> Principal:
     return _services(request).auth.authenticate(request)
 
 
-def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> FastAPI:
+def create_app(services_factory: ServicesFactory, max_body_bytes: int) -> ServiceApp:
     """The gateway app; ``services_factory`` opens and closes what it runs on."""
     app = create_service_app("chatrelay", services_factory, max_body_bytes)
     app.include_router(auth_router)

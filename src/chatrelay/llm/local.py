@@ -250,15 +250,18 @@ class LocalModel:
             llama = self._loaded()
             with self._lock:
                 # stream=True makes it a generator of chunk dicts (typed as a union).
-                chunks = cast(
-                    "Generator[dict[str, Any], None, None]",
-                    llama.create_chat_completion(
-                        messages=cast(Any, messages),
-                        max_tokens=params.max_tokens,
-                        temperature=params.temperature,
-                        stream=True,
-                    ),
-                )
+                if messages and messages[-1]["role"] == "assistant":
+                    chunks = _continue_completion(llama, messages, params)
+                else:
+                    chunks = cast(
+                        "Generator[dict[str, Any], None, None]",
+                        llama.create_chat_completion(
+                            messages=cast(Any, messages),
+                            max_tokens=params.max_tokens,
+                            temperature=params.temperature,
+                            stream=True,
+                        ),
+                    )
                 try:
                     for chunk in chunks:
                         # Counted before the cancel check: a token computed after a
@@ -266,7 +269,10 @@ class LocalModel:
                         self._tokens_generated += 1
                         if run.cancelled.is_set():
                             return
-                        text = chunk["choices"][0]["delta"].get("content")
+                        choice = chunk["choices"][0]
+                        text = (
+                            choice["delta"].get("content") if "delta" in choice else choice["text"]
+                        )
                         if not isinstance(text, str) or not text:
                             continue
                         if not run.wait_for_slot():
@@ -277,3 +283,35 @@ class LocalModel:
             run.send(None)
         except Exception as exc:
             run.send(exc)
+
+
+def _continue_completion(
+    llama: Any, messages: list[dict[str, str]], params: GenerationParams
+) -> Generator[dict[str, Any], None, None]:
+    """Go on with a partial answer (failover): the chat prompt with the assistant turn left open.
+
+    The model's own chat template renders the turns before the answer with the
+    generation prompt; the partial text follows it, and plain completion goes on.
+    """
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ModelError("the local model has no chat template to continue an answer with")
+    vocab = llama._model
+    formatter = Jinja2ChatFormatter(
+        template,
+        eos_token=vocab.token_get_text(vocab.token_eos()),
+        bos_token=vocab.token_get_text(vocab.token_bos()),
+    )
+    opened = formatter(messages=cast(Any, messages[:-1]))
+    return cast(
+        "Generator[dict[str, Any], None, None]",
+        llama.create_completion(
+            prompt=opened.prompt + messages[-1]["content"],
+            max_tokens=params.max_tokens,
+            temperature=params.temperature,
+            stop=opened.stop,
+            stream=True,
+        ),
+    )

@@ -126,6 +126,7 @@ class OpenAICompatModel:
         for index in self._attempt_order():
             url = self._base_urls[index]
             yielded = False
+            repeated = _RepeatedPrefix(turns)
             try:
                 upstream = await self._clients[index].chat.completions.create(
                     model=self._model,
@@ -133,6 +134,7 @@ class OpenAICompatModel:
                     max_tokens=params.max_tokens,
                     temperature=params.temperature,
                     stream=True,
+                    **_continuation_options(turns),
                 )
                 finished = False
                 async with upstream:
@@ -141,8 +143,9 @@ class OpenAICompatModel:
                             if choice.finish_reason is not None:
                                 finished = True
                             if choice.index == 0 and choice.delta and choice.delta.content:
-                                yielded = True
-                                yield choice.delta.content
+                                for text in repeated.feed(choice.delta.content):
+                                    yielded = True
+                                    yield text
                 if not finished:
                     raise ModelError("the stream ended without a finish reason")
             except (openai.OpenAIError, httpx2.HTTPError, ModelError, ValueError) as exc:
@@ -189,3 +192,47 @@ def _describe(exc: BaseException) -> str:
 
 def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _continuation_options(turns: list[Turn]) -> dict[str, Any]:
+    """Request options that make the server go on with a partial final assistant turn.
+
+    A conversation ending in an assistant turn is a continuation (failover).
+    vLLM needs ``continue_final_message`` (and no generation prompt); the
+    llama.cpp server continues a final assistant message by itself (prefill) and
+    may ignore the fields; a server that answers the turns anew repeats the
+    partial text first, and ``_RepeatedPrefix`` drops that repetition
+    (docs/reliability.md, "Failover").
+    """
+    if not turns or turns[-1].role != "assistant":
+        return {}
+    return {"extra_body": {"continue_final_message": True, "add_generation_prompt": False}}
+
+
+class _RepeatedPrefix:
+    """Drops a continuation's restatement of the partial answer it was asked to go on with.
+
+    A server without a continue option answers anew; with greedy decoding the new
+    answer starts with the same text. Deltas are held back while they still match
+    the partial answer and dropped if they do; the first difference lets the rest
+    (held text included) through.
+    """
+
+    def __init__(self, turns: list[Turn]) -> None:
+        continuing = bool(turns) and turns[-1].role == "assistant"
+        self._prefix = turns[-1].content.strip() if continuing else ""
+        self._held = ""
+
+    def feed(self, delta: str) -> list[str]:
+        """What of ``delta`` (and of what was held back) the answer goes on with."""
+        if not self._prefix:
+            return [delta]
+        self._held += delta
+        held = self._held.lstrip()
+        if len(held) < len(self._prefix) and self._prefix.startswith(held):
+            return []  # maybe the partial answer again: wait and see
+        prefix, self._prefix = self._prefix, ""
+        if held.startswith(prefix):
+            rest = held[len(prefix) :]
+            return [rest] if rest else []
+        return [self._held]

@@ -1,5 +1,9 @@
 """The simulated model of the seed: canned answers streamed word by word.
 
+A conversation ending in an assistant turn is a continuation (failover): the
+answer goes on exactly after that partial text, so a continued answer equals
+the uninterrupted one word for word.
+
 Answers are chosen deterministically from the user's message, so tests can
 predict them, and some are long (100+ words) so a generation can be cancelled
 mid-way. A message containing ``#fail`` makes the model fail after a few words,
@@ -112,9 +116,19 @@ class SimulatedModel:
     async def stream(
         self, turns: list[Turn], params: GenerationParams
     ) -> AsyncGenerator[str, None]:
-        message = turns[-1].content if turns else ""
+        prefix = ""
+        if turns and turns[-1].role == "assistant":  # a continuation: go on after the prefix
+            prefix, turns = turns[-1].content, turns[:-1]
+        users = [turn.content for turn in turns if turn.role == "user"]
+        message = users[-1] if users else ""
         deltas = split_words(choose_answer(message))[: max(params.max_tokens, 1)]
+        start = len(prefix)
         for index, delta in enumerate(deltas):
+            # The answer is deterministic: skip what the prefix already holds.
+            if start >= len(delta):
+                start -= len(delta)
+                continue
+            delta, start = delta[start:], 0
             if index and self._chunk_delay > 0:
                 await asyncio.sleep(self._chunk_delay)
             if _FAIL_MARKER in message and index == _WORDS_BEFORE_FAILURE:

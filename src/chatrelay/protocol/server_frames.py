@@ -25,13 +25,26 @@ from chatrelay.store.records import FinalStatus, MessageRecord, MessageStatus, R
 # worker publishes ``*Event``s; the engine numbers them, the frame has the ``offset``.
 
 
+class Resumed(TypedDict):
+    """Where a continued answer resumed: after chunk ``seq``, at log offset ``offset``."""
+
+    seq: int
+    offset: int
+
+
 class Usage(TypedDict):
-    """What an answer cost: its model, deltas, time to first token and duration."""
+    """What an answer cost: its model, deltas, time to first token and duration.
+
+    A continued answer (its worker stopped, another one went on) also says how
+    many times it was continued and where each continuation resumed.
+    """
 
     model: str
     tokens: int
     ttft_ms: float | None
     duration_ms: float
+    continued: NotRequired[int]
+    resumed: NotRequired[list[Resumed]]
 
 
 class WireMessage(TypedDict):
@@ -49,9 +62,9 @@ class WireMessage(TypedDict):
     usage: NotRequired[Usage]
     #: An answer's user message; answers that share it are alternatives (v1.1).
     reply_to: NotRequired[str]
-    #: The message it follows; messages that share one are versions of each other:
-    #: an edited question's, a regenerated answer's (v1.1).
-    parent_id: NotRequired[str]
+    #: The message it follows (null: the first); messages that share one are versions
+    #: of each other: an edited question's, a regenerated answer's (v1.1).
+    parent_id: NotRequired[str | None]
 
 
 class WelcomeFrame(TypedDict):
@@ -200,8 +213,7 @@ def wire_message(record: MessageRecord) -> WireMessage:
         message["usage"] = cast(Usage, record.usage)
     if record.reply_to is not None:
         message["reply_to"] = record.reply_to
-    if record.parent_id is not None:
-        message["parent_id"] = record.parent_id
+    message["parent_id"] = record.parent_id
     return message
 
 

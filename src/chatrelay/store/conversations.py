@@ -625,22 +625,42 @@ class ConversationStore:
             },
         )
 
-    async def save_progress(self, message_id: str, content: str, seq: int | None = None) -> None:
+    async def save_progress(
+        self,
+        message_id: str,
+        content: str,
+        seq: int | None = None,
+        usage: Mapping[str, object] | None = None,
+    ) -> None:
         """Checkpoint the text of a message still streaming (kept if its worker dies).
 
         ``seq``: the last chunk folded into ``content``; kept in ``usage`` (as
         ``checkpoint_seq``, replaced by the real usage at the end) so a join
-        snapshot can tell where the checkpoint meets a trimmed log.
+        snapshot can tell where the checkpoint meets a trimmed log. ``usage``:
+        what else the running answer's usage holds (a continuation's count).
         """
         values: dict[str, object] = {"content": content}
         if seq is not None:
-            values["usage"] = {CHECKPOINT_SEQ: seq}
+            values["usage"] = {**(usage or {}), CHECKPOINT_SEQ: seq}
         async with self._sessions.begin() as db:
             await db.execute(
                 update(MessageRow)
                 .where(MessageRow.id == message_id, MessageRow.status == "streaming")
                 .values(**values)
             )
+
+    async def mark_continued(self, message_id: str, usage: Mapping[str, object]) -> bool:
+        """Add ``usage`` (failover's count) to a message still streaming; True if it was."""
+        async with self._sessions.begin() as db:
+            row = await db.scalar(
+                select(MessageRow).where(
+                    MessageRow.id == message_id, MessageRow.status == "streaming"
+                )
+            )
+            if row is None:
+                return False
+            row.usage = {**(row.usage or {}), **usage}
+            return True
 
     async def checkpoint(self, message_id: str) -> tuple[str, int] | None:
         """A streaming message's checkpoint: its text and the last chunk ``seq`` in it."""

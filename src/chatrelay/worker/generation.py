@@ -32,7 +32,13 @@ from chatrelay.exceptions import (
 )
 from chatrelay.llm.base import GenerationParams, ModelBackend, Turn
 from chatrelay.protocol.client_frames import generation_lease_key
-from chatrelay.protocol.server_frames import Usage, chunk_frame, complete_frame, message_frame
+from chatrelay.protocol.server_frames import (
+    Resumed,
+    Usage,
+    chunk_frame,
+    complete_frame,
+    message_frame,
+)
 from chatrelay.rest import CancelRequest, ChatAccepted, GenerationRequest
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.store.records import FinalStatus
@@ -59,6 +65,24 @@ class GenerationConfig:
     # Save a running answer's text this often (0: never), so a crash that also
     # loses the log (the all-in-one server) keeps most of it.
     checkpoint_seconds: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """An answer whose worker stopped, to be continued here (``Reaper``, failover).
+
+    ``prefix`` is the text the session log (or the store's checkpoint) holds,
+    ``seq`` the last chunk published; the continuation publishes chunk
+    ``seq + 1`` on. ``continued`` counts this one; ``resumed`` lists every one's start.
+    """
+
+    session_id: str
+    user_id: str
+    message_id: str
+    prefix: str
+    seq: int
+    continued: int
+    resumed: list[Resumed]
 
 
 @dataclass
@@ -184,16 +208,75 @@ class Generations:
             with contextlib.suppress(EngineError):
                 await leases.release(lease)
             raise
+        self._launch(request, lease, turns)
+        return accepted
+
+    async def continue_answer(self, continuation: Continuation) -> None:
+        """Go on with an answer another worker started: same message, a new lease.
+
+        Raises ``Busy`` when someone holds the session (the answer is alive after all).
+        """
+        if self._closing:
+            raise Unavailable("this worker is shutting down")
+        key = generation_lease_key(continuation.session_id)
+        lease = await self._engine.coordination.acquire(
+            key, self._config.lease_ttl, continuation.message_id
+        )
+        if lease is None:
+            raise Busy("a generation is already running in this session")
+        try:
+            history = await self._store.history(
+                continuation.session_id, limit=self._config.history_turns + 1
+            )
+            ids = [message.id for message in history]
+            # What came before the answer; the answer itself goes in as an open assistant turn.
+            before = (
+                history[: ids.index(continuation.message_id)]
+                if continuation.message_id in ids
+                else history
+            )
+            turns = build_turns(
+                before,
+                system_prompt=self._config.system_prompt,
+                budget_tokens=self._config.context_tokens - self._config.max_tokens,
+                count_tokens=self._model.count_tokens,
+            )
+            if continuation.prefix:
+                turns.append(Turn("assistant", continuation.prefix))
+        except BaseException:
+            with contextlib.suppress(EngineError):
+                await self._engine.coordination.release(lease)
+            raise
+        request = GenerationRequest(
+            session_id=continuation.session_id,
+            user_id=continuation.user_id,
+            message=turns[-1].content if turns else "-",
+            message_id=continuation.message_id,
+            client_id=None,
+        )
+        self._launch(request, lease, turns, continuation)
+        logger.warning(
+            "continuing an answer whose worker stopped",
+            extra={"message_id": continuation.message_id, "seq": continuation.seq},
+        )
+
+    def _launch(
+        self,
+        request: GenerationRequest,
+        lease: Lease,
+        turns: list[Turn],
+        continuation: Continuation | None = None,
+    ) -> None:
         cancelled = asyncio.Event()
         task = asyncio.create_task(
-            self._run(request, lease, cancelled, turns), name=f"generation-{request.message_id}"
+            self._run(request, lease, cancelled, turns, continuation),
+            name=f"generation-{request.message_id}",
         )
         self._running[request.message_id] = _Running(
             task, cancelled, request.session_id, request.user_id, time.time()
         )
         metrics.RUNNING_GENERATIONS.inc()
         task.add_done_callback(lambda _: self._forget(request.message_id))
-        return accepted
 
     def _forget(self, message_id: str) -> None:
         self._running.pop(message_id, None)
@@ -237,11 +320,17 @@ class Generations:
                 return
 
     async def _run(
-        self, request: GenerationRequest, lease: Lease, cancelled: asyncio.Event, turns: list[Turn]
+        self,
+        request: GenerationRequest,
+        lease: Lease,
+        cancelled: asyncio.Event,
+        turns: list[Turn],
+        continuation: Continuation | None = None,
     ) -> None:
         lease_lost = asyncio.Event()
         keeper = asyncio.create_task(self._keep_lease(lease, lease_lost))
-        parts: list[str] = []
+        # A continuation's text so far counts as published: the log holds it.
+        parts: list[str] = [continuation.prefix] if continuation and continuation.prefix else []
         status: FinalStatus = "completed"
         error: str | None = None
         lost = False
@@ -250,7 +339,13 @@ class Generations:
         params = GenerationParams(max_tokens=self._config.max_tokens)
         stream = self._model.stream(turns, params)
         try:
-            seq = 0
+            seq = continuation.seq if continuation else 0
+            # A checkpoint keeps the count of continuations (the reaper's limit reads it).
+            progress_usage: dict[str, object] = (
+                {"continued": continuation.continued, "resumed": continuation.resumed}
+                if continuation
+                else {}
+            )
             async for delta in stream:
                 if first_token_at is None:
                     first_token_at = time.monotonic()
@@ -273,7 +368,9 @@ class Generations:
                 every = self._config.checkpoint_seconds
                 if every and time.monotonic() - checkpointed >= every:
                     checkpointed = time.monotonic()
-                    await self._store.save_progress(request.message_id, "".join(parts), seq=seq)
+                    await self._store.save_progress(
+                        request.message_id, "".join(parts), seq=seq, usage=progress_usage
+                    )
         except asyncio.CancelledError:
             status, error = "interrupted", "the worker shut down"
         except LeaseLost:
@@ -293,7 +390,9 @@ class Generations:
         # must not let the reaper take a finished answer for an orphan.
         try:
             if not lost:
-                await self._end(request, lease, status, parts, error, started, first_token_at)
+                await self._end(
+                    request, lease, status, parts, error, started, first_token_at, continuation
+                )
         finally:
             keeper.cancel()
             with contextlib.suppress(BaseException):
@@ -308,6 +407,7 @@ class Generations:
         error: str | None,
         started: float,
         first_token_at: float | None,
+        continuation: Continuation | None = None,
     ) -> None:
         metrics.GENERATIONS.labels(status).inc()
         ttft_ms = None
@@ -320,6 +420,11 @@ class Generations:
             "ttft_ms": ttft_ms,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
+        if continuation is not None:
+            # Deltas of the whole answer: the earlier workers' ones are the chunks before.
+            usage["tokens"] = continuation.seq + len(parts) - (1 if continuation.prefix else 0)
+            usage["continued"] = continuation.continued
+            usage["resumed"] = continuation.resumed
         content = "".join(parts)
 
         async def finalize() -> None:

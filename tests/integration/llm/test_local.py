@@ -156,3 +156,19 @@ def test_names_the_bundled_model_by_its_name(model: LocalModel) -> None:
     assert model.model_path == bundled_model_path()
     assert model.name == "SmolLM2-135M-Instruct"
     assert str(bundled_model_path()) in model.description
+
+
+async def test_a_continuation_goes_on_after_the_partial_answer(model: LocalModel) -> None:
+    """Failover: the partial answer is an open assistant turn; the model finishes its sentence."""
+    question = Turn("user", "What is the capital of France? Answer in one sentence.")
+    prefix = "The capital of France is"
+    params = GenerationParams(max_tokens=16, temperature=0.0)
+    async with asyncio.timeout(seconds(60)):
+        deltas = [
+            d async for d in model.stream([SYSTEM, question, Turn("assistant", prefix)], params)
+        ]
+    continuation = "".join(deltas)
+    print(f"\nlocal continuation of {prefix!r}: {continuation!r}")
+    assert "Paris" in continuation.split(".")[0]  # the same sentence goes on
+    assert not continuation.lstrip().startswith(prefix)  # not an answer started anew
+    assert "assistant" not in continuation and "<|im" not in continuation

@@ -143,3 +143,20 @@ async def test_server_killed_mid_answer_is_a_model_error_after_partial_text(
     assert "".join(partial).strip()
     assert len(llama_server.sampled_times()) == healthy_before
     await model.aclose()
+
+
+async def test_a_continuation_goes_on_after_the_partial_answer(llama_server: LlamaServer) -> None:
+    """Failover: the partial answer is the final assistant message; the server prefills it."""
+    model = backend(llama_server.base_url)
+    question = Turn("user", "What is the capital of France? Answer in one sentence.")
+    prefix = "The capital of France is"
+    params = GenerationParams(max_tokens=16, temperature=0.0)
+    async with asyncio.timeout(seconds(60)):
+        deltas = [
+            d async for d in model.stream([SYSTEM, question, Turn("assistant", prefix)], params)
+        ]
+    await model.aclose()
+    continuation = "".join(deltas)
+    print(f"\nopenai continuation of {prefix!r}: {continuation!r}")
+    assert "Paris" in continuation.split(".")[0]  # the same sentence goes on
+    assert not continuation.lstrip().startswith(prefix)  # not an answer started anew

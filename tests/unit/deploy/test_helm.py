@@ -232,10 +232,9 @@ def test_services_select_their_pods_and_gateways_reach_workers(
 
 def test_websockets_are_hashed_on_the_session_id(manifests: list[dict[str, Any]]) -> None:
     ingresses = _of_kind(manifests, "Ingress")
-    websocket_paths = {
-        route.path
-        for route in create_app(_never_opened, max_body_bytes=1024).router.routes
-        if isinstance(route, APIWebSocketRoute)
+    app = create_app(_never_opened, max_body_bytes=1024)
+    websocket_paths = set(app.socket_routes) | {
+        route.path for route in app.router.routes if isinstance(route, APIWebSocketRoute)
     }
     assert websocket_paths == {"/ws/chat"}
 

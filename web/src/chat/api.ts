@@ -126,15 +126,12 @@ export async function fetchTicket(userId: string, signal?: AbortSignal): Promise
   return (await response.json()) as TicketBody;
 }
 
+/** Ask an edited version of a question (`POST /api/edit`): the conversation forks there. */
+export async function editQuestion(userId: string, sessionId: string, messageId: string, content: string): Promise<void> {
+  await sendJson("POST", `/api/edit?${userQuery(userId)}`, { session_id: sessionId, message_id: messageId, content });
+}
+
 /** Answer the session's last message again (`POST /api/regenerate`); the old answer stays. */
 export async function regenerateAnswer(userId: string, sessionId: string, messageId: string): Promise<void> {
   await sendJson("POST", `/api/regenerate?${userQuery(userId)}`, { session_id: sessionId, message_id: messageId });
-}
-
-/**
- * Send an edited version of a question (`POST /api/edit`): it is answered like a
- * chat and the conversation forks there; the old version and its branch stay.
- */
-export async function editMessage(userId: string, sessionId: string, messageId: string, content: string): Promise<void> {
-  await sendJson("POST", `/api/edit?${userQuery(userId)}`, { session_id: sessionId, message_id: messageId, content });
 }

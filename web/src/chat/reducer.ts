@@ -52,8 +52,9 @@ export interface ChatMessage {
   usage?: Usage;
   /** An answer's user message: answers sharing it are alternatives ("2 / 2"). */
   replyTo?: string;
-  /** The message this one follows (absent: the first, or not confirmed yet); see branches.ts. */
-  parentId?: string;
+  /** The message it follows (null: the first; absent: not known yet). Messages with one
+   *  parent are versions of each other: edited questions, regenerated answers. */
+  parentId?: string | null;
 }
 
 export interface Notice {
@@ -140,7 +141,7 @@ export function fromWire(message: WireMessage, offset = -1): ChatMessage {
     lastOffset: offset,
     ...(message.usage ? { usage: message.usage } : {}),
     ...(message.reply_to ? { replyTo: message.reply_to } : {}),
-    ...(message.parent_id ? { parentId: message.parent_id } : {}),
+    ...(message.parent_id !== undefined ? { parentId: message.parent_id } : {}),
   };
 }
 

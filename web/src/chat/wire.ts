@@ -90,7 +90,7 @@ export interface WireMessage {
   model?: string;
   usage?: Usage;
   reply_to?: string;
-  parent_id?: string;
+  parent_id?: string | null;
 }
 /**
  * What an answer cost: its model, deltas, time to first token and duration.

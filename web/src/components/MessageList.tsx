@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
-import { ROOT, branchView } from "../chat/branches";
+import { FIRST, withAlternatives } from "../chat/alternatives";
 import type { ChatMessage, HistoryState } from "../chat/reducer";
 import { MessageView } from "./MessageView";
 
@@ -9,8 +9,8 @@ interface Props {
   sessionId: string | null;
   /** Regenerate the last answer (absent: not now, e.g. while one streams). */
   onRegenerate?: (messageId: string) => void;
-  /** Send an edited version of a question (absent: not now); resolves when it was accepted. */
-  onEdit?: (messageId: string, content: string) => Promise<void>;
+  /** Ask an edited version of a question (absent: not now, e.g. while one streams). */
+  onEdit?: (messageId: string, content: string) => void;
 }
 
 /** How close to the bottom (px) still counts as "following" the conversation. */
@@ -22,32 +22,32 @@ const FOLLOW_THRESHOLD_PX = 48;
  */
 export function MessageList({ messages, history, sessionId, onRegenerate, onEdit }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
-  // Which sibling the reader paged to, per parent (default: the way to the newest message).
+  // Which version the reader paged to, per group of versions (default: the newest).
   const [chosen, setChosen] = useState<Record<string, number>>({});
-  const { shown, olderBranchShown } = branchView(messages, chosen);
-  const page = useCallback((parent: string, index: number) => {
-    setChosen((current) => ({ ...current, [parent]: index }));
+  const shown = withAlternatives(messages, chosen);
+  const page = useCallback((group: string, index: number) => {
+    setChosen((current) => ({ ...current, [group]: index }));
   }, []);
-  const edit = useCallback(
-    async (message: ChatMessage, content: string) => {
-      if (!message.id || !onEdit) return;
-      await onEdit(message.id, content);
-      // The new version is the newest: show it (and its answer) wherever the reader was.
-      const parent = message.parentId ?? ROOT;
-      setChosen(({ [parent]: _dropped, ...rest }) => rest);
-    },
-    [onEdit],
-  );
+  // A new version shows as soon as it arrives: the reader's choice among its group is dropped.
+  const showNewest = useCallback((group: string) => {
+    setChosen(({ [group]: _dropped, ...rest }) => rest);
+  }, []);
   const regenerate = useCallback(
     (message: ChatMessage) => {
       if (!message.id || !onRegenerate) return;
-      const parent = message.parentId ?? message.replyTo;
-      if (parent) {
-        setChosen(({ [parent]: _dropped, ...rest }) => rest);
-      }
+      const group = message.parentId ?? message.replyTo;
+      if (group) showNewest(group);
       onRegenerate(message.id);
     },
-    [onRegenerate],
+    [onRegenerate, showNewest],
+  );
+  const edit = useCallback(
+    (message: ChatMessage, content: string) => {
+      if (!message.id || !onEdit) return;
+      showNewest(message.parentId ?? FIRST);
+      onEdit(message.id, content);
+    },
+    [onEdit, showNewest],
   );
   const following = useRef(true);
   const [showJump, setShowJump] = useState(false);
@@ -75,12 +75,13 @@ export function MessageList({ messages, history, sessionId, onRegenerate, onEdit
     setChosen({});
   }, [sessionId]);
 
-  // A new message continues the newest branch (the server appends there): show that branch.
-  const last = messages[messages.length - 1];
-  const sentNow = last !== undefined && last.role === "user" && last.id === null ? last.key : null;
+  // A new message (a chat sent from any tab, a new version) belongs to the newest
+  // branch: show it, rather than keep showing an older branch it is not on.
+  const count = useRef(messages.length);
   useEffect(() => {
-    if (sentNow !== null) setChosen({});
-  }, [sentNow]);
+    if (messages.length > count.current) setChosen({});
+    count.current = messages.length;
+  }, [messages.length]);
 
   // Before paint, so following never shows a frame of the text below the fold.
   useLayoutEffect(() => {
@@ -88,6 +89,7 @@ export function MessageList({ messages, history, sessionId, onRegenerate, onEdit
     if (el && following.current) el.scrollTop = el.scrollHeight;
   }, [messages]);
 
+  const last = messages[messages.length - 1];
   return (
     <div className="messages-wrap">
       <div
@@ -117,23 +119,19 @@ export function MessageList({ messages, history, sessionId, onRegenerate, onEdit
         )}
         {shown.map(({ message, alternative }, index) => (
           <MessageView
-            key={alternative ? `siblings:${alternative.parent}` : message.key}
+            key={alternative ? `${alternative.kind}:${alternative.group}` : message.key}
             message={message}
             alternative={alternative}
             onPage={page}
+            onEdit={onEdit && message.role === "user" ? edit : undefined}
             onRegenerate={
-              onRegenerate && !olderBranchShown && index === shown.length - 1 && message.role === "assistant"
+              // The last answer of the newest branch only: an older branch's is not the last.
+              onRegenerate && index === shown.length - 1 && message.role === "assistant" && message === last
                 ? regenerate
                 : undefined
             }
-            onEdit={onEdit && message.role === "user" ? edit : undefined}
           />
         ))}
-        {olderBranchShown && (
-          <p className="branch-note" data-testid="branch-note">
-            You are looking at an older version of this conversation; a new message continues the newest one.
-          </p>
-        )}
       </div>
       {showJump && (
         <button type="button" className="jump-latest" onClick={jumpToLatest}>

@@ -1,9 +1,8 @@
-import { type FormEvent, memo, useState } from "react";
+import { memo, useState } from "react";
 import Markdown, { type Components } from "react-markdown";
 import remarkGfm from "remark-gfm";
 import { STATUS_LABELS, describeError } from "../chat/errors";
-import type { Shown } from "../chat/branches";
-import { MAX_MESSAGE_LENGTH } from "../chat/protocol";
+import type { Shown } from "../chat/alternatives";
 import type { ChatMessage } from "../chat/reducer";
 import type { Usage } from "../chat/wire";
 import { CodeBlock } from "./CodeBlock";
@@ -68,45 +67,43 @@ const REMARK_PLUGINS = [remarkGfm];
 
 interface ViewProps {
   message: ChatMessage;
-  /** Which of its siblings this message is (versions of a question, regenerated answers), or null. */
+  /** Which of its versions this message is (regenerated answers, edited questions), or null. */
   alternative?: Shown["alternative"];
-  onPage?: (parent: string, index: number) => void;
+  onPage?: (group: string, index: number) => void;
   /** Present on the last answer when it may be regenerated. */
   onRegenerate?: (message: ChatMessage) => void;
-  /** Present on questions that may be edited now; resolves when the edit was accepted. */
-  onEdit?: (message: ChatMessage, content: string) => Promise<void>;
+  /** Present on questions when they may be edited (the conversation forks there). */
+  onEdit?: (message: ChatMessage, content: string) => void;
 }
 
-interface PagerProps {
-  alternative: NonNullable<Shown["alternative"]>;
-  role: ChatMessage["role"];
-  onPage?: ViewProps["onPage"];
-}
+const PAGER_WORDS = {
+  answers: { group: "Answers to this message", previous: "Previous answer", next: "Next answer", testId: "alternative-position" },
+  versions: { group: "Versions of this message", previous: "Previous version", next: "Next version", testId: "version-position" },
+} as const;
 
-function Pager({ alternative, role, onPage }: PagerProps) {
-  const { parent, index, count } = alternative;
-  const what = role === "user" ? "version" : "answer";
-  const label = role === "user" ? "Versions of this message" : "Answers to this message";
+function Pager({ alternative, onPage }: { alternative: NonNullable<Shown["alternative"]>; onPage?: ViewProps["onPage"] }) {
+  const { group, index, count, kind } = alternative;
+  const words = PAGER_WORDS[kind];
   return (
-    <span className="alternatives" role="group" aria-label={label}>
+    <span className="alternatives" role="group" aria-label={words.group}>
       <button
         type="button"
         className="icon-button"
-        aria-label={`Previous ${what}`}
+        aria-label={words.previous}
         disabled={index === 0}
-        onClick={() => onPage?.(parent, index - 1)}
+        onClick={() => onPage?.(group, index - 1)}
       >
         ‹
       </button>
-      <span data-testid={role === "user" ? "version-position" : "alternative-position"}>
+      <span data-testid={words.testId}>
         {index + 1} / {count}
       </span>
       <button
         type="button"
         className="icon-button"
-        aria-label={`Next ${what}`}
+        aria-label={words.next}
         disabled={index === count - 1}
-        onClick={() => onPage?.(parent, index + 1)}
+        onClick={() => onPage?.(group, index + 1)}
       >
         ›
       </button>
@@ -114,67 +111,45 @@ function Pager({ alternative, role, onPage }: PagerProps) {
   );
 }
 
-interface EditFormProps {
-  message: ChatMessage;
-  onEdit: NonNullable<ViewProps["onEdit"]>;
-  onDone: () => void;
-}
-
-/** The inline editor of a question: its new text is sent as a new version, answered anew. */
-function EditForm({ message, onEdit, onDone }: EditFormProps) {
-  const [text, setText] = useState(message.content);
-  const [error, setError] = useState<string | null>(null);
-  const [sending, setSending] = useState(false);
-  const tooLong = text.length > MAX_MESSAGE_LENGTH;
-  const submit = (event: FormEvent) => {
-    event.preventDefault();
-    if (!text.trim() || tooLong || sending) return;
-    setSending(true);
-    setError(null);
-    onEdit(message, text).then(onDone, (failure: unknown) => {
-      setSending(false);
-      setError(failure instanceof Error ? failure.message : String(failure));
-    });
-  };
+/** A question's text made editable in place; sending it asks the edited version. */
+function QuestionEditor({ initial, onSend, onCancel }: { initial: string; onSend: (text: string) => void; onCancel: () => void }) {
+  const [text, setText] = useState(initial);
+  const blank = text.trim() === "";
   return (
-    <form className="edit-form" onSubmit={submit} aria-label="Edit message">
+    <form
+      className="question-editor"
+      onSubmit={(event) => {
+        event.preventDefault();
+        if (!blank) onSend(text);
+      }}
+    >
       <textarea
-        className="edit-input"
-        aria-label="Edited message"
+        aria-label="Edit your message"
+        data-testid="edit-input"
         value={text}
-        rows={Math.min(8, Math.max(2, text.split("\n").length))}
         autoFocus
+        rows={Math.min(8, Math.max(2, text.split("\n").length))}
         onChange={(event) => setText(event.target.value)}
         onKeyDown={(event) => {
-          if (event.key === "Escape") onDone();
+          if (event.key === "Escape") onCancel();
         }}
       />
-      <div className="edit-actions">
-        <button type="submit" className="send-button" disabled={sending || !text.trim() || tooLong}>
+      <div className="question-editor-actions">
+        <button type="submit" className="copy-button" disabled={blank} aria-label="Send the edited message">
           Send
         </button>
-        <button type="button" className="copy-button" onClick={onDone}>
+        <button type="button" className="copy-button" onClick={onCancel} aria-label="Cancel the edit">
           Cancel
         </button>
-        {tooLong && (
-          <span className="message-error">
-            Too long: {text.length.toLocaleString()} of {MAX_MESSAGE_LENGTH.toLocaleString()} characters.
-          </span>
-        )}
-        {error && (
-          <span className="message-error" role="alert">
-            Not sent: {error}
-          </span>
-        )}
       </div>
     </form>
   );
 }
 
 function MessageViewImpl({ message, alternative = null, onPage, onRegenerate, onEdit }: ViewProps) {
-  const [editing, setEditing] = useState(false);
   const badge = STATUS_LABELS[message.status];
   const streaming = message.status === "streaming";
+  const [editing, setEditing] = useState(false);
   return (
     <article
       className={`message message-${message.role}`}
@@ -201,14 +176,21 @@ function MessageViewImpl({ message, alternative = null, onPage, onRegenerate, on
             {streaming && <span className="cursor" aria-hidden="true" />}
           </div>
         ) : editing && onEdit ? (
-          <EditForm message={message} onEdit={onEdit} onDone={() => setEditing(false)} />
+          <QuestionEditor
+            initial={message.content}
+            onCancel={() => setEditing(false)}
+            onSend={(text) => {
+              setEditing(false);
+              onEdit(message, text);
+            }}
+          />
         ) : (
           <p className="plain">{message.content}</p>
         )}
       </div>
       {message.role === "user" && !editing && (alternative || (onEdit && message.id)) && (
         <div className="question-footer">
-          {alternative && <Pager alternative={alternative} role="user" onPage={onPage} />}
+          {alternative && <Pager alternative={alternative} onPage={onPage} />}
           {onEdit && message.id && (
             <button type="button" className="copy-button" onClick={() => setEditing(true)}>
               Edit
@@ -218,7 +200,7 @@ function MessageViewImpl({ message, alternative = null, onPage, onRegenerate, on
       )}
       {message.role === "assistant" && (alternative || (!streaming && (message.content || message.usage))) && (
         <div className="answer-footer">
-          {alternative && <Pager alternative={alternative} role="assistant" onPage={onPage} />}
+          {alternative && <Pager alternative={alternative} onPage={onPage} />}
           {onRegenerate && !streaming && message.id && (
             <button type="button" className="copy-button" onClick={() => onRegenerate(message)}>
               Regenerate
