@@ -190,6 +190,13 @@ class ConversationStore:
             )
             return {session_id: user_id for session_id, user_id in rows}
 
+    async def branch(self, session_id: str, tip: str, limit: int) -> list[MessageRecord]:
+        """The conversation ending at message ``tip``, oldest first, at most ``limit``
+        messages: its branch only (other versions and what follows them left out)."""
+        async with self._sessions() as db:
+            rows = await _recent_rows(db, session_id, limit * BRANCH_ROWS_PER_TURN)
+        return branch_to(rows, tip, limit)
+
     async def list_sessions(self, user_id: str, limit: int = 100) -> list[SessionRecord]:
         """The user's sessions, newest first."""
         async with self._sessions() as db:

@@ -225,16 +225,14 @@ class Generations:
         if lease is None:
             raise Busy("a generation is already running in this session")
         try:
-            history = await self._store.history(
-                continuation.session_id, limit=self._config.history_turns + 1
+            # The answer's branch (a forked conversation's other branches left out), up
+            # to the answer, which goes in as an open assistant turn.
+            history = await self._store.branch(
+                continuation.session_id,
+                continuation.message_id,
+                limit=self._config.history_turns + 1,
             )
-            ids = [message.id for message in history]
-            # What came before the answer; the answer itself goes in as an open assistant turn.
-            before = (
-                history[: ids.index(continuation.message_id)]
-                if continuation.message_id in ids
-                else history
-            )
+            before = [message for message in history if message.id != continuation.message_id]
             turns = build_turns(
                 before,
                 system_prompt=self._config.system_prompt,

@@ -94,12 +94,24 @@ export interface WireMessage {
 }
 /**
  * What an answer cost: its model, deltas, time to first token and duration.
+ *
+ * A continued answer (its worker stopped, another one went on) also says how
+ * many times it was continued and where each continuation resumed.
  */
 export interface Usage {
   model: string;
   tokens: number;
   ttft_ms: number | null;
   duration_ms: number;
+  continued?: number;
+  resumed?: Resumed[];
+}
+/**
+ * Where a continued answer resumed: after chunk ``seq``, at log offset ``offset``.
+ */
+export interface Resumed {
+  seq: number;
+  offset: number;
 }
 export interface ChunkFrame {
   type: "chunk";
