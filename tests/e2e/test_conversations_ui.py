@@ -30,6 +30,8 @@ pytestmark = pytest.mark.e2e
 FIRST_PROMPT = "Hi there"
 SECOND_PROMPT = "Tell me about offsets"
 EDITED_PROMPT = "Good morning"
+THIRD_PROMPT = "Tell me about epochs"
+FOURTH_PROMPT = "And then?"
 
 
 def snap(page: Any, name: str) -> None:
@@ -243,3 +245,26 @@ def test_edit_a_question_and_page_between_branches(chat_server: ChatServer, cont
     position.wait_for()
     assert position.inner_text().replace("\n", " ").split() == ["2", "/", "2"]
     assert_accessible(page)
+
+    # Fork the old branch in turn: back to version 1 of the first question, edit the second.
+    # The view stays on that branch (its messages are the newest), and so does a chat sent then.
+    page.get_by_role("button", name="Previous version").click()
+    questions.nth(1).get_by_role("button", name="Edit").click()
+    page.get_by_test_id("edit-input").fill(THIRD_PROMPT)
+    page.get_by_role("button", name="Send the edited message").click()
+    second_position = questions.nth(1).get_by_test_id("version-position")
+    second_position.wait_for()
+    wait_status(assistant(page), "completed")
+    assert body_text(assistant(page)) == normalise(choose_answer(THIRD_PROMPT))
+    send(page, FOURTH_PROMPT)
+    page.locator('[data-testid="message"][data-role="assistant"]').nth(2).wait_for()
+    wait_status(assistant(page), "completed")
+    shown = [normalise(q.inner_text()) for q in questions.get_by_test_id("message-body").all()]
+    assert shown == [FIRST_PROMPT, THIRD_PROMPT, FOURTH_PROMPT]
+    assert body_text(assistant(page)) == normalise(choose_answer(FOURTH_PROMPT))
+    for _ in range(2):  # as sent, and after a refresh: the branch the conversation went on in
+        assert position.first.inner_text().replace("\n", " ").split() == ["1", "/", "2"]
+        assert second_position.inner_text().replace("\n", " ").split() == ["2", "/", "2"]
+        page.reload()
+        second_position.wait_for()
+        wait_status(assistant(page), "completed")

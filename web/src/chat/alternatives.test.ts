@@ -107,4 +107,19 @@ describe("branches", () => {
     expect(shown[0]?.alternative).toEqual({ group: "", index: 1, count: 2, kind: "versions" });
     expect(shown.map((s) => s.message.id)).toEqual(["q2b", "a2b", "q3", "a3"]);
   });
+
+  it("a version edited on an older branch shows by default: the next message goes after it", () => {
+    // The reader paged to q1, edited q2 there (q2c) and it was answered: that is the newest
+    // message, and a new chat continues it; the view must not jump to q1b's branch.
+    const editedOnOlder = [...FORKED, placed("q2c", "user", "a1"), placed("a2c", "assistant", "q2c")];
+    const shown = withAlternatives(editedOnOlder, {});
+    expect(shown.map((s) => s.message.id)).toEqual(["q1", "a1", "q2c", "a2c"]);
+    expect(shown[0]?.alternative).toEqual({ group: "", index: 0, count: 2, kind: "versions" });
+    expect(shown[2]?.alternative).toEqual({ group: "a1", index: 2, count: 3, kind: "versions" });
+    // The newest version of the first question is one page away, as ever.
+    expect(withAlternatives(editedOnOlder, { "": 1 }).map((s) => s.message.id)).toEqual(["q1b", "a1b"]);
+    // A chat sent then lands on the branch shown.
+    const next = [...editedOnOlder, placed("q4", "user", "a2c"), placed("a4", "assistant", "q4")];
+    expect(withAlternatives(next, {}).map((s) => s.message.id)).toEqual(["q1", "a1", "q2c", "a2c", "q4", "a4"]);
+  });
 });

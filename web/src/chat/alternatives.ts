@@ -3,8 +3,8 @@
 // answers to one question (regenerated: "2 / 2"), or the versions of an edited
 // question, each followed by its own branch of the conversation. The
 // conversation shows one branch: from the first message, at each step the
-// version the reader paged to (the newest unless they chose), then what
-// follows it. Messages whose place is not known yet (a local send, an answer
+// version the reader paged to (unless they chose: the one whose branch holds
+// the newest message, where the server puts the next one), then what follows it. Messages whose place is not known yet (a local send, an answer
 // seen only from its chunks) come last, in order.
 
 import type { ChatMessage } from "./reducer";
@@ -28,7 +28,7 @@ export const FIRST = "";
 /**
  * The messages to show, in order. `chosen` maps a group (a parent id, or
  * `FIRST`) to the index of the version the reader paged to (missing or out of
- * range: the newest).
+ * range: the one leading to the newest message; for a new version or answer, itself).
  */
 export function withAlternatives(messages: readonly ChatMessage[], chosen: Readonly<Record<string, number>>): Shown[] {
   const placed = messages.filter((m) => m.id !== null && m.parentId !== undefined);
@@ -41,6 +41,23 @@ export function withAlternatives(messages: readonly ChatMessage[], chosen: Reado
     if (group) group.push(message);
     else children.set(parent, [message]);
   }
+  // The newest message (by arrival) in each message's branch: a version edited on an
+  // older branch is newer than a later version of an earlier question, and the
+  // next message goes after it. Parents arrive before their children.
+  const newest = new Map<string, number>();
+  for (let at = placed.length - 1; at >= 0; at--) {
+    const message = placed[at]!;
+    const own = Math.max(newest.get(message.id!) ?? at, at);
+    newest.set(message.id!, own);
+    if (message.parentId) newest.set(message.parentId, Math.max(newest.get(message.parentId) ?? -1, own));
+  }
+  const leadingToNewest = (versions: ChatMessage[]): number => {
+    let best = versions.length - 1;
+    versions.forEach((version, at) => {
+      if ((newest.get(version.id!) ?? -1) > (newest.get(versions[best]!.id!) ?? -1)) best = at;
+    });
+    return best;
+  };
   const shown: Shown[] = [];
   const seen = new Set<string>();
   let group = FIRST;
@@ -49,7 +66,7 @@ export function withAlternatives(messages: readonly ChatMessage[], chosen: Reado
     if (!versions || seen.has(group)) break;
     seen.add(group);
     const wanted = chosen[group];
-    const index = wanted !== undefined && wanted >= 0 && wanted < versions.length ? wanted : versions.length - 1;
+    const index = wanted !== undefined && wanted >= 0 && wanted < versions.length ? wanted : leadingToNewest(versions);
     const message = versions[index]!;
     const kind = message.role === "assistant" ? "answers" : "versions";
     shown.push({ message, alternative: versions.length > 1 ? { group, index, count: versions.length, kind } : null });
