@@ -94,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
                         args.publishers,
                         pids,
                         profile,
+                        database_url=(
+                            f"sqlite+aiosqlite:///{servers[name].run_dir / 'gateway.db'}"
+                            if kind == "chatrelay"
+                            else None
+                        ),
                     )
                     if profile is not None and profile.exists():
                         step["profile"] = str(profile.relative_to(results.RESULTS_DIR.parent))

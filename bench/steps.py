@@ -9,8 +9,9 @@ sessions saw plus the CPU each process used while the chunks flowed.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,19 @@ from processes import cpu_meter
 from publishers import Publishers
 from sessions import ClientFleet, LoadPlan, session_specs
 
+from chatrelay.store.conversations import ConversationStore
+
 # A step stops the climb when its p99 passes this (the issue's ceiling rule)...
 P99_LIMIT_MS = 50.0
 # ...or when less than this share of the offered chunks arrived in time.
 DELIVERED_SHARE = 0.9
+
+
+async def _claim(database_url: str, sessions: Sequence[tuple[str, str]]) -> None:
+    """Store each session as its user's, as its first chat would."""
+    async with ConversationStore(database_url) as store:
+        for session_id, user_id in sessions:
+            await store.claim_session(session_id, user_id)
 
 
 def run_step(
@@ -38,9 +48,17 @@ def run_step(
     publishers: int,
     pids: Mapping[str, int],
     profile: Path | None = None,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
-    """One step; ``relay`` names the process under test (a key of ``pids``)."""
+    """One step; ``relay`` names the process under test (a key of ``pids``).
+
+    ``database_url``: chatrelay's store, where each session is claimed by its user
+    before the sockets open (a gateway holds a socket's events until its session is
+    someone's, and the publishers here stand in for workers, which would claim it).
+    """
     specs = session_specs(sessions, kind[:2], True)
+    if database_url is not None:
+        asyncio.run(_claim(database_url, [(s.session_id or "", s.user_id) for s in specs]))
     plan = LoadPlan(
         url=url,
         sessions=specs,
