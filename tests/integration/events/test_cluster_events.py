@@ -76,7 +76,13 @@ def events_cluster(
         gateways=2,
         workers=2,
         chunk_delay=CHUNK_DELAY,
-        extra_env={"CHATRELAY_DATABASE_URL": database_url, "CHATRELAY_LEASE_TTL": str(LEASE_TTL)},
+        extra_env={
+            "CHATRELAY_DATABASE_URL": database_url,
+            "CHATRELAY_LEASE_TTL": str(LEASE_TTL),
+            # The rebuild test needs interrupted answers among the events (killed workers'
+            # answers are otherwise continued: tests/integration/faults/test_worker_failover.py).
+            "CHATRELAY_FAILOVER": "interrupt",
+        },
         options=("--kafka",),
     ) as cluster:
         yield EventsCluster(cluster, postgres, database_url)
