@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
+from chatrelay.cluster.manifest import Manifest, ProcessRecord, manifest_or_complaint, pid_alive
 
 
 def process_state(record: ProcessRecord) -> str:
@@ -49,12 +49,9 @@ def report(run_dir: Path) -> tuple[str, int]:
     0: the launcher and every process are alive; 1: something is dead;
     2: no readable ``cluster.json`` there.
     """
-    try:
-        manifest = Manifest.read(run_dir)
-    except FileNotFoundError:
-        return f"no cluster.json in {run_dir}: is a cluster running from there?", 2
-    except (ValueError, TypeError) as exc:
-        return f"unreadable cluster.json in {run_dir}: {exc}", 2
+    manifest = manifest_or_complaint(run_dir)
+    if isinstance(manifest, str):
+        return manifest, 2
     launcher = "alive" if pid_alive(manifest.launcher_pid) else "dead"
     headline = (
         f"cluster {manifest.url} (balancing {manifest.balancing}, {_phase(manifest)}), "
