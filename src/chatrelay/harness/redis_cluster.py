@@ -6,7 +6,9 @@ create`` joins them and hands out the 16,384 slots (it refuses fewer than 3
 masters: those are joined by hand, ``CLUSTER ADDSLOTSRANGE``, ``MEET``,
 ``REPLICATE``); :func:`start_redis_cluster` returns once every node reports
 ``cluster_state:ok``. A short node timeout lets
-a replica take over a killed master in a few seconds. Stopped by pid like every
+a replica take over a killed master in a few seconds, and
+``cluster-require-full-coverage no`` keeps the other shards serving meanwhile
+(Redis's default refuses every command while any slot is unserved). Stopped by pid like every
 other child (:meth:`RedisCluster.stop`).
 """
 
@@ -215,6 +217,9 @@ def start_redis_cluster(
                 f"nodes-{port}.conf",
                 "--cluster-node-timeout",
                 str(NODE_TIMEOUT_MS),
+                # A shard without a master refuses its own slots only; the others serve on.
+                "--cluster-require-full-coverage",
+                "no",
             )
             command = Command(
                 redis_command(server, port, directory, *extra),
