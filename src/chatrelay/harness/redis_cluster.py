@@ -220,6 +220,9 @@ def start_redis_cluster(
                 # A shard without a master refuses its own slots only; the others serve on.
                 "--cluster-require-full-coverage",
                 "no",
+                # A replica's first sync starts at once, not after Redis's 5 s wait for others.
+                "--repl-diskless-sync-delay",
+                "0",
             )
             command = Command(
                 redis_command(server, port, directory, *extra),
