@@ -59,9 +59,12 @@ async def test_cluster_up_lists_every_redis_node_and_cluster_down_stops_them(
 
         status = chatrelay("cluster", "status", "--run-dir", str(run_dir))
         assert status.returncode == 0, status.stdout + status.stderr
-        rows = [row.split() for row in status.stdout.splitlines()[2:]]
+        *table, roles = status.stdout.splitlines()[2:]
+        rows = [row.split() for row in table]
         assert [row[1] for row in rows if row[0] == "redis"] == [n.node_id for n in redis]
         assert {row[-1] for row in rows} == {"alive"}, status.stdout
+        masters, replicas = "redis-1, redis-2, redis-3", "redis-4, redis-5, redis-6"
+        assert roles == f"Redis Cluster now: masters {masters}; replicas {replicas}"
 
         down = chatrelay("cluster", "down", "--run-dir", str(run_dir))
         assert down.returncode == 0, down.stdout + down.stderr
@@ -70,6 +73,8 @@ async def test_cluster_up_lists_every_redis_node_and_cluster_down_stops_them(
         assert cluster.launcher.popen.wait() == 0
         after = chatrelay("cluster", "status", "--run-dir", str(run_dir))
         assert after.returncode == 1
-        assert [row.split()[-1] for row in after.stdout.splitlines()[2:]] == ["dead"] * len(rows)
+        *table, roles = after.stdout.splitlines()[2:]
+        assert [row.split()[-1] for row in table] == ["dead"] * len(rows)
+        assert roles == "Redis Cluster now: dead " + ", ".join(n.node_id for n in redis)
     finally:
         cluster.stop()  # a no-op once down stopped it; kills strays otherwise

@@ -31,7 +31,7 @@ from chatrelay.harness.redis_cluster import info_fields
 from chatrelay.llm.simulated import numbered_answer
 from chatrelay.wire_client import log_offset
 from tests.fixtures.cluster import Node, RunningCluster, node_port, running_cluster
-from tests.integration.cluster.clients import sources_by_gateway
+from tests.integration.cluster.clients import chatrelay, sources_by_gateway
 from tests.integration.faults.conftest import FAULT_CLUSTER
 from tests.integration.faults.observed import (
     FINAL,
@@ -213,6 +213,12 @@ async def test_a_killed_master_fails_over_without_a_silent_gap(
             seconds(10),
         )
         assert "not restarted, ever" in cluster.launcher.log()
+        status = chatrelay("cluster", "status", "--run-dir", str(cluster.run_dir))
+        assert status.returncode == 1, status.stdout  # one process is dead
+        roles = status.stdout.splitlines()[-1].removeprefix("Redis Cluster now: ").split("; ")
+        nodes_by_role = dict(part.split(" ", 1) for part in roles)
+        assert len(nodes_by_role["masters"].split(", ")) == SHARDS, roles
+        assert nodes_by_role["dead"] == victim.node_id, roles
         print(
             f"\nRedis Cluster failover: master {victim.node_id} killed; replica in charge after "
             f"{failover_seconds:.2f}s; a new chat on its slots accepted after "
