@@ -82,6 +82,12 @@ class Outbound:
         self.on_held: Callable[[], None] | None = None
 
     @property
+    def ending(self) -> bool:
+        """Whether the socket was told to end (``close_with``, ``send_reconnect``): the
+        writer stops once what is queued is written."""
+        return self._closing != (close_codes.NORMAL, "")
+
+    @property
     def close_reason(self) -> tuple[int, str]:
         """The close code and reason the socket should end with, as things stand."""
         if self._overflowed:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -31,9 +32,9 @@ from chatrelay.protocol.server_frames import error_frame
 
 logger = logging.getLogger(__name__)
 
-# An expired socket's last frames (and the token_expired error) get this long
-# to leave before it is closed anyway.
-EXPIRED_FLUSH_SECONDS = 5.0
+# A socket told to end (a flood, an expired token: the error saying so) gets this long
+# for its queued frames to leave before it is closed anyway.
+FLUSH_SECONDS = 5.0
 
 
 async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
@@ -80,6 +81,34 @@ async def _attached(
         yield
 
 
+@contextlib.contextmanager
+def _interrupted_by(*futures: asyncio.Future[Any]) -> Iterator[None]:
+    """Cancel this task's work inside the block when any of ``futures`` completes first;
+    the block then ends quietly. A cancel from anyone else still propagates."""
+    task = asyncio.current_task()
+    assert task is not None
+    inside, interrupted = True, False
+
+    def interrupt(_: object) -> None:
+        nonlocal interrupted
+        # A callback scheduled just before the block ended must not cancel what follows.
+        if inside and not interrupted:
+            interrupted = True
+            task.cancel()
+
+    for future in futures:
+        future.add_done_callback(interrupt)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not interrupted or task.uncancel() > 0:
+            raise
+    finally:
+        inside = False
+        for future in futures:
+            future.remove_done_callback(interrupt)
+
+
 async def _run(
     websocket: WebSocket,
     services: GatewayServices,
@@ -111,26 +140,28 @@ async def _run(
         max_frame_bytes=settings.resolved_max_frame_bytes,
         owned=admission.owned,
     )
-    reader = asyncio.create_task(inbound.read(websocket.receive))
     writer = asyncio.create_task(outbound.write(TextSender(websocket).send_text))
     expiry = credential.expired  # a future a timer completes, not a task
-    tasks = [reader, writer]
     # The claim watch does not end the socket by itself: it only releases the
     # outbound, or closes it (the writer then ends).
     if not admission.owned:
         inbound.watch_claim()
     try:
-        done, _ = await asyncio.wait((*tasks, expiry), return_when=asyncio.FIRST_COMPLETED)
-        if expiry in done and not writer.done():
+        # Read in this task, not one of its own (one task less per socket): the
+        # writer ending or the credential expiring interrupts the read.
+        with _interrupted_by(writer, expiry):
+            await inbound.read(websocket.receive)
+        if expiry.done() and not writer.done():
             expired = TokenExpired("the token expired and was not refreshed")
             outbound.send_frame(error_frame(expired.code, expired.detail))
             outbound.close_with(close_codes.NOT_AUTHENTICATED, "token expired")
-            # What is queued goes out first: the writer ends after it.
-            await asyncio.wait((writer,), timeout=EXPIRED_FLUSH_SECONDS)
+        if outbound.ending and not writer.done():
+            # What is queued goes out first (a flood's refusals, the expiry's error):
+            # the writer ends after it.
+            await asyncio.wait((writer,), timeout=FLUSH_SECONDS)
     finally:
         credential.close()
-        for task in tasks:
-            task.cancel()
+        writer.cancel()
         # The client may be gone: a send or receive error only ends the socket.
-        await asyncio.gather(*tasks, inbound.stop(), return_exceptions=True)
+        await asyncio.gather(writer, inbound.stop(), return_exceptions=True)
     return outbound.close_reason
