@@ -44,11 +44,19 @@ class FaultySubscription:
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.on_reconnect: Callable[[], None] | None = None
+        self._on_event: Callable[[Event], None] | None = None
         self._queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+
+    def push_to(self, on_event: Callable[[Event], None]) -> None:
+        while not self._queue.empty():
+            on_event(self._queue.get_nowait())
+        self._on_event = on_event
 
     def offer(self, event: Event) -> None:
         """Hand over a live event; lost when the subscriber is this far behind (at-most-once)."""
-        if not self._queue.full():
+        if self._on_event is not None:
+            self._on_event(event)
+        elif not self._queue.full():
             self._queue.put_nowait(event)
 
     async def __aiter__(self) -> AsyncIterator[Event]:

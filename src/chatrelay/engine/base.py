@@ -118,6 +118,11 @@ class Subscription(Protocol):
 
     def __aiter__(self) -> AsyncIterator[Event]: ...
 
+    def push_to(self, on_event: Callable[[Event], None]) -> None:
+        """Hand events to ``on_event`` (must not block) from now on, those queued first;
+        iterating then yields nothing more and ends when the broker closes."""
+        ...
+
 
 class Broker(Protocol):
     """Per-session ordered logs with live fan-out (guarantees in the module docstring)."""

@@ -24,12 +24,13 @@ class QueueSubscription:
     called once the resubscription is confirmed).
     """
 
-    __slots__ = ("_lost_connection", "_queue", "dropped", "on_reconnect", "reconnects")
+    __slots__ = ("_lost_connection", "_on_event", "_queue", "dropped", "on_reconnect", "reconnects")
 
     def __init__(self, queue_size: int = SUBSCRIBER_QUEUE_SIZE) -> None:
         self.dropped = 0
         self.reconnects = 0
         self.on_reconnect: Callable[[], None] | None = None
+        self._on_event: Callable[[Event], None] | None = None
         self._queue: LightQueue[Event | None] = LightQueue(queue_size)
         self._lost_connection = False
 
@@ -37,8 +38,23 @@ class QueueSubscription:
         while (event := await self._queue.get()) is not None:
             yield event
 
+    def push_to(self, on_event: Callable[[Event], None]) -> None:
+        """Hand live events to ``on_event`` as they arrive (it must not block), starting
+        with those queued so far, instead of queueing them for the iteration (which
+        then only waits for the broker to close)."""
+        while self._queue.qsize():
+            event = self._queue.get_nowait()
+            if event is None:  # closed meanwhile: the iteration must still end
+                self._queue.put_nowait(None)
+                return
+            on_event(event)
+        self._on_event = on_event
+
     def deliver(self, event: Event) -> bool:
-        """Queue a live event; False (counted in ``dropped``) when the queue is full."""
+        """Hand over a live event; False (counted in ``dropped``) when its queue is full."""
+        if self._on_event is not None:
+            self._on_event(event)
+            return True
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:

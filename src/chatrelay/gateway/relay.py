@@ -8,15 +8,23 @@ re-established, the relay fills the hole from the session's log before
 passing anything on. When the log cannot fill it (trimmed, or lost with a
 new epoch) the sinks are told to reset.
 
+The engine hands each live event straight to the relay (``push_to``), and an
+event that is the next one is handed on to the sockets in the same step: no
+queue and no task between the router and the sockets. Anything else (a
+hole, offsets that went back, a reconnect) goes to the session's repair
+task, which reads the log and then hands on, in order, what arrived
+meanwhile.
+
 The relay is also the gateway's one reader of session logs (``position``,
-``history``), and it owns its pump tasks: ``aclose`` cancels and awaits
-every one.
+``history``), and it owns its tasks (a subscription holder per session, a
+repair task while one runs): ``aclose`` cancels and awaits every one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,6 +41,10 @@ RETRY_FIRST_SECONDS = 0.1
 RETRY_CAP_SECONDS = 5.0
 # A socket waits this long for its session's subscription before giving up.
 ATTACH_TIMEOUT_SECONDS = 5.0
+# Live events kept while a repair runs; past it they are dropped (the log has them).
+PENDING_LIMIT = 10_000
+# A repair marker in the pending queue: read the position and repair from it.
+_REPOSITION = None
 
 
 class Sink(Protocol):
@@ -56,9 +68,13 @@ class _Channel:
     last: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
-    #: The repair a re-established live connection started, while it runs.
+    #: The newest offset the current subscription delivered (offsets only grow in one log).
+    seen: int = 0
+    #: What waits for the repair task: (event, whether offsets went back), or a
+    #: (_REPOSITION, True) marker.
+    pending: deque[tuple[Event | None, bool]] = field(default_factory=deque)
+    #: The repair task, while it runs.
     repair: asyncio.Task[None] | None = None
-    repair_again: bool = False  # another reconnect came during that repair
 
     def stop(self) -> list[asyncio.Task[None]]:
         """Cancel the pump and any repair; the tasks to await."""
@@ -130,52 +146,77 @@ class Relay:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _pump(self, channel: _Channel) -> None:
+        """Hold the session's subscription (again after a failure); events bypass this task."""
         delay = RETRY_FIRST_SECONDS
         while True:
             try:
                 async with self._broker.subscribe(channel.session_id) as subscription:
-                    subscription.on_reconnect = lambda: self._reconnected(channel)
+                    subscription.on_reconnect = lambda: self._later(channel, _REPOSITION, True)
                     epoch, latest = await self.position(channel.session_id)
-                    if channel.ready.is_set():
-                        await self._repair(channel, epoch, latest)  # after a failure
+                    channel.seen = 0
+                    if channel.ready.is_set():  # after a failure: fill what it missed
+                        self._later(channel, _REPOSITION, True)
                     else:
                         channel.epoch, channel.last = epoch, latest
                         channel.ready.set()
                     delay = RETRY_FIRST_SECONDS
-                    seen = 0  # within one log, a subscription's offsets only grow
-                    async for event in subscription:
-                        if event.offset <= seen or (not seen and event.offset <= channel.last):
-                            # Offsets went back: the log may have been lost and
-                            # restarted (Redis flushed, keys evicted) under us.
-                            await self._repair(channel, *await self.position(channel.session_id))
-                        seen = event.offset
-                        await self._forward(channel, event)
+                    subscription.push_to(lambda event: self._live(channel, event))
+                    async for _ in subscription:  # nothing comes: it ends when the broker closes
+                        pass
             except EngineError as exc:
                 metrics.ENGINE_ERRORS.labels("relay").inc()
                 logger.warning("relay of %s lost its subscription: %s", channel.session_id, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP_SECONDS)
 
-    def _reconnected(self, channel: _Channel) -> None:
-        """The live connection came back: fill the hole it left, even if nothing follows."""
-        if channel.repair is not None and not channel.repair.done():
-            channel.repair_again = True  # it may have read the position before this gap
-            return
-        channel.repair = asyncio.create_task(
-            self._repair_reconnected(channel), name=f"relay-repair-{channel.session_id}"
+    def _live(self, channel: _Channel, event: Event) -> None:
+        """A live event from the engine (must not block): the next one goes straight to
+        the sinks; anything else waits for the repair task, in order."""
+        # Offsets went back: the log may have been lost and restarted (Redis
+        # flushed, keys evicted, a Redis Cluster failover) under us.
+        went_back = event.offset <= channel.seen or (
+            not channel.seen and event.offset <= channel.last
         )
-
-    async def _repair_reconnected(self, channel: _Channel) -> None:
-        await channel.ready.wait()  # a reconnect before the first position: nothing to fill
-        while True:
-            channel.repair_again = False
-            try:
-                epoch, latest = await self.position(channel.session_id)
-                await self._repair(channel, epoch, latest)
-            except EngineError as exc:
-                logger.warning("relay of %s could not repair: %s", channel.session_id, exc)
-            if not channel.repair_again:
+        channel.seen = event.offset
+        if channel.repair is None and not went_back:
+            if event.offset <= channel.last:
                 return
+            if event.offset == channel.last + 1:
+                self._deliver(channel, event)
+                return
+        self._later(channel, event, went_back)
+
+    def _later(self, channel: _Channel, event: Event | None, went_back: bool) -> None:
+        """Queue ``event`` (or a repositioning) for the repair task; start it if need be."""
+        if len(channel.pending) >= PENDING_LIMIT and event is not None:
+            return  # dropped live: the next event's hole, or the log, brings it back
+        channel.pending.append((event, went_back))
+        if channel.repair is None:
+            channel.repair = asyncio.create_task(
+                self._drain(channel), name=f"relay-repair-{channel.session_id}"
+            )
+
+    async def _drain(self, channel: _Channel) -> None:
+        """Repair from the log, then hand on what waited, until nothing waits."""
+        await channel.ready.wait()  # a reconnect before the first position: nothing to fill
+        delay = RETRY_FIRST_SECONDS
+        try:
+            while channel.pending:
+                event, went_back = channel.pending[0]
+                try:
+                    if went_back:
+                        await self._repair(channel, *await self.position(channel.session_id))
+                    if event is not None:
+                        await self._forward(channel, event)
+                except EngineError as exc:
+                    logger.warning("relay of %s could not repair: %s", channel.session_id, exc)
+                    await asyncio.sleep(delay)  # and again, until the engine answers
+                    delay = min(delay * 2, RETRY_CAP_SECONDS)
+                    continue
+                channel.pending.popleft()
+                delay = RETRY_FIRST_SECONDS
+        finally:
+            channel.repair = None
 
     async def _forward(self, channel: _Channel, event: Event) -> None:
         if event.offset <= channel.last:
