@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import redis_ceiling
 import results
 from engine_load import Fleet, Plan
 from processes import Servers, cpu_meter, raise_open_files_limit
@@ -245,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", type=int, default=32, help="publishes in flight per publisher process"
     )
     parser.add_argument("--subscribers", type=int, default=1, help="subscriber processes")
+    parser.add_argument(
+        "--ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="first, one redis-server's own ceiling with redis-benchmark (redis_ceiling.py)",
+    )
     args = parser.parse_args(argv)
     rates = [float(part) for part in args.rates.split(",") if part.strip()][:MAX_STEPS]
     names = [part.strip() for part in args.targets.split(",") if part.strip()]
@@ -256,12 +263,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--subscribed in (0, 1]; at least one publisher and one publish in flight")
     raise_open_files_limit()
     rows: list[list[Any]] = []
+    ceiling: dict[str, Any] = {}
     done: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="chatrelay-shards-") as tmp:
         cluster = None
         with Servers(Path(tmp)) as servers:
             try:
                 targets, cluster = _targets(names, servers, Path(tmp), args.shards)
+                if args.ceiling and "redis" in targets:
+                    port, pid = next(
+                        (int(name.split("-")[1]), pid) for name, pid in targets["redis"][1].items()
+                    )
+                    ceiling = redis_ceiling.measure(port, pid)
+                    print(f"one redis-server, redis-benchmark: {ceiling}", file=sys.stderr)
                 stopped: set[str] = set()
                 for rate in rates:
                     for name, (url, pids) in targets.items():
@@ -286,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         "shards",
         ROW_HEADERS,
         rows,
-        summarize(done, args.shards),
+        {**summarize(done, args.shards), "redis_benchmark_ceiling": ceiling},
         {
             "seconds_per_step": args.seconds,
             "sessions": args.sessions,
