@@ -38,8 +38,9 @@ from chatrelay.engine.events import offset_of, timestamp_of
 from chatrelay.exceptions import EngineError
 from chatrelay.protocol.server_frames import chunk_frame
 
-# Subscribers wait this long after ``stop`` for publishes still on the wire.
-DRAIN_SECONDS = 1.5
+# Subscribers wait at most this long after ``stop`` for publishes still on the wire
+# (they leave as soon as every expected one is in: only a loss costs the wait).
+DRAIN_SECONDS = 5.0
 # A child must report ready (connected, subscribed) within this time.
 READY_TIMEOUT_SECONDS = 60.0
 # Latencies kept per process (a uniform sample beyond this keeps the pipe small).
