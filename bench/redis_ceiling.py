@@ -1,15 +1,20 @@
-"""One redis-server's own ceiling for chatrelay's publish, with a client that costs little.
+"""Redis's own ceiling for chatrelay's publish, with a client that costs little.
 
 The engine's client is Python: on a 2-core machine the publishers run out of
-CPU long before one redis-server does. ``redis-benchmark`` (C) runs
-``publish.lua`` by ``EVALSHA`` instead, ``clients`` connections, one command
-in flight on each (as the engine's pool sends them: no pipelining), keys of
-``sessions`` random sessions; the redis-server's CPU over the run says how
-close to one full core it got. Each ``__rand_int__`` is drawn on its own, so
-one call's meta, log and channel may belong to different sessions: the same
-work per call, not a consistent log (this Redis is thrown away). Nobody
-subscribes, so this is the append and the PUBLISH without delivery; the
-engine steps of ``shards.py`` measure delivery too.
+CPU long before a redis-server does. ``redis-benchmark`` (C) runs a publish
+script of ``chatrelay/engine/redis_scripts`` by ``EVALSHA`` instead,
+``clients`` connections, one command in flight on each (as the engine's pool
+sends them: no pipelining), keys of ``sessions`` random sessions; every
+redis-server's CPU over the run says how close to a full core each got.
+
+Against a cluster, ``redis-benchmark --cluster`` sends each node commands
+whose ``{tag}`` it replaced with a hash tag of that node's slots, so a call's
+keys share a slot as a session's do. Each ``__rand_int__`` is drawn on its
+own, so one call's meta, log and channel may belong to different sessions:
+the same work per call, not a consistent log (these servers are thrown away).
+Nobody subscribes: this is the append and the publish without delivery (the
+engine steps of ``shards.py`` measure delivery), but a classic ``PUBLISH`` in
+a cluster is still sent to every node over the cluster bus, subscribers or not.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -30,37 +36,61 @@ LOG_MAX_EVENTS, LOG_TTL_MS, OFFSET_TTL_MS = "1000", "300000", "604800000"
 RUN_TIMEOUT_SECONDS = 120.0
 
 
+def _load(script: str, ports: Sequence[int]) -> str:
+    """Load ``redis_scripts/<script>.lua`` on every node; its SHA1."""
+    text = resources.files("chatrelay.engine").joinpath(f"redis_scripts/{script}.lua").read_text()
+    sha = ""
+    for port in ports:
+        with redis.Redis(host="127.0.0.1", port=port) as client:
+            sha = client.script_load(text)
+    return sha
+
+
 def measure(
-    port: int, pid: int, requests: int = 150_000, clients: int = 50, sessions: int = 3000
+    ports: Sequence[int],
+    pids: Mapping[str, int],
+    script: str = "publish",
+    cluster: bool = False,
+    requests: int = 150_000,
+    clients: int = 50,
+    sessions: int = 3000,
 ) -> dict[str, Any]:
-    """``requests`` publishes as fast as ``redis-benchmark`` gets them done; rate and CPU."""
+    """``requests`` publishes as fast as ``redis-benchmark`` gets them done.
+
+    ``ports``: every master (the script is loaded on each; the first is where
+    redis-benchmark starts); ``pids``: every redis-server by name
+    (``master-<port>``, ``replica-<port>``), whose CPU is read before and after.
+    """
     benchmark = find_program("redis-benchmark", "redis-tools")
-    script = resources.files("chatrelay.engine").joinpath("redis_scripts/publish.lua").read_text()
-    with redis.Redis(host="127.0.0.1", port=port) as client:
-        sha = client.script_load(script)
+    sha = _load(script, ports)
+    tag = "{tag}:__rand_int__" if cluster else "{__rand_int__}"
     command = [
         str(benchmark),
-        *("-h", "127.0.0.1", "-p", str(port), "-q"),
+        *(["--cluster"] if cluster else []),
+        *("-h", "127.0.0.1", "-p", str(ports[0]), "-q"),
         *("-n", str(requests), "-c", str(clients), "-P", "1", "-r", str(sessions)),
-        *("EVALSHA", sha, "3"),
-        *("chat:meta:{__rand_int__}", "chat:log:{__rand_int__}", "chat:stream:{__rand_int__}"),
+        *("EVALSHA", sha, "3", f"chat:meta:{tag}", f"chat:log:{tag}", f"chat:stream:{tag}"),
         *(FRAME, "benchepoch", LOG_MAX_EVENTS, LOG_TTL_MS, OFFSET_TTL_MS, ""),
     ]
-    cpu_before, started = cpu_seconds(pid), time.monotonic()
+    before, started = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.monotonic()
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS, check=True
     )
     elapsed = time.monotonic() - started
-    redis_cpu = (cpu_seconds(pid) - cpu_before) / elapsed
+    cpu = {
+        name: round((cpu_seconds(pid) - before[name]) / elapsed, 3) for name, pid in pids.items()
+    }
     # -q prints progress lines ending in \r, then "...: 44260.84 requests per second, p50=...".
-    found = re.findall(r"([\d.]+) requests per second(?:, p50=([\d.]+) msec)?", done.stdout)
-    rate = float(found[-1][0]) if found else requests / elapsed
-    p50 = float(found[-1][1]) if found and found[-1][1] else None
+    found = re.findall(r"([\d.]+) requests per second", done.stdout)
+    rate = float(found[-1]) if found else requests / elapsed
+    masters = [v for k, v in cpu.items() if k.startswith("master")]
     return {
+        "script": script,
         "requests": requests,
         "clients": clients,
         "publishes_per_s": round(rate),
-        "p50_ms": p50,
-        "redis_cpu_cores": round(redis_cpu, 3),
-        "publishes_per_redis_cpu_second": round(rate / redis_cpu) if redis_cpu else None,
+        "masters_cpu_cores": round(sum(masters), 3),
+        "replicas_cpu_cores": round(sum(v for k, v in cpu.items() if k.startswith("replica")), 3),
+        "publishes_per_master_cpu_second": round(rate / sum(masters)) if sum(masters) else None,
+        "cpu_cores": cpu,
     }

@@ -50,6 +50,8 @@ CLUSTER_START_TIMEOUT_SECONDS = 90.0
 # Seconds between ``go`` and the first publish (everyone gets the start time).
 START_DELAY_SECONDS = 0.5
 MAX_STEPS = 10
+# The publish scripts ``--ceiling`` runs on each target (engine/redis_scripts/<name>.lua).
+CEILING_SCRIPTS = {"redis": ["publish"], "cluster": ["publish"]}
 
 
 def _targets(
@@ -74,6 +76,18 @@ def _targets(
             pids[f"{role}-{node.port}"] = node.process.pid
         targets["cluster"] = (cluster.url, pids)
     return targets, cluster
+
+
+def _ceilings(targets: Mapping[str, tuple[str, dict[str, int]]]) -> dict[str, Any]:
+    """Each target's own ceiling with redis-benchmark, for each publish script it could run."""
+    found: dict[str, Any] = {}
+    for target, (_, pids) in targets.items():
+        ports = [int(name.split("-")[1]) for name in pids if name.startswith("master")]
+        for script in CEILING_SCRIPTS[target]:
+            measured = redis_ceiling.measure(ports, pids, script, cluster=target == "cluster")
+            found[f"{target} {script}"] = measured
+            print(f"{target}, redis-benchmark, {script}.lua: {measured}", file=sys.stderr)
+    return found
 
 
 def _session_ids(target: str, rate: float, count: int) -> list[str]:
@@ -278,12 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         with Servers(Path(tmp)) as servers:
             try:
                 targets, cluster = _targets(names, servers, Path(tmp), args.shards)
-                if args.ceiling and "redis" in targets:
-                    port, pid = next(
-                        (int(name.split("-")[1]), pid) for name, pid in targets["redis"][1].items()
-                    )
-                    ceiling = redis_ceiling.measure(port, pid)
-                    print(f"one redis-server, redis-benchmark: {ceiling}", file=sys.stderr)
+                if args.ceiling:
+                    ceiling = _ceilings(targets)
                 stopped: set[str] = set()
                 for rate in rates:
                     for name, (url, pids) in targets.items():
