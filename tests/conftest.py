@@ -31,6 +31,7 @@ EXTERNAL_FIXTURES = frozenset(
         "redis_server",
         "redis_url",
         "redis_cluster",
+        "redis_cluster_url",
         "postgres_server",
         "kafka_server",
         "server",
@@ -46,7 +47,7 @@ EXTERNAL_FIXTURES = frozenset(
     }
 )
 # Parameter values that select a real server in the contract suites.
-EXTERNAL_PARAMS = frozenset({"redis", "postgres"})
+EXTERNAL_PARAMS = frozenset({"redis", "redis-cluster", "postgres"})
 
 
 def _needs_binaries(item: pytest.Item) -> bool:

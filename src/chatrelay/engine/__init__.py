@@ -19,7 +19,8 @@ def create_engine(
     subscriber_queue_size: int | None = None,
     max_connections: int | None = None,
 ) -> Engine:
-    """The engine named by ``url``: ``memory://`` or ``redis://host:port/db``.
+    """The engine named by ``url``: ``memory://``, ``redis://host:port/db`` or
+    ``redis-cluster://host:port[,host:port...]`` (Redis Cluster).
 
     The rest tunes Redis only: ``node_id`` names this process's connections,
     ``prefix`` goes in front of every key, and ``subscriber_queue_size`` and
@@ -35,14 +36,28 @@ def create_engine(
         # The broker's sweep forgets what the other two let expire (broker_memory.py).
         broker = MemoryBroker(coordination, max_events, log_ttl, swept=(coordination, registry))
         return Engine(broker, registry, coordination)
-    if url.startswith(("redis:", "rediss:", "unix:")):
+    if url.startswith(("redis:", "rediss:", "unix:", "redis-cluster:")):
         from chatrelay.engine.broker_redis import RedisBroker
         from chatrelay.engine.coordination_redis import RedisCoordination
         from chatrelay.engine.nodes_redis import RedisNodes
-        from chatrelay.engine.redis_client import RedisClient
+        from chatrelay.engine.redis_client import RedisClient, RedisCore
         from chatrelay.engine.registry_redis import RedisRegistry
 
-        client = RedisClient(url, node_id=node_id, prefix=prefix, max_connections=max_connections)
+        client: RedisCore
+        redis_registry: RedisRegistry
+        if url.startswith("redis-cluster:"):
+            from chatrelay.engine.redis_cluster_client import RedisClusterClient
+            from chatrelay.engine.registry_redis_cluster import RedisClusterRegistry
+
+            client = RedisClusterClient(
+                url, node_id=node_id, prefix=prefix, max_connections=max_connections
+            )
+            redis_registry = RedisClusterRegistry(client)
+        else:
+            client = RedisClient(
+                url, node_id=node_id, prefix=prefix, max_connections=max_connections
+            )
+            redis_registry = RedisRegistry(client)
         redis_broker = RedisBroker(
             client,
             max_events=max_events,
@@ -51,9 +66,11 @@ def create_engine(
         )
         return Engine(
             redis_broker,
-            RedisRegistry(client),
+            redis_registry,
             RedisCoordination(client),
             client,
             RedisNodes(client),
         )
-    raise ValueError(f"unknown engine URL {url!r} (expected memory:// or redis://...)")
+    raise ValueError(
+        f"unknown engine URL {url!r} (expected memory://, redis://... or redis-cluster://...)"
+    )

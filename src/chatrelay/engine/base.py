@@ -238,8 +238,8 @@ class Coordination(Protocol):
         """Who holds ``key`` now (the ``holder`` given to ``acquire``), or None."""
         ...
 
-    async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
-        """Ask the generation of ``message_id`` to stop, from any node.
+    async def request_cancel(self, session_id: str, message_id: str, ttl: float = 300.0) -> None:
+        """Ask the generation of ``message_id`` (in ``session_id``) to stop, from any node.
 
         The generation learns of it from ``Published.cancelled`` (``publish``'s
         ``cancel_of``), with no round trip of its own.

@@ -19,8 +19,7 @@ import orjson
 
 from chatrelay.engine.base import Event, History, Lease, Published
 from chatrelay.engine.events import encode_event
-from chatrelay.engine.redis_client import RedisClient, milliseconds
-from chatrelay.engine.redis_pubsub import PubSubRouter
+from chatrelay.engine.redis_client import RedisCore, milliseconds
 from chatrelay.engine.subscription import SUBSCRIBER_QUEUE_SIZE, QueueSubscription
 from chatrelay.exceptions import EngineError, LeaseLost
 
@@ -44,7 +43,7 @@ class RedisBroker:
 
     def __init__(
         self,
-        client: RedisClient,
+        client: RedisCore,
         *,
         max_events: int = 1000,
         log_ttl: float = 300.0,
@@ -56,9 +55,10 @@ class RedisBroker:
         self._log_ttl_ms = milliseconds(log_ttl)
         self._offset_ttl_ms = milliseconds(max(OFFSET_TTL, 2 * log_ttl))
         self._queue_size = subscriber_queue_size or SUBSCRIBER_QUEUE_SIZE
-        self._pubsub = PubSubRouter(
-            lambda: client.new_connection(":pubsub"), client.connection_lost
-        )
+        self._pubsub = client.live_router()
+        # Redis Cluster: scripts check the meta's writer, and fan-out is sharded.
+        self._check_writer = "1" if client.cluster else "0"
+        self._fan_out = "SPUBLISH" if client.cluster else "PUBLISH"
         self._closed = False
 
     async def publish(
@@ -81,7 +81,7 @@ class RedisBroker:
             keys.append(self._keys.lease(lease.key))
             lease_value = f"{lease.token}:{lease.holder}"
         if cancel_of is not None:
-            keys.append(self._keys.cancel(cancel_of))
+            keys.append(self._keys.cancel(session_id, cancel_of))
         args = [
             body,
             _new_epoch(),
@@ -89,6 +89,8 @@ class RedisBroker:
             self._log_ttl_ms,
             self._offset_ttl_ms,
             lease_value,
+            self._check_writer,
+            self._fan_out,
         ]
         offset, cancelled = await self._client.run("publish", keys, args)
         if offset == LEASE_LOST:
@@ -116,7 +118,7 @@ class RedisBroker:
         epoch, latest = await self._client.run(
             "position",
             [self._keys.session_meta(session_id), self._keys.session_log(session_id)],
-            [_new_epoch(), self._offset_ttl_ms],
+            [_new_epoch(), self._offset_ttl_ms, self._check_writer],
         )
         return epoch.decode(), int(latest)
 
@@ -124,7 +126,7 @@ class RedisBroker:
         reply = await self._client.run(
             "history",
             [self._keys.session_meta(session_id), self._keys.session_log(session_id)],
-            [_new_epoch(), self._offset_ttl_ms, since, self._log_ttl_ms],
+            [_new_epoch(), self._offset_ttl_ms, self._check_writer, since, self._log_ttl_ms],
         )
         latest = int(reply[1])
         events = [Event(int(reply[i]), reply[i + 1]) for i in range(2, len(reply), 2)]

@@ -95,7 +95,7 @@ class MemoryCoordination:
             return None
         return grant.lease.holder
 
-    async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
+    async def request_cancel(self, session_id: str, message_id: str, ttl: float = 300.0) -> None:
         self._cancels[message_id] = time.monotonic() + ttl
 
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:

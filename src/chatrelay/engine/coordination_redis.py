@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from chatrelay.engine.base import Lease
-from chatrelay.engine.redis_client import RedisClient, as_text, milliseconds
+from chatrelay.engine.redis_client import RedisCore, as_text, milliseconds
 
 # Fencing counters are kept this long after a key's last grant.
 FENCE_TTL = 7 * 24 * 3600.0
@@ -24,7 +24,7 @@ def _lease_value(lease: Lease) -> str:
 class RedisCoordination:
     """``Coordination`` of ``engine/base.py`` on the Redis of ``client``."""
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisCore) -> None:
         self._client = client
         self._keys = client.keys
 
@@ -53,9 +53,10 @@ class RedisCoordination:
             value = await self._client.redis.get(self._keys.lease(key))
         return None if value is None else as_text(value).partition(":")[2]
 
-    async def request_cancel(self, message_id: str, ttl: float = 300.0) -> None:
+    async def request_cancel(self, session_id: str, message_id: str, ttl: float = 300.0) -> None:
+        key = self._keys.cancel(session_id, message_id)
         async with self._client.errors("SET"):
-            await self._client.redis.set(self._keys.cancel(message_id), b"1", px=milliseconds(ttl))
+            await self._client.redis.set(key, b"1", px=milliseconds(ttl))
 
     async def take_token(self, key: str, capacity: float, refill_per_second: float) -> float:
         wait = float(

@@ -6,10 +6,18 @@ operators who share one Redis between deployments), then a kind, then an id
 whole layout; without a prefix the seed's names (``chat:stream:``,
 ``sessions:active``, ``sessions:user:``) are kept so the seed's operators find
 what they know. Nothing else in the engine builds a key name.
+
+On Redis Cluster (``KeySpace(prefix, tagged=True)``) every id is a hash tag:
+all keys of a session (its log, meta, channel, sockets, generation lease and
+cancel flags) hash to the session's slot, so each script touches one slot and
+a session's fan-out stays on its shard; a user's keys hash to the user's slot.
+The one cluster-wide index, ``sessions:active``, is split into
+``ACTIVE_SHARDS`` hashes spread over the slots.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,12 +65,39 @@ NODE = "node:"
 #: Sorted set ``{kind}:{node id}`` -> expiry (ms) of every node that reported.
 NODES = "nodes"
 
+#: On Redis Cluster, ``sessions:active`` is this many hashes (``sessions:active:{3}``),
+#: a session's by a hash of its id, so no one shard holds every socket's session.
+ACTIVE_SHARDS = 16
+
+
+def tag(id_: str) -> str:
+    """``id_`` as a Redis Cluster hash tag: keys with the same tag share a slot."""
+    return "{" + id_ + "}"
+
 
 def _kind(kind: str) -> Callable[[KeySpace, str], str]:
-    """A :class:`KeySpace` method: the prefix, ``kind``, then the id it is given."""
+    """A :class:`KeySpace` method: the prefix, ``kind``, then the id (a hash tag when tagged)."""
 
     def name(space: KeySpace, id_: str) -> str:
-        return f"{space.prefix}{kind}{id_}"
+        return f"{space.prefix}{kind}{tag(id_) if space.tagged else id_}"
+
+    return name
+
+
+def _scoped(kind: str) -> Callable[[KeySpace, str], str]:
+    """A :class:`KeySpace` method for a key ``{scope kind}:{scope id}`` (a lease key such as
+    ``generation:{session}``): tagged, the scope id is the hash tag, so a session's
+    generation lease lives in the session's slot; a key without a colon is its own tag."""
+
+    def name(space: KeySpace, key: str) -> str:
+        if not space.tagged:
+            return f"{space.prefix}{kind}{key}"
+        scope, colon, id_ = key.partition(":")
+        return (
+            f"{space.prefix}{kind}{scope}:{tag(id_)}"
+            if colon
+            else f"{space.prefix}{kind}{tag(key)}"
+        )
 
     return name
 
@@ -71,32 +106,58 @@ def _kind(kind: str) -> Callable[[KeySpace, str], str]:
 class KeySpace:
     """The names of one deployment: every kind above behind ``prefix`` (default none).
 
-    ``connection("")`` is the bare prefix a script appends connection ids to.
+    ``tagged`` (Redis Cluster) makes each id a hash tag, see the module's doc.
+    ``connection(session, "")`` is the bare prefix a script appends connection ids to.
     """
 
     prefix: str = ""
+    tagged: bool = False
 
     session_channel = _kind(SESSION_CHANNEL)
     session_log = _kind(SESSION_LOG)
     session_meta = _kind(SESSION_META)
     user_sessions = _kind(USER_SESSIONS)
-    connection = _kind(CONNECTION)
     session_connections = _kind(SESSION_CONNECTIONS)
     user_connections = _kind(USER_CONNECTIONS)
-    lease = _kind(LEASE)
-    lease_fence = _kind(LEASE_FENCE)
-    cancel = _kind(CANCEL)
+    lease = _scoped(LEASE)
+    lease_fence = _scoped(LEASE_FENCE)
     bucket = _kind(BUCKET)
-    node = _kind(NODE)
 
-    def active_sessions(self) -> str:
+    def connection(self, session_id: str, connection_id: str) -> str:
+        """A socket's heartbeat key; tagged, it lives in its session's slot."""
+        if self.tagged:
+            return f"{self.prefix}{CONNECTION}{tag(session_id)}:{connection_id}"
+        return f"{self.prefix}{CONNECTION}{connection_id}"
+
+    def cancel(self, session_id: str, message_id: str) -> str:
+        """A message's cancel flag; tagged, it lives in its session's slot (``publish.lua``
+        reads it with the session's log)."""
+        if self.tagged:
+            return f"{self.prefix}{CANCEL}{tag(session_id)}:{message_id}"
+        return f"{self.prefix}{CANCEL}{message_id}"
+
+    def active_sessions(self, session_id: str = "") -> str:
+        """The hash of sessions with sockets; tagged, the one of ``session_id``'s shard."""
+        if self.tagged:
+            shard = zlib.crc32(session_id.encode()) % ACTIVE_SHARDS
+            return f"{self.prefix}{ACTIVE_SESSIONS}:{tag(str(shard))}"
         return f"{self.prefix}{ACTIVE_SESSIONS}"
+
+    def all_active_sessions(self) -> list[str]:
+        """Every hash of sessions with sockets (one, or ``ACTIVE_SHARDS`` when tagged)."""
+        if self.tagged:
+            return [f"{self.prefix}{ACTIVE_SESSIONS}:{tag(str(n))}" for n in range(ACTIVE_SHARDS)]
+        return [self.active_sessions()]
+
+    def node(self, member: str) -> str:
+        """A node's status key; tagged, every node's shares the slot of ``nodes()``."""
+        return f"{self.prefix}{NODE}{tag(NODES) + ':' if self.tagged else ''}{member}"
 
     def ticket(self, ticket: str) -> str:
         return f"{self.prefix}{TICKET}{ticket}"
 
     def nodes(self) -> str:
-        return f"{self.prefix}{NODES}"
+        return f"{self.prefix}{tag(NODES) if self.tagged else NODES}"
 
     def slots(self, key: str) -> str:
         return f"{self.prefix}{SLOTS}{key}"

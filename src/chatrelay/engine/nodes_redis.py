@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from chatrelay.engine.redis_client import RedisClient, as_text, milliseconds
+from chatrelay.engine.redis_client import RedisCore, as_text, milliseconds
 
 # The index outlives its last report this long, so a cluster that went quiet leaves nothing.
 INDEX_GRACE = 3600.0
@@ -23,7 +23,7 @@ INDEX_GRACE = 3600.0
 class RedisNodes:
     """``Nodes`` of ``engine/base.py`` on the Redis of ``client``."""
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisCore) -> None:
         self._client = client
         self._keys = client.keys
 

@@ -6,6 +6,11 @@ each message to the bounded queues of that channel's subscribers. When the
 connection drops, the reader reconnects with backoff, resubscribes every
 channel, and tells each subscription (``reconnected``) that it may have
 missed events, so its owner can fill the gap from the log.
+
+On Redis Cluster (``sharded=True``) a router speaks sharded pub/sub
+(``SSUBSCRIBE``, one channel per command since a command's channels must share
+a slot) to one shard's master; ``redis_sharded_pubsub.py`` keeps one router per
+shard and moves channels when their slots move.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
@@ -44,6 +50,22 @@ SUBSCRIBE_BATCH = 500
 CLOSE_TIMEOUT = 5.0
 
 
+class LiveRouter(Protocol):
+    """What the broker needs of a router of live events (``PubSubRouter``, ``ShardedPubSub``)."""
+
+    @property
+    def dropped_live_events(self) -> int: ...
+
+    @property
+    def reconnects(self) -> int: ...
+
+    async def join(self, name: bytes, subscription: QueueSubscription) -> None: ...
+
+    async def leave(self, name: bytes, subscription: QueueSubscription) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(slots=True)
 class _Channel:
     """One subscribed channel: its local subscribers and SUBSCRIBE bookkeeping.
@@ -64,15 +86,24 @@ class PubSubRouter:
 
     ``new_connection`` makes an unconnected redis-py connection; when the
     connection breaks, ``on_connection_lost`` is told (the engine closes its
-    pool's idle connections then).
+    pool's idle connections then). ``sharded``: sharded pub/sub (Redis Cluster).
     """
 
     def __init__(
         self,
         new_connection: Callable[[], AbstractConnection],
         on_connection_lost: Callable[[BaseException], Awaitable[None]],
+        *,
+        sharded: bool = False,
     ) -> None:
         self._new_connection = new_connection
+        self._subscribe, self._unsubscribe = (
+            ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
+        )
+        self._message, self._confirmation = (
+            (b"smessage", b"ssubscribe") if sharded else (b"message", b"subscribe")
+        )
+        self._batch = 1 if sharded else SUBSCRIBE_BATCH
         self._on_connection_lost = on_connection_lost
         self._channels: dict[bytes, _Channel] = {}
         self._lock = asyncio.Lock()
@@ -84,6 +115,21 @@ class PubSubRouter:
         self.dropped_live_events = 0
         #: Times the pub/sub connection was re-established after being lost.
         self.reconnects = 0
+
+    @property
+    def connected(self) -> bool:
+        """Whether the pub/sub connection is up now."""
+        return self._conn is not None and self._conn.is_connected
+
+    @property
+    def channels(self) -> list[bytes]:
+        """The channels with local subscribers."""
+        return [name for name, channel in self._channels.items() if channel.subscribers]
+
+    def subscribers(self, name: bytes) -> list[QueueSubscription]:
+        """The local subscribers of channel ``name``."""
+        channel = self._channels.get(name)
+        return list(channel.subscribers) if channel else []
 
     async def join(self, name: bytes, subscription: QueueSubscription) -> None:
         """Add ``subscription`` to channel ``name``; return once Redis confirmed it.
@@ -108,7 +154,7 @@ class PubSubRouter:
                 channel.waiters.append((target, confirmed))
             if first and connected:
                 channel.sent = target
-                await self._send("SUBSCRIBE", name)
+                await self._send(self._subscribe, name)
         try:
             await asyncio.wait_for(confirmed, SUBSCRIBE_TIMEOUT)
         except BaseException as exc:
@@ -129,7 +175,7 @@ class PubSubRouter:
         async with self._lock:
             if self._channels.get(name) is not channel or channel.subscribers:
                 return  # someone subscribed again meanwhile
-            await self._send("UNSUBSCRIBE", name)
+            await self._send(self._unsubscribe, name)
             if channel.acked >= channel.sent:
                 del self._channels[name]
 
@@ -198,8 +244,8 @@ class PubSubRouter:
                     channel.sent, channel.acked = 1, 0
                     channel.waiters = [(1, future) for _, future in channel.waiters]
                 names = list(self._channels)
-                for start in range(0, len(names), SUBSCRIBE_BATCH):
-                    await conn.send_command("SUBSCRIBE", *names[start : start + SUBSCRIBE_BATCH])
+                for start in range(0, len(names), self._batch):
+                    await conn.send_command(self._subscribe, *names[start : start + self._batch])
                 self._conn = conn
         except BaseException:
             await conn.disconnect(nowait=True)
@@ -227,9 +273,9 @@ class PubSubRouter:
                 if reply is None:
                     continue
                 kind = reply[0]
-                if kind == b"message":
+                if kind == self._message:
                     self._route(reply[1], reply[2])
-                elif kind == b"subscribe":
+                elif kind == self._confirmation:
                     self._confirm(reply[1])
         finally:
             watchdog.cancel()

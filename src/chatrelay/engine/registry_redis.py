@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from chatrelay.engine.base import USER_SESSIONS_TTL, Connection
-from chatrelay.engine.redis_client import RedisClient, as_text, milliseconds
+from chatrelay.engine.redis_client import RedisCore, as_text, milliseconds
 
 SCAN_BATCH = 500
 # Registrations renewed per pipeline by ``heartbeat_many``.
@@ -27,17 +27,17 @@ INDEX_GRACE = 3600.0
 class RedisRegistry:
     """``Registry`` of ``engine/base.py`` on the Redis of ``client``."""
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisCore) -> None:
         self._client = client
         self._keys = client.keys
 
     def _socket_keys(self, c: Connection) -> list[str]:
         """The keys a socket is recorded in: its heartbeat key and the three indexes."""
         return [
-            self._keys.connection(c.connection_id),
+            self._keys.connection(c.session_id, c.connection_id),
             self._keys.session_connections(c.session_id),
             self._keys.user_connections(c.user_id),
-            self._keys.active_sessions(),
+            self._keys.active_sessions(c.session_id),
         ]
 
     async def register(
@@ -83,11 +83,11 @@ class RedisRegistry:
 
     async def session_connections(self, session_id: str) -> list[Connection]:
         # The connection keys depend on the zset's members, so the script gets
-        # their prefix and appends the ids (one Redis, not Cluster: docs/engine.md).
+        # their prefix and appends the ids (on Redis Cluster they share the session's slot).
         found = await self._client.run(
             "session_connections",
             [self._keys.session_connections(session_id)],
-            [self._keys.connection("")],
+            [self._keys.connection(session_id, "")],
         )
         return [Connection(**orjson.loads(data)) for data in found]
 
@@ -100,20 +100,20 @@ class RedisRegistry:
         return {as_text(member) for member in members}
 
     async def _active_batches(self) -> AsyncIterator[list[tuple[str, str]]]:
-        """``sessions:active`` in batches (HSCAN), so no script walks it all at once."""
-        cursor, seen = 0, set[bytes | str]()
-        while True:
-            async with self._client.errors("HSCAN"):
-                cursor, batch = await self._client.redis.hscan(
-                    self._keys.active_sessions(), cursor, count=SCAN_BATCH
-                )
-            assert isinstance(batch, dict)
-            pairs = [(as_text(s), as_text(u)) for s, u in batch.items() if s not in seen]
-            seen.update(batch)
-            if pairs:
-                yield pairs
-            if cursor == 0:
-                return
+        """``sessions:active`` (each of its hashes on Redis Cluster) in batches (HSCAN),
+        so no script walks it all at once."""
+        for key in self._keys.all_active_sessions():
+            cursor, seen = 0, set[bytes | str]()
+            while True:
+                async with self._client.errors("HSCAN"):
+                    cursor, batch = await self._client.redis.hscan(key, cursor, count=SCAN_BATCH)
+                assert isinstance(batch, dict)
+                pairs = [(as_text(s), as_text(u)) for s, u in batch.items() if s not in seen]
+                seen.update(batch)
+                if pairs:
+                    yield pairs
+                if cursor == 0:
+                    break
 
     async def active_sessions(self) -> dict[str, str]:
         active: dict[str, str] = {}

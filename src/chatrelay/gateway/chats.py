@@ -284,7 +284,7 @@ class Conversations:
         # One answer streams at a time, and it is among the newest messages.
         for message in await self._store.history(session_id, limit=RECENT_MESSAGES):
             if message.status == "streaming":
-                await self._engine.coordination.request_cancel(message.id)
+                await self._engine.coordination.request_cancel(session_id, message.id)
         # Other gateways may still remember the owner: they find nothing stored
         # (404 for rename and delete) and a chat there stores the session anew.
         self._owners.forget(session_id)

@@ -286,7 +286,7 @@ class Generations:
         holder = await self._engine.coordination.lease_holder(key)
         if holder != request.message_id:
             raise NotFound(f"message {request.message_id} is not running in this session")
-        await self._engine.coordination.request_cancel(request.message_id)
+        await self._engine.coordination.request_cancel(request.session_id, request.message_id)
         local = self._running.get(request.message_id)
         if local is not None:
             local.cancelled.set()

@@ -57,7 +57,7 @@ async def test_a_fenced_publish_learns_of_a_cancel_in_the_same_round_trip(
     await engine.broker.publish("s1", frame(0), lease=lease, cancel_of="m1")  # loads the script
     sent = count_sent_commands(monkeypatch)
     first = await engine.broker.publish("s1", frame(1), lease=lease, cancel_of="m1")
-    await engine.coordination.request_cancel("m1")  # from any node
+    await engine.coordination.request_cancel("s1", "m1")  # from any node
     second = await engine.broker.publish("s1", frame(2), lease=lease, cancel_of="m1")
     monkeypatch.undo()
     assert (first.cancelled, second.cancelled) == (False, True)

@@ -46,7 +46,7 @@ async def visit(engine: Engine, n: int) -> None:
     lease = await engine.coordination.acquire(f"gen:{session}", seconds(60), f"m{n}")
     assert lease is not None
     await engine.coordination.release(lease)
-    await engine.coordination.request_cancel(f"m{n}")
+    await engine.coordination.request_cancel("s1", f"m{n}")
     await engine.coordination.take_token(f"rate:{user}", capacity=5, refill_per_second=1)
 
 
@@ -136,7 +136,7 @@ async def test_coordination_forgets_lapsed_entries_and_fencing_still_grows() -> 
     held = await coordination.acquire("gen:s2", seconds(10), "m2")
     assert old is not None and held is not None
     await coordination.release(old)
-    await coordination.request_cancel("m1", ttl=seconds(10))
+    await coordination.request_cancel("s1", "m1", ttl=seconds(10))
     for _ in range(3):
         await coordination.take_token("rate:u1", capacity=3, refill_per_second=1)
     assert coordination.sweep(time.monotonic()) == 0  # all still in force

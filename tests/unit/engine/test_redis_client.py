@@ -80,7 +80,7 @@ async def test_unreachable_redis_raises_engine_error(closed_redis_url: str) -> N
         with pytest.raises(EngineError):
             await engine.broker.publish("s1", frame(1))
         with pytest.raises(EngineError):
-            await engine.coordination.request_cancel("m1")
+            await engine.coordination.request_cancel("s1", "m1")
         with pytest.raises(EngineError):
             await engine.registry.active_sessions()
     finally:
@@ -91,8 +91,11 @@ def test_every_script_ships_in_the_package(client: RedisClient) -> None:
     assert set(client.scripts) == {
         "publish", "position", "history", "register", "unregister", "session_connections",
         "count_live", "live_sessions", "cleanup", "acquire", "renew", "release", "take_token",
-        "claim_slot",
+        "claim_slot", "register_user", "register_session", "unregister_session", "drop_expired",
     }  # fmt: skip
+    # Shared Lua is included, never run on its own.
+    assert "current_epoch" in client.scripts["publish"].script
+    assert not any(name.startswith("_") for name in client.scripts)
 
 
 async def test_facets_share_one_pool(engine: Engine, admin: Redis) -> None:

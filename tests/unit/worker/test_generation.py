@@ -204,7 +204,7 @@ async def test_a_cancel_through_the_engine_stops_within_one_chunk(
 ) -> None:
     await stream_until(stepped, gated, 2)
     # As a gateway on another node does: only the engine knows.
-    await faults.engine.coordination.request_cancel("answer-1")
+    await faults.engine.coordination.request_cancel(SESSION, "answer-1")
     await one_more_chunk(stepped, gated)
     await assert_ended(faults, store, "cancelled", "".join(DELTAS[:3]))
     assert gated.closed.is_set()  # the model was told to stop

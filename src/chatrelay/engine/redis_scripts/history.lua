@@ -2,17 +2,16 @@
 --
 -- KEYS[1] session meta hash   KEYS[2] session stream
 -- ARGV[1] an epoch to use if the session has none   ARGV[2] meta TTL, ms
--- ARGV[3] since (events with a larger offset are wanted)
--- ARGV[4] max age of entries, ms (older ones count as trimmed)
+-- ARGV[3] '1' to check the meta's writer (Redis Cluster, see _epoch.lua)
+-- ARGV[4] since (events with a larger offset are wanted)
+-- ARGV[5] max age of entries, ms (older ones count as trimmed)
 --
+--#include _epoch
 -- Returns {epoch, latest, offset1, data1, offset2, data2, ...}, oldest first.
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
-  redis.call('DEL', KEYS[2])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
+current_epoch(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'latest')
 local latest = tonumber(meta[2]) or 0
-local since = tonumber(ARGV[3])
+local since = tonumber(ARGV[4])
 local out = {meta[1], latest}
 local wanted = latest - since
 if wanted <= 0 then
@@ -21,7 +20,7 @@ end
 
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local oldest_id = string.format('%d', now_ms - tonumber(ARGV[4]))
+local oldest_id = string.format('%d', now_ms - tonumber(ARGV[5]))
 -- A stream holds consecutive offsets ending at latest, so the newest
 -- `wanted` entries are exactly those after `since` that are still kept.
 local entries = redis.call('XREVRANGE', KEYS[2], '+', oldest_id, 'COUNT', wanted)

@@ -9,12 +9,15 @@
 -- ARGV[3] max entries kept   ARGV[4] max age of entries, ms
 -- ARGV[5] meta TTL, ms
 -- ARGV[6] the caller's lease value "{token}:{holder}", or "" for no fencing
+-- ARGV[7] '1' to check the meta's writer (Redis Cluster, see _epoch.lua)
+-- ARGV[8] the fan-out command: PUBLISH, or SPUBLISH on Redis Cluster (sharded pub/sub)
 --
 -- The event is the frame with "offset" put first (engine/events.py holds
 -- the layout). Returns {offset, cancelled}: the event's offset (0 when the
 -- lease is no longer current and nothing was appended), and 1 when the
 -- cancel key exists, so a generation learns of a cancel without a round
 -- trip of its own.
+--#include _epoch
 local next_key = 4
 if ARGV[6] ~= '' then
   if redis.call('GET', KEYS[4]) ~= ARGV[6] then
@@ -27,10 +30,7 @@ if KEYS[next_key] then
   cancelled = redis.call('EXISTS', KEYS[next_key])
 end
 
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[2]) == 1 then
-  -- A new epoch: whatever stream is left belongs to a lost one.
-  redis.call('DEL', KEYS[2])
-end
+current_epoch(KEYS[1], KEYS[2], ARGV[2], ARGV[5], ARGV[7])
 local offset = redis.call('HINCRBY', KEYS[1], 'latest', 1)
 
 local body = ARGV[1]
@@ -49,5 +49,9 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[3], '*', 'o', offset, 'd', data)
 redis.call('XTRIM', KEYS[2], 'MINID', '~', string.format('%d', now_ms - max_age))
 redis.call('PEXPIRE', KEYS[2], max_age)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', KEYS[3], data)
+if ARGV[8] == 'SPUBLISH' then
+  redis.call('SPUBLISH', KEYS[3], data)
+else
+  redis.call('PUBLISH', KEYS[3], data)
+end
 return {offset, cancelled}
