@@ -1,8 +1,8 @@
 """Redis's own ceiling for chatrelay's publish, with a client that costs little.
 
 The engine's client is Python: on a 2-core machine the publishers run out of
-CPU long before a redis-server does. ``redis-benchmark`` (C) runs a publish
-script of ``chatrelay/engine/redis_scripts`` by ``EVALSHA`` instead,
+CPU long before a redis-server does. ``redis-benchmark`` (C) runs the
+engine's ``publish.lua`` by ``EVALSHA`` instead, with the engine's arguments,
 ``clients`` connections, one command in flight on each (as the engine's pool
 sends them: no pipelining), keys of ``sessions`` random sessions; every
 redis-server's CPU over the run says how close to a full core each got.
@@ -23,12 +23,12 @@ import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from typing import Any
 
 import redis
 from processes import cpu_seconds
 
+from chatrelay.engine.redis_client import script_sources
 from chatrelay.harness.processes import find_program
 
 FRAME = '{"type":"chunk","message_id":"m-bench","seq":1,"delta":"word ","ts":1.5}'
@@ -36,9 +36,9 @@ LOG_MAX_EVENTS, LOG_TTL_MS, OFFSET_TTL_MS = "1000", "300000", "604800000"
 RUN_TIMEOUT_SECONDS = 120.0
 
 
-def _load(script: str, ports: Sequence[int]) -> str:
-    """Load ``redis_scripts/<script>.lua`` on every node; its SHA1."""
-    text = resources.files("chatrelay.engine").joinpath(f"redis_scripts/{script}.lua").read_text()
+def _load(ports: Sequence[int]) -> str:
+    """Load the engine's ``publish.lua`` (its includes resolved) on every node; its SHA1."""
+    text = script_sources()["publish"]
     sha = ""
     for port in ports:
         with redis.Redis(host="127.0.0.1", port=port) as client:
@@ -49,7 +49,7 @@ def _load(script: str, ports: Sequence[int]) -> str:
 def measure(
     ports: Sequence[int],
     pids: Mapping[str, int],
-    script: str = "publish",
+    fan_out: str = "PUBLISH",
     cluster: bool = False,
     requests: int = 150_000,
     clients: int = 50,
@@ -62,7 +62,7 @@ def measure(
     (``master-<port>``, ``replica-<port>``), whose CPU is read before and after.
     """
     benchmark = find_program("redis-benchmark", "redis-tools")
-    sha = _load(script, ports)
+    sha = _load(ports)
     tag = "{tag}:__rand_int__" if cluster else "{__rand_int__}"
     command = [
         str(benchmark),
@@ -71,6 +71,8 @@ def measure(
         *("-n", str(requests), "-c", str(clients), "-P", "1", "-r", str(sessions)),
         *("EVALSHA", sha, "3", f"chat:meta:{tag}", f"chat:log:{tag}", f"chat:stream:{tag}"),
         *(FRAME, "benchepoch", LOG_MAX_EVENTS, LOG_TTL_MS, OFFSET_TTL_MS, ""),
+        # As the engine calls it: on a cluster the meta's writer is checked (_epoch.lua).
+        *("1" if cluster else "0", fan_out),
     ]
     before, started = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.monotonic()
     done = subprocess.run(
@@ -85,7 +87,7 @@ def measure(
     rate = float(found[-1]) if found else requests / elapsed
     masters = [v for k, v in cpu.items() if k.startswith("master")]
     return {
-        "script": script,
+        "fan_out": fan_out,
         "requests": requests,
         "clients": clients,
         "publishes_per_s": round(rate),
