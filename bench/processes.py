@@ -131,7 +131,7 @@ class Servers:
                 env={**os.environ, **(env or {})},
             )
         )
-        return self._add(Server(name, process, url, {name: process.pid}))
+        return self.track(Server(name, process, url, {name: process.pid}))
 
     def wait(
         self, server: Server, check: HealthCheck, what: str, timeout: float = START_TIMEOUT_SECONDS
@@ -149,7 +149,7 @@ class Servers:
         except ProcessError as exc:
             raise SystemExit(f"redis: {exc} (make system-deps)") from exc
         url = f"redis://127.0.0.1:{process.port}/0"
-        return self._add(Server("redis", process, url, {"redis": process.pid}))
+        return self.track(Server("redis", process, url, {"redis": process.pid}))
 
     def chatrelay(
         self,
@@ -193,7 +193,8 @@ class Servers:
                 server.pids[record["node_id"]] = record["pid"]
         return server
 
-    def _add(self, server: Server) -> Server:
+    def track(self, server: Server) -> Server:
+        """Stop ``server`` (started elsewhere) with everything else."""
         self.started.append(server)
         return server
 

@@ -50,6 +50,7 @@ def measure(
     ports: Sequence[int],
     pids: Mapping[str, int],
     fan_out: str = "PUBLISH",
+    check_writer: bool = False,
     cluster: bool = False,
     requests: int = 150_000,
     clients: int = 50,
@@ -71,8 +72,8 @@ def measure(
         *("-n", str(requests), "-c", str(clients), "-P", "1", "-r", str(sessions)),
         *("EVALSHA", sha, "3", f"chat:meta:{tag}", f"chat:log:{tag}", f"chat:stream:{tag}"),
         *(FRAME, "benchepoch", LOG_MAX_EVENTS, LOG_TTL_MS, OFFSET_TTL_MS, ""),
-        # As the engine calls it: on a cluster the meta's writer is checked (_epoch.lua).
-        *("1" if cluster else "0", fan_out),
+        # The engine checks the meta's writer on a cluster (_epoch.lua), not on one Redis.
+        *("1" if check_writer else "0", fan_out),
     ]
     before, started = {name: cpu_seconds(pid) for name, pid in pids.items()}, time.monotonic()
     done = subprocess.run(
@@ -88,6 +89,7 @@ def measure(
     masters = [v for k, v in cpu.items() if k.startswith("master")]
     return {
         "fan_out": fan_out,
+        "check_writer": check_writer,
         "requests": requests,
         "clients": clients,
         "publishes_per_s": round(rate),

@@ -37,10 +37,11 @@ from typing import Any
 import redis_ceiling
 import results
 from engine_load import Fleet, Plan
-from processes import Servers, cpu_meter, raise_open_files_limit
+from processes import START_TIMEOUT_SECONDS, Server, Servers, cpu_meter, raise_open_files_limit
 
 from chatrelay.exceptions import ProcessError
-from chatrelay.harness.redis_cluster import RedisCluster, start_redis_cluster
+from chatrelay.harness.redis import start_redis
+from chatrelay.harness.redis_cluster import RedisCluster, info_fields, start_redis_cluster
 
 # The issue's ceiling rule: p99 at most this...
 P99_LIMIT_MS = 50.0
@@ -50,24 +51,60 @@ CLUSTER_START_TIMEOUT_SECONDS = 90.0
 # Seconds between ``go`` and the first publish (everyone gets the start time).
 START_DELAY_SECONDS = 0.5
 MAX_STEPS = 10
-# The fan-out ``--ceiling`` has publish.lua use on each target: the engine's own
-# (SPUBLISH on a cluster), and on a cluster classic PUBLISH too, to show its broadcast.
-CEILING_FAN_OUTS = {"redis": ["PUBLISH"], "cluster": ["SPUBLISH", "PUBLISH"]}
+# What ``--ceiling`` has publish.lua do on each target, (fan-out, check the writer): the
+# engine's own first (SPUBLISH and the writer check on a cluster); on a cluster also
+# without the check (its cost) and with classic PUBLISH (the broadcast's cost).
+CEILING_RUNS = {
+    "redis": [("PUBLISH", False)],
+    "cluster": [("SPUBLISH", True), ("SPUBLISH", False), ("PUBLISH", True)],
+}
+CEILING_HEADERS = [
+    "target",
+    "fan-out",
+    "writer check",
+    "publishes/s",
+    "masters CPU",
+    "replicas CPU",
+    "publishes/master CPU-s",
+]
+
+
+def _replica(servers: Servers, master: Server) -> Server:
+    """A replica of ``master`` (as each cluster master has), once its first sync is done."""
+    directory = servers.run_dir / "replica"
+    directory.mkdir()
+    try:
+        process = start_redis(
+            directory, START_TIMEOUT_SECONDS, "--replicaof", "127.0.0.1", str(master.process.port)
+        )
+    except ProcessError as exc:
+        raise SystemExit(f"redis replica: {exc}") from exc
+    replica = servers.track(Server("redis-replica", process, "", {"replica": process.pid}))
+    servers.wait(
+        replica,
+        lambda: info_fields(process.port, "INFO", "replication").get("master_link_status") == "up",
+        "master_link_status:up",
+    )
+    return replica
 
 
 def _targets(
-    names: list[str], servers: Servers, directory: Path, shards: int
+    args: argparse.Namespace, servers: Servers, directory: Path
 ) -> tuple[dict[str, tuple[str, dict[str, int]]], RedisCluster | None]:
     """Each target's engine URL and its redis-server pids by role (``master-<port>``, ...)."""
     targets: dict[str, tuple[str, dict[str, int]]] = {}
     cluster = None
-    if "redis" in names:
+    if "redis" in args.targets:
         redis = servers.redis()
-        targets["redis"] = (redis.url, {f"master-{redis.process.port}": redis.process.pid})
-    if "cluster" in names:
+        pids = {f"master-{redis.process.port}": redis.process.pid}
+        if args.redis_replica:
+            replica = _replica(servers, redis)
+            pids[f"replica-{replica.process.port}"] = replica.process.pid
+        targets["redis"] = (redis.url, pids)
+    if "cluster" in args.targets:
         try:
             cluster = start_redis_cluster(
-                directory / "cluster", shards, 1, CLUSTER_START_TIMEOUT_SECONDS
+                directory / "cluster", args.shards, 1, CLUSTER_START_TIMEOUT_SECONDS
             )
         except ProcessError as exc:
             raise SystemExit(f"redis cluster: {exc} (make system-deps)") from exc
@@ -79,16 +116,28 @@ def _targets(
     return targets, cluster
 
 
-def _ceilings(targets: Mapping[str, tuple[str, dict[str, int]]]) -> dict[str, Any]:
-    """Each target's own ceiling with redis-benchmark, for each fan-out it could use."""
-    found: dict[str, Any] = {}
+def _ceilings(targets: Mapping[str, tuple[str, dict[str, int]]]) -> list[dict[str, Any]]:
+    """Each target's own ceiling with redis-benchmark, for each of its ``CEILING_RUNS``."""
+    found = []
     for target, (_, pids) in targets.items():
         ports = [int(name.split("-")[1]) for name in pids if name.startswith("master")]
-        for fan_out in CEILING_FAN_OUTS[target]:
-            measured = redis_ceiling.measure(ports, pids, fan_out, cluster=target == "cluster")
-            found[f"{target} {fan_out}"] = measured
-            print(f"{target}, redis-benchmark, {fan_out}: {measured}", file=sys.stderr)
+        for fan_out, check in CEILING_RUNS[target]:
+            measured = redis_ceiling.measure(ports, pids, fan_out, check, target == "cluster")
+            found.append({"target": target, **measured})
+            print(results.table(CEILING_HEADERS, [_ceiling_row(found[-1])]), file=sys.stderr)
     return found
+
+
+def _ceiling_row(run: dict[str, Any]) -> list[Any]:
+    return [
+        run["target"],
+        run["fan_out"],
+        "yes" if run["check_writer"] else "no",
+        run["publishes_per_s"],
+        run["masters_cpu_cores"],
+        run["replicas_cpu_cores"],
+        run["publishes_per_master_cpu_second"] or "-",
+    ]
 
 
 def _session_ids(target: str, rate: float, count: int) -> list[str]:
@@ -173,6 +222,12 @@ def passed(step: dict[str, Any]) -> bool:
     )
 
 
+# The per-CPU figures of a step the summary gives at each target's ceiling.
+PER_CPU = [
+    "publishes_per_master_cpu_second",
+    "publishes_per_busiest_master_cpu_second",
+    "publishes_per_publisher_cpu_second",
+]
 ROW_HEADERS = [
     "target",
     "offered/s",
@@ -211,35 +266,27 @@ def row(step: dict[str, Any]) -> list[Any]:
 
 
 def summarize(done: Mapping[str, list[dict[str, Any]]], shards: int) -> dict[str, Any]:
-    """Per target: the ceiling and the best per-CPU figures; the cluster against one Redis."""
+    """Per target, at its ceiling step (its highest step within the rule): the rate and
+    the per-CPU figures; then the cluster against one Redis."""
     summary: dict[str, Any] = {}
+    best: dict[str, dict[str, Any]] = {}
     for target, steps in done.items():
         good = [s for s in steps if passed(s)]
-        summary[target] = {
-            "ceiling_publishes_per_s": max((s["done_per_s"] for s in good), default=0),
-            "best_publishes_per_master_cpu_second": max(
-                (s["publishes_per_master_cpu_second"] or 0 for s in steps), default=0
-            ),
-            "best_publishes_per_busiest_master_cpu_second": max(
-                (s["publishes_per_busiest_master_cpu_second"] or 0 for s in steps), default=0
-            ),
-            "best_publishes_per_publisher_cpu_second": max(
-                (s["publishes_per_publisher_cpu_second"] or 0 for s in steps), default=0
-            ),
-        }
-    if "redis" in summary and "cluster" in summary:
-        one, many = summary["redis"], summary["cluster"]
-        if one["ceiling_publishes_per_s"]:
-            summary["ratio_ceiling"] = round(
-                many["ceiling_publishes_per_s"] / one["ceiling_publishes_per_s"], 3
-            )
-        if one["best_publishes_per_busiest_master_cpu_second"]:
+        if not good:
+            summary[f"{target} ceiling publishes/s"] = 0
+            continue
+        best[target] = top = max(good, key=lambda s: s["done_per_s"])
+        summary[f"{target} ceiling publishes/s"] = top["done_per_s"]
+        for figure in PER_CPU:
+            summary[f"{target} {figure}".replace("_", " ")] = top[figure]
+    if "redis" in best and "cluster" in best:
+        one, many = best["redis"], best["cluster"]
+        summary["cluster/redis ceiling"] = round(many["done_per_s"] / one["done_per_s"], 3)
+        busiest = "publishes_per_busiest_master_cpu_second"
+        if one[busiest] and many[busiest]:
             # What the cluster carries with a core per master, against one Redis with one core.
-            summary["ratio_per_busiest_master_core"] = round(
-                shards
-                * many["best_publishes_per_busiest_master_cpu_second"]
-                / one["best_publishes_per_busiest_master_cpu_second"],
-                3,
+            summary["cluster/redis with a core per master"] = round(
+                shards * many[busiest] / one[busiest], 3
             )
     return summary
 
@@ -259,6 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         help="redis (one redis-server) and/or cluster (--shards masters + a replica each)",
     )
     parser.add_argument("--shards", type=int, default=3, help="cluster masters")
+    parser.add_argument(
+        "--redis-replica",
+        action="store_true",
+        help="give the one Redis a replica too, as every cluster master has (replication "
+        "costs a master CPU)",
+    )
     parser.add_argument("--seconds", type=float, default=6.0, help="publishing time per step")
     parser.add_argument("--sessions", type=int, default=3000, help="sessions per step")
     parser.add_argument(
@@ -277,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     rates = [float(part) for part in args.rates.split(",") if part.strip()][:MAX_STEPS]
-    names = [part.strip() for part in args.targets.split(",") if part.strip()]
+    names = args.targets = [part.strip() for part in args.targets.split(",") if part.strip()]
     if not rates or max(rates) > 200_000 or args.seconds > 60 or args.sessions > 50_000:
         parser.error("at most 200,000 publishes/s, 60 s a step and 50,000 sessions")
     if not names or set(names) - {"redis", "cluster"} or not 1 <= args.shards <= 8:
@@ -286,13 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--subscribed in (0, 1]; at least one publisher and one publish in flight")
     raise_open_files_limit()
     rows: list[list[Any]] = []
-    ceiling: dict[str, Any] = {}
+    ceiling: list[dict[str, Any]] = []
     done: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory(prefix="chatrelay-shards-") as tmp:
         cluster = None
         with Servers(Path(tmp)) as servers:
             try:
-                targets, cluster = _targets(names, servers, Path(tmp), args.shards)
+                targets, cluster = _targets(args, servers, Path(tmp))
                 if args.ceiling:
                     ceiling = _ceilings(targets)
                 stopped: set[str] = set()
@@ -315,11 +368,13 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 if cluster is not None:
                     cluster.stop()
+    if ceiling:
+        print(results.table(CEILING_HEADERS, [_ceiling_row(run) for run in ceiling]))
     results.finish(
         "shards",
         ROW_HEADERS,
         rows,
-        {**summarize(done, args.shards), "redis_benchmark_ceiling": ceiling},
+        summarize(done, args.shards),
         {
             "seconds_per_step": args.seconds,
             "sessions": args.sessions,
@@ -329,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": args.concurrency,
             "subscriber_processes": args.subscribers,
             "steps": done,
+            "redis_benchmark_ceiling": ceiling,
         },
     )
     return 0

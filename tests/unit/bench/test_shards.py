@@ -51,12 +51,25 @@ def test_a_step_passes_only_within_the_ceiling_rule() -> None:
     assert not shards.passed(_step("redis", done_per_s=899))
 
 
-def test_the_summary_puts_the_cluster_against_one_redis() -> None:
+def test_the_summary_puts_the_cluster_against_one_redis_at_their_ceilings() -> None:
     done = {
-        "redis": [_step("redis"), _step("redis", rate=2000.0, done_per_s=1500)],
-        "cluster": [_step("cluster", publishes_per_busiest_master_cpu_second=15_000)],
+        "redis": [
+            _step("redis", publishes_per_busiest_master_cpu_second=18_000),
+            _step("redis", rate=2000.0, done_per_s=1500),  # missed: under 90% done
+        ],
+        "cluster": [
+            _step("cluster", rate=500.0, done_per_s=500),
+            _step("cluster", done_per_s=1200, publishes_per_busiest_master_cpu_second=12_000),
+        ],
     }
     summary = shards.summarize(done, shards=3)
-    assert summary["redis"]["ceiling_publishes_per_s"] == 1000  # the 2,000/s step missed
-    assert summary["ratio_ceiling"] == 1.0
-    assert summary["ratio_per_busiest_master_core"] == 2.25  # 3 x 15,000 / 20,000
+    assert summary["redis ceiling publishes/s"] == 1000
+    assert summary["redis publishes per busiest master cpu second"] == 18_000
+    assert summary["cluster ceiling publishes/s"] == 1200
+    assert summary["cluster/redis ceiling"] == 1.2
+    assert summary["cluster/redis with a core per master"] == 2.0  # 3 x 12,000 / 18,000
+
+
+def test_a_target_without_a_step_within_the_rule_has_no_ceiling() -> None:
+    summary = shards.summarize({"redis": [_step("redis", lost=3)]}, shards=3)
+    assert summary == {"redis ceiling publishes/s": 0}
