@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         default="redis,cluster",
         help="redis (one redis-server) and/or cluster (--shards masters + a replica each)",
     )
-    parser.add_argument("--shards", type=int, default=3, help="cluster masters")
+    parser.add_argument("--shards", type=int, default=3, help="cluster masters (3 to 8)")
     parser.add_argument(
         "--redis-replica",
         action="store_true",
@@ -340,8 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     names = args.targets = [part.strip() for part in args.targets.split(",") if part.strip()]
     if not rates or max(rates) > 200_000 or args.seconds > 60 or args.sessions > 50_000:
         parser.error("at most 200,000 publishes/s, 60 s a step and 50,000 sessions")
-    if not names or set(names) - {"redis", "cluster"} or not 1 <= args.shards <= 8:
-        parser.error("--targets: redis and/or cluster; --shards: 1 to 8")
+    if not names or set(names) - {"redis", "cluster"} or not 3 <= args.shards <= 8:
+        parser.error(
+            "--targets: redis and/or cluster; --shards: 3 (the least redis-cli makes) to 8"
+        )
     if not 0 < args.subscribed <= 1 or args.concurrency < 1 or not 0 <= args.retries <= 3:
         parser.error("--subscribed in (0, 1]; --concurrency at least 1; --retries 0 to 3")
     if args.publishers < 1 or args.subscribers < 1:
