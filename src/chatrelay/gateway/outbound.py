@@ -37,6 +37,7 @@ from chatrelay import metrics
 from chatrelay.engine.base import Event
 from chatrelay.engine.events import timestamp_of
 from chatrelay.gateway import close_codes
+from chatrelay.light_queue import LightQueue
 from chatrelay.protocol.server_frames import ServerFrame, reconnect_frame, reset_frame
 
 SendText = Callable[[str], Awaitable[None]]
@@ -68,7 +69,7 @@ class Outbound:
 
     def __init__(self, maxsize: int) -> None:
         # (offset, or 0 for frames outside the log; the frame's bytes; whether it is live)
-        self._queue: asyncio.Queue[tuple[int, bytes, bool]] = asyncio.Queue(maxsize)
+        self._queue: LightQueue[tuple[int, bytes, bool]] = LightQueue(maxsize)
         self._held: list[tuple[Event, bool]] | None = None  # events waiting while we replay
         self._last = 0  # newest offset queued
         self._floor = 0  # every offset in (_floor, _last] was queued (or declared lost)
@@ -214,6 +215,9 @@ class Outbound:
                 if offset:
                     self._sent = offset
                     metrics.observe_send(timestamp_of(data) if live else None)
+                # Not kept while the socket idles: orjson's bytes hold a 4 KiB buffer
+                # whatever their length (an idle socket kept its welcome's).
+                data = _END
         except asyncio.CancelledError:
             # Our own cancel (see _overflow) ends the writer; anyone else's goes on.
             if not self._overflowed or self._writer is None or self._writer.uncancel() > 0:
