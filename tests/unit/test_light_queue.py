@@ -67,4 +67,3 @@ async def test_one_consumer_at_a_time() -> None:
         await queue.get()
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
-
