@@ -85,6 +85,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def family_cpu_seconds(parent: int) -> float:
+    """CPU seconds of ``parent`` and its direct children (PostgreSQL's backends)."""
+    total = cpu_seconds(parent)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
 @dataclass
 class Server:
     """One process this benchmark started; ``pids`` names what it is made of, by role."""

@@ -49,6 +49,7 @@ from processes import (
     Servers,
     cpu_meter,
     cpu_seconds,
+    family_cpu_seconds,
     loopback_address,
     raise_open_files_limit,
 )
@@ -268,24 +269,14 @@ def model_first_delta_ms(samples: int = 200) -> float:
     return results.summarize_ms(asyncio.run(measure()))["p50"]
 
 
-def _children_cpu(parent: int) -> float:
-    """CPU seconds of ``parent`` and its direct children (PostgreSQL's backends)."""
-    total = cpu_seconds(parent)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                total += cpu_seconds(int(stat.parent.name))
-    return total
-
-
 @contextlib.contextmanager
 def _more_cpu(cpu: dict[str, float], postgres: int, clients: list[int]) -> Any:
     """Adds PostgreSQL (with its backends) and the client processes to ``cpu``."""
     start = time.monotonic()
-    before = (_children_cpu(postgres), sum(cpu_seconds(pid) for pid in clients))
+    before = (family_cpu_seconds(postgres), sum(cpu_seconds(pid) for pid in clients))
     yield
     elapsed = max(time.monotonic() - start, 1e-9)
-    cpu["postgres"] = round((_children_cpu(postgres) - before[0]) / elapsed, 3)
+    cpu["postgres"] = round((family_cpu_seconds(postgres) - before[0]) / elapsed, 3)
     cpu["clients"] = round((sum(cpu_seconds(pid) for pid in clients) - before[1]) / elapsed, 3)
 
 
