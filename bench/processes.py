@@ -185,11 +185,14 @@ class Servers:
         self.wait(server, http_ok(f"{server.url}/health"), "GET /health")
         return server
 
-    def cluster(self, gateways: int, workers: int, port: int, env: Mapping[str, str]) -> Server:
-        """``chatrelay cluster up``: nginx in front of gateways and workers, with Redis."""
+    def cluster(
+        self, gateways: int, workers: int, port: int, env: Mapping[str, str], *options: str
+    ) -> Server:
+        """``chatrelay cluster up`` (plus ``options``): nginx in front of gateways and
+        workers, with Redis."""
         run_dir = self.run_dir / "cluster"
         environment = {**LOAD_ENVIRONMENT, "CHATRELAY_LOG_FORMAT": "json", **env}
-        command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "4")
+        command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "4", *options)
         server = self.spawn("cluster", command, f"http://127.0.0.1:{port}", environment)
         self.wait(
             server,

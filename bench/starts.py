@@ -312,6 +312,12 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=3)
     parser.add_argument("--code", help="run the cluster from this source tree's src/")
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--redis-shards",
+        type=int,
+        default=0,
+        help="run the engine on a Redis Cluster of this many masters (cluster up --redis-shards)",
+    )
     args = parser.parse_args()
     raise_open_files_limit()
     rows: list[dict[str, Any]] = []
@@ -328,7 +334,8 @@ def main() -> int:
             env["PYTHONPATH"] = str(Path(args.code).resolve())
         servers = stack.enter_context(Servers(run_dir))
         port = free_port()
-        cluster = servers.cluster(2, 2, port, env)
+        shards = ["--redis-shards", str(args.redis_shards)] if args.redis_shards else []
+        cluster = servers.cluster(2, 2, port, env, *shards)
         pids = {k: v for k, v in cluster.pids.items() if k != "cluster"}
         fleet = Fleet(f"ws://127.0.0.1:{port}/ws/chat", args.sockets, args.clients)
         stack.callback(fleet.close)
