@@ -85,6 +85,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def family_cpu_seconds(parent: int) -> float:
+    """CPU seconds of ``parent`` and its direct children (PostgreSQL's backends)."""
+    total = cpu_seconds(parent)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
 @dataclass
 class Server:
     """One process this benchmark started; ``pids`` names what it is made of, by role."""
@@ -131,7 +141,7 @@ class Servers:
                 env={**os.environ, **(env or {})},
             )
         )
-        return self._add(Server(name, process, url, {name: process.pid}))
+        return self.track(Server(name, process, url, {name: process.pid}))
 
     def wait(
         self, server: Server, check: HealthCheck, what: str, timeout: float = START_TIMEOUT_SECONDS
@@ -149,7 +159,7 @@ class Servers:
         except ProcessError as exc:
             raise SystemExit(f"redis: {exc} (make system-deps)") from exc
         url = f"redis://127.0.0.1:{process.port}/0"
-        return self._add(Server("redis", process, url, {"redis": process.pid}))
+        return self.track(Server("redis", process, url, {"redis": process.pid}))
 
     def chatrelay(
         self,
@@ -175,11 +185,14 @@ class Servers:
         self.wait(server, http_ok(f"{server.url}/health"), "GET /health")
         return server
 
-    def cluster(self, gateways: int, workers: int, port: int, env: Mapping[str, str]) -> Server:
-        """``chatrelay cluster up``: nginx in front of gateways and workers, with Redis."""
+    def cluster(
+        self, gateways: int, workers: int, port: int, env: Mapping[str, str], *options: str
+    ) -> Server:
+        """``chatrelay cluster up`` (plus ``options``): nginx in front of gateways and
+        workers, with Redis."""
         run_dir = self.run_dir / "cluster"
         environment = {**LOAD_ENVIRONMENT, "CHATRELAY_LOG_FORMAT": "json", **env}
-        command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "4")
+        command = cluster_up_command(run_dir, port, gateways, workers, "--grace", "4", *options)
         server = self.spawn("cluster", command, f"http://127.0.0.1:{port}", environment)
         self.wait(
             server,
@@ -193,7 +206,8 @@ class Servers:
                 server.pids[record["node_id"]] = record["pid"]
         return server
 
-    def _add(self, server: Server) -> Server:
+    def track(self, server: Server) -> Server:
+        """Stop ``server`` (started elsewhere) with everything else."""
         self.started.append(server)
         return server
 

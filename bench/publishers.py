@@ -20,7 +20,6 @@ import asyncio
 import multiprocessing
 import time
 from collections.abc import Sequence
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -28,6 +27,7 @@ import redis.asyncio as aioredis
 import uvloop
 
 from chatrelay.engine.keys import KeySpace
+from chatrelay.engine.redis_client import script_sources
 from chatrelay.llm.simulated import LONG_ANSWER, split_words
 from chatrelay.protocol.server_frames import ChunkEvent, CompleteEvent, chunk_frame, complete_frame
 
@@ -57,9 +57,7 @@ async def _publish(
     seconds: float,
 ) -> dict[str, Any]:
     client = aioredis.from_url(redis_url)
-    sha = await client.script_load(
-        resources.files("chatrelay.engine").joinpath("redis_scripts/publish.lua").read_text()
-    )
+    sha = await client.script_load(script_sources()["publish"])
     total_rate = rate * len(session_ids)
     total = int(total_rate * seconds)
     offsets = [0] * len(session_ids)
@@ -83,6 +81,8 @@ async def _publish(
                 LOG_TTL_MS,
                 OFFSET_TTL_MS,
                 "",
+                "0",  # one Redis: no writer check (_epoch.lua)
+                "PUBLISH",
             )
         else:
             offsets[index] += 1

@@ -118,3 +118,18 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
+
+
+def finish(
+    name: str,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    summary: dict[str, Any],
+    payload: dict[str, Any],
+) -> Path:
+    """The end of every run: the table and the summary printed, the JSON written (its path)."""
+    print(table(headers, rows))
+    print(table(["summary", "value"], [(k, str(v)) for k, v in summary.items()]))
+    path = write(name, {**payload, "summary": summary})
+    print(f"wrote {path}", file=sys.stderr)
+    return path

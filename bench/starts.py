@@ -49,6 +49,7 @@ from processes import (
     Servers,
     cpu_meter,
     cpu_seconds,
+    family_cpu_seconds,
     loopback_address,
     raise_open_files_limit,
 )
@@ -268,24 +269,14 @@ def model_first_delta_ms(samples: int = 200) -> float:
     return results.summarize_ms(asyncio.run(measure()))["p50"]
 
 
-def _children_cpu(parent: int) -> float:
-    """CPU seconds of ``parent`` and its direct children (PostgreSQL's backends)."""
-    total = cpu_seconds(parent)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                total += cpu_seconds(int(stat.parent.name))
-    return total
-
-
 @contextlib.contextmanager
 def _more_cpu(cpu: dict[str, float], postgres: int, clients: list[int]) -> Any:
     """Adds PostgreSQL (with its backends) and the client processes to ``cpu``."""
     start = time.monotonic()
-    before = (_children_cpu(postgres), sum(cpu_seconds(pid) for pid in clients))
+    before = (family_cpu_seconds(postgres), sum(cpu_seconds(pid) for pid in clients))
     yield
     elapsed = max(time.monotonic() - start, 1e-9)
-    cpu["postgres"] = round((_children_cpu(postgres) - before[0]) / elapsed, 3)
+    cpu["postgres"] = round((family_cpu_seconds(postgres) - before[0]) / elapsed, 3)
     cpu["clients"] = round((sum(cpu_seconds(pid) for pid in clients) - before[1]) / elapsed, 3)
 
 
@@ -321,6 +312,12 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=3)
     parser.add_argument("--code", help="run the cluster from this source tree's src/")
     parser.add_argument("--label", default="")
+    parser.add_argument(
+        "--redis-shards",
+        type=int,
+        default=0,
+        help="run the engine on a Redis Cluster of this many masters (cluster up --redis-shards)",
+    )
     args = parser.parse_args()
     raise_open_files_limit()
     rows: list[dict[str, Any]] = []
@@ -337,7 +334,8 @@ def main() -> int:
             env["PYTHONPATH"] = str(Path(args.code).resolve())
         servers = stack.enter_context(Servers(run_dir))
         port = free_port()
-        cluster = servers.cluster(2, 2, port, env)
+        shards = ["--redis-shards", str(args.redis_shards)] if args.redis_shards else []
+        cluster = servers.cluster(2, 2, port, env, *shards)
         pids = {k: v for k, v in cluster.pids.items() if k != "cluster"}
         fleet = Fleet(f"ws://127.0.0.1:{port}/ws/chat", args.sockets, args.clients)
         stack.callback(fleet.close)
