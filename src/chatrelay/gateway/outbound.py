@@ -42,7 +42,7 @@ from chatrelay import metrics
 from chatrelay.engine.base import Event
 from chatrelay.engine.events import timestamp_of
 from chatrelay.gateway import close_codes
-from chatrelay.gateway.coalesce import COALESCE_AFTER, ChunkRun, Item
+from chatrelay.gateway.coalesce import COALESCE_AFTER, ChunkRun, Item, compact
 from chatrelay.protocol.server_frames import ServerFrame, reconnect_frame, reset_frame
 
 SendText = Callable[[str], Awaitable[None]]
@@ -84,7 +84,7 @@ class Outbound:
         self._floor = 0  # every offset in (_floor, _last] was queued (or declared lost)
         self._resent = False  # a replay sent events again that had overtaken a hole
         self._sent = 0  # newest offset written to the socket
-        self._top = 0  # highest offset written to the socket
+        self._top = 0  # highest offset the writer took (to write it)
         self._closing: tuple[int, str] = (close_codes.NORMAL, "")
         self._overflowed = False
         self._writer: asyncio.Task[Any] | None = None
@@ -235,11 +235,11 @@ class Outbound:
                 ):
                     pending = self._fold(run)
                     data, offset = run.encode(), run.offset
+                if offset > self._top:
+                    self._top = offset
                 await send_text(data.decode())
                 if offset:
                     self._sent = offset
-                    if offset > self._top:
-                        self._top = offset
                     if run is None:
                         metrics.observe_send(timestamp_of(data) if live else None)
                     else:
@@ -272,7 +272,23 @@ class Outbound:
         try:
             self._queue.put_nowait((offset, data, live))
         except asyncio.QueueFull:
-            self._overflow()
+            if self._coalesce_limit and self._compact():
+                self._queue.put_nowait((offset, data, live))
+            else:
+                self._overflow()
+
+    def _compact(self) -> bool:
+        """Fold the full queue's runs of chunks (``coalesce.compact``); whether that
+        freed a quarter of it. Chunks folded here count as relayed now."""
+        queue = self._queue
+        items = [queue.get_nowait() for _ in range(queue.qsize())]
+        compacted = compact(items, self._top, self._coalesce_limit)
+        for item in compacted:
+            queue.put_nowait(item)
+        folded = len(items) - len(compacted)
+        if folded:
+            metrics.CHUNKS_RELAYED.inc(folded)
+        return folded * 4 >= queue.maxsize
 
     def _overflow(self) -> None:
         if self._overflowed:

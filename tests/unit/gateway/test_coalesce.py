@@ -12,7 +12,13 @@ from prometheus_client import REGISTRY
 from chatrelay.engine.base import Event
 from chatrelay.engine.events import encode_event
 from chatrelay.exceptions import HandshakeRefused
-from chatrelay.gateway.coalesce import COALESCE_AFTER, ChunkRun, coalescing_asked, is_chunk_event
+from chatrelay.gateway.coalesce import (
+    COALESCE_AFTER,
+    ChunkRun,
+    coalescing_asked,
+    compact,
+    is_chunk_event,
+)
 from chatrelay.gateway.outbound import Outbound
 from chatrelay.protocol.server_frames import chunk_frame, complete_frame
 from tests.timing import seconds
@@ -264,8 +270,9 @@ async def test_an_overflow_hint_names_the_last_offset_the_coalesced_frame_covere
     writer = asyncio.create_task(outbound.write(send_once))
     async with asyncio.timeout(seconds(5)):
         await first_sent.wait()
-        for offset in range(41, 41 + 1025):  # one more than the queue holds
-            outbound.deliver(chunk(offset))
+        # One more than the queue holds, of events compacting cannot fold.
+        for offset in range(41, 41 + 1025):
+            outbound.deliver(complete(offset, "x", message=f"m{offset}"))
         await writer
     assert (sent[0]["from_offset"], sent[0]["offset"]) == (1, 40)
     assert outbound.close_reason == (4408, "too slow; reconnect and resume from offset 40")
@@ -283,3 +290,101 @@ def test_a_misspelt_opt_in_is_refused_with_4400() -> None:
     with pytest.raises(HandshakeRefused) as refused:
         coalescing_asked({"coalesce": "yes"})
     assert refused.value.code == 4400 and "coalesce" in refused.value.reason
+
+
+class Stalled:
+    """A client that reads one frame, then nothing until ``resume`` (its frames recorded)."""
+
+    def __init__(self) -> None:
+        self.raw: list[bytes] = []
+        self.first = asyncio.Event()
+        self.reading = asyncio.Event()
+
+    async def send_text(self, text: str) -> None:
+        if self.raw:
+            await self.reading.wait()
+        self.raw.append(text.encode())
+        self.first.set()
+
+    def frames(self) -> list[dict[str, Any]]:
+        return [orjson.loads(data) for data in self.raw]
+
+
+async def test_a_full_queue_is_compacted_instead_of_closing_a_slow_reader() -> None:
+    count = 5000  # almost five times what the queue holds
+    outbound = Outbound(1024, coalesce_limit=LIMIT)
+    client = Stalled()
+    writer = asyncio.create_task(outbound.write(client.send_text))
+    outbound.deliver(chunk(1))
+    async with asyncio.timeout(seconds(5)):
+        await client.first.wait()
+        for offset in range(2, count + 1):
+            outbound.deliver(chunk(offset))
+        outbound.deliver(complete(count + 1, "done"))
+        outbound.send_reconnect("end")
+        client.reading.set()
+        await writer
+    assert outbound.close_reason[0] != 4408
+    frames = client.frames()[:-1]
+    assert covered(frames) == list(range(1, count + 2))
+    assert text_of(frames) == "".join(f"<{n}>" for n in range(1, count + 1))
+    assert len(frames) < 10
+
+
+async def test_a_full_queue_of_what_cannot_be_folded_still_closes_the_socket() -> None:
+    outbound = Outbound(64, coalesce_limit=LIMIT)
+    client = Stalled()
+    writer = asyncio.create_task(outbound.write(client.send_text))
+    outbound.deliver(chunk(1))
+    async with asyncio.timeout(seconds(5)):
+        await client.first.wait()
+        for offset in range(2, 2 + 65):  # chunks of different answers: no run
+            outbound.deliver(chunk(offset, seq=1, message=f"m{offset}"))
+        await writer
+    assert outbound.close_reason == (4408, "too slow; reconnect and resume from offset 1")
+
+
+def test_compacting_folds_runs_above_what_was_taken_and_keeps_the_rest() -> None:
+    items = [
+        (0, b'{"type":"pong"}', False),
+        *((n, chunk(n).data, True) for n in range(3, 7)),  # taken up to 4: 3, 4 stay
+        (7, complete(7, "x").data, True),
+        *((n, chunk(n, seq=n - 7, message="m2").data, True) for n in range(8, 12)),
+    ]
+    once = compact(items, 4, LIMIT)
+    assert [item[0] for item in once] == [0, 3, 4, 6, 7, 11]
+    folded = orjson.loads(once[3][1])
+    assert (folded["from_offset"], folded["offset"], folded["delta"]) == (5, 6, "<5><6>")
+    assert orjson.loads(once[5][1])["from_seq"] == 1
+    # A folded frame folds on with the chunks after it, exactly.
+    twice = compact([*once, (12, chunk(12, seq=5, message="m2").data, True)], 4, LIMIT)
+    last = orjson.loads(twice[-1][1])
+    assert (last["from_offset"], last["offset"], last["from_seq"], last["seq"]) == (8, 12, 1, 5)
+    assert last["delta"] == "<8><9><10><11><12>"
+
+
+def test_compacting_keeps_each_frame_under_the_limit() -> None:
+    items = [(n, chunk(n, delta="y" * 50).data, True) for n in range(1, 101)]
+    compacted = compact(compact(items, 0, 500), 0, 500)
+    assert max(len(item[1]) for item in compacted) <= 500
+    assert "".join(orjson.loads(item[1])["delta"] for item in compacted) == "y" * 5000
+    assert 1 < len(compacted) < 100
+
+
+async def test_chunks_folded_by_compacting_count_as_relayed_once() -> None:
+    def relayed() -> float:
+        return REGISTRY.get_sample_value("chatrelay_chunks_relayed_total") or 0.0
+
+    before = relayed()
+    outbound = Outbound(64, coalesce_limit=LIMIT)
+    client = Stalled()
+    writer = asyncio.create_task(outbound.write(client.send_text))
+    async with asyncio.timeout(seconds(5)):
+        outbound.deliver(chunk(1))
+        await client.first.wait()
+        for offset in range(2, 501):
+            outbound.deliver(chunk(offset))
+        outbound.send_reconnect("end")
+        client.reading.set()
+        await writer
+    assert relayed() - before == 500
