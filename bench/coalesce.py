@@ -155,8 +155,8 @@ def serve(port: int, sndbuf: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--words", default="500,3000", help="answer lengths, comma-separated")
-    parser.add_argument("--chunk-delay", type=float, default=0.002)
+    parser.add_argument("--words", default="3000,20000", help="answer lengths, comma-separated")
+    parser.add_argument("--chunk-delay", type=float, default=0.0005)
     parser.add_argument("--slow", type=float, default=10.0, help="reader is this many times slower")
     parser.add_argument("--rcvbuf", type=int, default=4096)
     parser.add_argument("--sndbuf", type=int, default=65536)
