@@ -129,13 +129,30 @@ def cluster_up(
     kafka: Annotated[
         bool, typer.Option("--kafka", help="Start a Kafka broker for the event log too.")
     ] = False,
+    redis_shards: Annotated[
+        int | None,
+        typer.Option(
+            "--redis-shards",
+            min=1,
+            help="A Redis Cluster of N masters and N replicas instead of one redis-server.",
+        ),
+    ] = None,
 ) -> None:
     """Start the cluster, print its URL, stop it all on Ctrl-C or SIGTERM."""
     logs.configure(os.environ.get("CHATRELAY_LOG_LEVEL", "info"), "cluster")
     from chatrelay.cluster.launcher import ClusterSpec, run_cluster
 
     spec = ClusterSpec(
-        gateways, workers, port, host, lb, run_dir, grace, database=database, kafka=kafka
+        gateways,
+        workers,
+        port,
+        host,
+        lb,
+        run_dir,
+        grace,
+        database=database,
+        kafka=kafka,
+        redis_shards=redis_shards or 0,
     )
     raise typer.Exit(run_cluster(spec))
 
@@ -146,6 +163,21 @@ def cluster_status(run_dir: RunDirOption = Path("run/cluster")) -> None:
     from chatrelay.cluster.status import report
 
     text, code = report(run_dir)
+    typer.echo(text)
+    raise typer.Exit(code)
+
+
+@cluster_app.command("down")
+def cluster_down(
+    run_dir: RunDirOption = Path("run/cluster"),
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every process to end.")] = (
+        120.0
+    ),
+) -> None:
+    """Stop the cluster of --run-dir (SIGTERM to its launcher) and wait until all of it ended."""
+    from chatrelay.cluster.down import stop_cluster
+
+    text, code = stop_cluster(run_dir, timeout)
     typer.echo(text)
     raise typer.Exit(code)
 

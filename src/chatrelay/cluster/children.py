@@ -19,6 +19,8 @@ class Child:
     process: Process
     reported_exit: bool = False
     restarts: int = 0
+    # False: SIGUSR1 leaves it dead (a Redis Cluster node, cluster/redis_shards.py).
+    restartable: bool = True
 
     @property
     def pid(self) -> int:
@@ -26,9 +28,8 @@ class Child:
 
     def record(self) -> ProcessRecord:
         """The line of ``cluster.json`` for this child."""
-        return ProcessRecord(
-            self.role, self.node_id, self.pid, self.url, str(self.process.log_path)
-        )
+        log = str(self.process.log_path)
+        return ProcessRecord(self.role, self.node_id, self.pid, self.url, log, self.restartable)
 
     def restarted(self) -> Child:
         """The same node started again: same command, environment, port and log (appended)."""
@@ -39,4 +40,5 @@ class Child:
             self.health_url,
             self.process.restart(),
             restarts=self.restarts + 1,
+            restartable=self.restartable,
         )

@@ -1,5 +1,9 @@
 """``chatrelay cluster up``: redis-server, PostgreSQL, M workers, N gateways and nginx.
 
+Redis: one in-memory ``redis-server``; ``REDIS_URL`` when set (not started);
+or, with ``--redis-shards N``, a Redis Cluster of N masters and N replicas
+(``cluster/redis_shards.py``), each node a child listed in ``cluster.json``.
+
 The database: ``CHATRELAY_DATABASE_URL`` when set; else a throw-away
 PostgreSQL server (``harness/postgres.py``: a fresh data folder under the
 system temp dir, deleted when the cluster stops) when PostgreSQL is
@@ -37,6 +41,7 @@ from chatrelay.cluster.kafka import KafkaPlan
 from chatrelay.cluster.layout import Database, Layout, node_command, without_password
 from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
 from chatrelay.cluster.nginx import Balancing
+from chatrelay.cluster.redis_shards import describe, shard_nodes, start_shards
 from chatrelay.cluster.status import process_table
 from chatrelay.exceptions import ClusterError, MissingBinary, ProcessError
 from chatrelay.harness import postgres
@@ -60,6 +65,8 @@ EXIT_FAILED = 1
 EXIT_MISSING_PROGRAM = 3
 # How often startup polls what it waits for.
 PROBE_INTERVAL_SECONDS = 0.1
+# Why a dead Redis Cluster node stays dead (cluster/redis_shards.py).
+NOT_RESTARTED = ", ever (a Redis Cluster node: a dead master's replica takes over)"
 # How often the supervisor looks for children that died.
 SUPERVISE_INTERVAL_SECONDS = 0.5
 
@@ -89,6 +96,8 @@ class ClusterSpec:
     database: Database = Database.AUTO
     # Start a Kafka broker for the event log and wire every node to it.
     kafka: bool = False
+    # Masters of a Redis Cluster to start (each with a replica); 0: one redis-server.
+    redis_shards: int = 0
 
 
 class _StopRequested(Exception):
@@ -108,6 +117,7 @@ class Launcher:
     _manifest: Manifest | None = None
     _postgres_root: Path | None = None
     _database: str = ""
+    _redis: str = ""
 
     def run(self) -> int:
         """Start everything, supervise until SIGINT/SIGTERM/SIGHUP, stop everything."""
@@ -136,8 +146,14 @@ class Launcher:
         spec = self.spec
         if spec.gateways < 1 or spec.workers < 1:
             raise ClusterError("a cluster needs at least one gateway and one worker")
+        if spec.redis_shards < 0:
+            raise ClusterError("--redis-shards needs at least one master")
         external_redis = bool(self.environ.get("REDIS_URL"))
+        if external_redis and spec.redis_shards:
+            raise ClusterError("--redis-shards starts its own Redis Cluster: unset REDIS_URL")
         redis_binary = None if external_redis else find_program("redis-server", "redis-server")
+        if spec.redis_shards:
+            find_program("redis-cli", "redis-tools")  # creates the cluster; missing: exit 3 now
         nginx_binary = find_program("nginx", "nginx")
 
         run_dir = spec.run_dir.resolve()
@@ -146,7 +162,9 @@ class Launcher:
         if not port_free(spec.host, spec.port):
             raise ClusterError(f"port {spec.port} on {spec.host} is in use: choose another --port")
 
-        layout = Layout.plan(run_dir, spec.workers, spec.gateways, self.environ)
+        layout = Layout.plan(
+            run_dir, spec.workers, spec.gateways, self.environ, own_redis=not spec.redis_shards
+        )
         start_postgres = self._wants_postgres()
 
         config_path = run_dir / "nginx.conf"
@@ -166,12 +184,16 @@ class Launcher:
             launcher_pid=os.getpid(),
             started_at=time.time(),
         )
-        if redis_binary is not None and layout.redis_port is not None:
+        if spec.redis_shards:
+            layout = dataclasses.replace(layout, redis_url=self._start_redis_cluster(layout))
+        elif redis_binary is not None and layout.redis_port is not None:
             command = redis_command(redis_binary, layout.redis_port, run_dir)
             redis = self._spawn("redis", "redis", command, layout.redis_url, None, self.environ)
             self._wait_until(redis_pong(layout.redis_port), [redis], "redis PING")
+            self._redis = f"one redis-server {layout.redis_url} (in memory)"
         else:
             logger.info("using the Redis of REDIS_URL: %s", without_password(layout.redis_url))
+            self._redis = f"REDIS_URL {without_password(layout.redis_url)} (not started here)"
         if start_postgres:
             layout = dataclasses.replace(layout, database_url=self._start_postgres(layout))
             self._database = "a throw-away PostgreSQL (deleted at stop)"
@@ -215,6 +237,19 @@ class Launcher:
         self._manifest.ready = True
         self._write_manifest()
 
+    def _start_redis_cluster(self, layout: Layout) -> str:
+        """Start the Redis Cluster (``--redis-shards``); its ``redis-cluster://`` URL."""
+        self._check_stop()
+        promised = {*layout.worker_ports, *layout.gateway_ports, self.spec.port}
+        cluster = start_shards(
+            layout.run_dir, self.spec.redis_shards, self.spec.startup_timeout, promised
+        )
+        for node_id, node in shard_nodes(cluster):
+            url = f"redis://{node.address}"
+            self._add_child("redis", node_id, node.process, url, None, restartable=False)
+        self._redis = describe(cluster)
+        return cluster.url
+
     def _start_kafka(self, run_dir: Path) -> dict[str, str]:
         """Start the broker (``--kafka``); return what every node's environment gains."""
         plan = KafkaPlan.pick(run_dir)
@@ -240,6 +275,7 @@ class Launcher:
         self._postgres_root = postgres.new_root()
         folder = postgres.init_postgres(self._postgres_root, self.spec.startup_timeout)
         taken = {layout.redis_port, *layout.worker_ports, *layout.gateway_ports}
+        taken |= {child.process.port for child in self.children}
         while (port := free_port()) in taken:
             pass
         command = postgres.postgres_command(folder, port, new_session=True, die_with_parent=True)
@@ -303,9 +339,16 @@ class Launcher:
         return self._add_child(role, node_id, spawn(command, append=True), url, health_url)
 
     def _add_child(
-        self, role: str, node_id: str, process: Process, url: str, health_url: str | None
+        self,
+        role: str,
+        node_id: str,
+        process: Process,
+        url: str,
+        health_url: str | None,
+        *,
+        restartable: bool = True,
     ) -> Child:
-        child = Child(role, node_id, url, health_url, process)
+        child = Child(role, node_id, url, health_url, process, restartable=restartable)
         self.children.append(child)
         self._write_manifest()
         return child
@@ -333,6 +376,7 @@ class Launcher:
         print(
             f"chatrelay cluster ready in {elapsed:.1f}s: {self._manifest.url}  "
             f"(WebSocket {ws_url}, balancing {self.spec.balancing.value})\n"
+            f"redis: {self._redis}\n"
             f"database: {self._database}\n"
             f"{process_table(self._manifest.processes)}\n"
             f"manifest {Path(self._manifest.run_dir) / 'cluster.json'}; Ctrl-C stops everything",
@@ -346,11 +390,12 @@ class Launcher:
                 if code is not None and not child.reported_exit:
                     child.reported_exit = True
                     logger.error(
-                        "%s (pid %d) exited unexpectedly with %s; not restarted "
-                        "(SIGUSR1 restarts it). The end of %s:\n%s",
+                        "%s (pid %d) exited unexpectedly with %s; not restarted%s."
+                        " The end of %s:\n%s",
                         child.process.name,
                         child.pid,
                         code,
+                        " (SIGUSR1 restarts it)" if child.restartable else NOT_RESTARTED,
                         child.process.log_path,
                         child.process.log_tail(),
                     )
@@ -363,6 +408,9 @@ class Launcher:
         """Start again every child that ended, each on its old port (SIGUSR1)."""
         for index, child in enumerate(self.children):
             if child.process.exit_code() is None:
+                continue
+            if not child.restartable:
+                logger.warning("%s %s stays dead%s", child.role, child.node_id, NOT_RESTARTED)
                 continue
             again = child.restarted()
             self.children[index] = again

@@ -41,7 +41,8 @@ class Layout:
 
     run_dir: Path
     environ: Mapping[str, str]
-    # None: the operator's Redis (``REDIS_URL``), which we do not start.
+    # None: the operator's Redis (``REDIS_URL``), which we do not start, or a Redis
+    # Cluster (``--redis-shards``), whose URL is known once it has started.
     redis_port: int | None
     redis_url: str
     database_url: str
@@ -50,16 +51,27 @@ class Layout:
     gateway_ports: list[int] = field(default_factory=list)
 
     @classmethod
-    def plan(cls, run_dir: Path, workers: int, gateways: int, environ: Mapping[str, str]) -> Layout:
-        """Pick the ports; take Redis, the database and the token from ``environ`` if set there."""
+    def plan(
+        cls,
+        run_dir: Path,
+        workers: int,
+        gateways: int,
+        environ: Mapping[str, str],
+        own_redis: bool = True,
+    ) -> Layout:
+        """Pick the ports; take Redis, the database and the token from ``environ`` if set there.
+
+        ``own_redis`` false: no port for one redis-server (a Redis Cluster replaces it).
+        """
         ports = PortPicker()
         external_redis = environ.get("REDIS_URL")
-        redis_port = None if external_redis else ports.take()
+        redis_port = ports.take() if own_redis and not external_redis else None
+        own_url = f"redis://{LOOPBACK}:{redis_port}/0" if redis_port else ""
         return cls(
             run_dir=run_dir,
             environ=environ,
             redis_port=redis_port,
-            redis_url=external_redis or f"redis://{LOOPBACK}:{redis_port}/0",
+            redis_url=external_redis or own_url,
             database_url=environ.get(
                 "CHATRELAY_DATABASE_URL", f"sqlite+aiosqlite:///{run_dir / 'chatrelay.db'}"
             ),

@@ -19,11 +19,13 @@ FILE_NAME = "cluster.json"
 class ProcessRecord:
     """One process of the cluster. ``pid`` is None for a service we did not start."""
 
-    role: str  # "redis", "worker", "gateway" or "nginx"
+    role: str  # "redis", "postgres", "kafka", "worker", "gateway" or "nginx"
     node_id: str
     pid: int | None
     url: str
     log: str | None = None
+    # False: SIGUSR1 to the launcher does not start it again (a Redis Cluster node).
+    restartable: bool = True
 
 
 @dataclass
@@ -53,6 +55,16 @@ class Manifest:
         data: dict[str, Any] = json.loads((run_dir / FILE_NAME).read_text())
         processes = [ProcessRecord(**record) for record in data.pop("processes", [])]
         return cls(**data, processes=processes)
+
+
+def manifest_or_complaint(run_dir: Path) -> Manifest | str:
+    """The manifest in ``run_dir``, or why there is none to read (``cluster status``/``down``)."""
+    try:
+        return Manifest.read(run_dir)
+    except FileNotFoundError:
+        return f"no cluster.json in {run_dir}: is a cluster running from there?"
+    except (ValueError, TypeError) as exc:
+        return f"unreadable cluster.json in {run_dir}: {exc}"
 
 
 def pid_alive(pid: int | None) -> bool:

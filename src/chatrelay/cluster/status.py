@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from chatrelay.cluster.manifest import Manifest, ProcessRecord, pid_alive
+from chatrelay.cluster.manifest import Manifest, ProcessRecord, manifest_or_complaint, pid_alive
+from chatrelay.harness.redis_cluster import info_fields
 
 
 def process_state(record: ProcessRecord) -> str:
@@ -37,6 +39,26 @@ def process_table(processes: Sequence[ProcessRecord], with_state: bool = False) 
     return table(rows, headers)
 
 
+def redis_cluster_roles(processes: Sequence[ProcessRecord]) -> str | None:
+    """What each Redis Cluster node is now (a failover swaps a master and its replica),
+    as one line; None without a Redis Cluster."""
+    nodes = [p for p in processes if p.role == "redis" and not p.restartable and p.pid]
+    if not nodes:
+        return None
+    by_role: dict[str, list[str]] = {"masters": [], "replicas": [], "dead": [], "not answering": []}
+    for node in nodes:
+        port = urlsplit(node.url).port
+        if not pid_alive(node.pid) or port is None:
+            by_role["dead"].append(node.node_id)
+            continue
+        said = info_fields(port, "INFO", "replication").get("role", "")
+        by_role[{"master": "masters", "slave": "replicas"}.get(said, "not answering")].append(
+            node.node_id
+        )
+    parts = [f"{kind} {', '.join(ids)}" for kind, ids in by_role.items() if ids]
+    return "Redis Cluster now: " + "; ".join(parts)
+
+
 def _phase(manifest: Manifest) -> str:
     if manifest.stopped_at is not None:
         return "stopped"
@@ -49,18 +71,17 @@ def report(run_dir: Path) -> tuple[str, int]:
     0: the launcher and every process are alive; 1: something is dead;
     2: no readable ``cluster.json`` there.
     """
-    try:
-        manifest = Manifest.read(run_dir)
-    except FileNotFoundError:
-        return f"no cluster.json in {run_dir}: is a cluster running from there?", 2
-    except (ValueError, TypeError) as exc:
-        return f"unreadable cluster.json in {run_dir}: {exc}", 2
+    manifest = manifest_or_complaint(run_dir)
+    if isinstance(manifest, str):
+        return manifest, 2
     launcher = "alive" if pid_alive(manifest.launcher_pid) else "dead"
     headline = (
         f"cluster {manifest.url} (balancing {manifest.balancing}, {_phase(manifest)}), "
         f"launcher pid {manifest.launcher_pid} {launcher}, run dir {manifest.run_dir}"
     )
     lines = [headline, process_table(manifest.processes, with_state=True)]
+    if (roles := redis_cluster_roles(manifest.processes)) is not None:
+        lines.append(roles)
     states = [process_state(p) for p in manifest.processes]
     healthy = launcher == "alive" and "dead" not in states
     return "\n".join(lines), 0 if healthy else 1

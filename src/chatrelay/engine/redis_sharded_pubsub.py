@@ -57,6 +57,8 @@ class ShardedPubSub:
         self._routers: dict[str, PubSubRouter] = {}
         #: The node name ("host:port") each channel is joined on.
         self._homes: dict[bytes, str] = {}
+        #: The subscriptions each channel has now (a move must not bring back one that left).
+        self._members: dict[bytes, set[QueueSubscription]] = {}
         self._lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
@@ -104,16 +106,25 @@ class ShardedPubSub:
         async with self._lock:
             node = self._homes.get(name) or await self._serving(name)
             self._homes[name] = node
+            self._members.setdefault(name, set()).add(subscription)
             router = self._router(node)
-        await router.join(name, subscription)
+        try:
+            await router.join(name, subscription)
+        except BaseException:
+            await self.leave(name, subscription)
+            raise
 
     async def leave(self, name: bytes, subscription: QueueSubscription) -> None:
+        members = self._members.get(name)
+        if members is not None:
+            members.discard(subscription)
+            if not members:
+                del self._members[name]
         node = self._homes.get(name)
         if node is None:
             return
-        router = self._routers[node]
-        await router.leave(name, subscription)
-        if not router.subscribers(name) and self._homes.get(name) == node:
+        await self._routers[node].leave(name, subscription)
+        if name not in self._members and self._homes.get(name) == node:
             del self._homes[name]
 
     async def _watch(self) -> None:
@@ -172,7 +183,10 @@ class ShardedPubSub:
             return
         for subscription in subscriptions:
             await old.leave(name, subscription)
-            subscription.resubscribed()
+            if subscription in self._members.get(name, ()):
+                subscription.resubscribed()
+            else:  # it left while it moved
+                await new.leave(name, subscription)
         self.moves += 1
 
     async def aclose(self) -> None:

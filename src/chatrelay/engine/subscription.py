@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from chatrelay.engine.base import Event
+from chatrelay.light_queue import LightQueue
 
 # A subscriber that falls this far behind loses live events (at-most-once);
 # its relay repairs the gap from the log.
@@ -29,7 +30,7 @@ class QueueSubscription:
         self.dropped = 0
         self.reconnects = 0
         self.reconnected = asyncio.Event()
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(queue_size)
+        self._queue: LightQueue[Event | None] = LightQueue(queue_size)
         self._lost_connection = False
 
     async def __aiter__(self) -> AsyncIterator[Event]:

@@ -43,6 +43,7 @@ from chatrelay.engine.base import Event
 from chatrelay.engine.events import timestamp_of
 from chatrelay.gateway import close_codes
 from chatrelay.gateway.coalesce import COALESCE_AFTER, ChunkRun, Item, compact
+from chatrelay.light_queue import LightQueue
 from chatrelay.protocol.server_frames import ServerFrame, reconnect_frame, reset_frame
 
 SendText = Callable[[str], Awaitable[None]]
@@ -76,7 +77,7 @@ class Outbound:
 
     def __init__(self, maxsize: int, *, coalesce_limit: int = 0) -> None:
         # (offset, or 0 for frames outside the log; the frame's bytes; whether it is live)
-        self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize)
+        self._queue: LightQueue[Item] = LightQueue(maxsize)
         # The frame limit of coalesced chunks; 0: the client did not ask for them.
         self._coalesce_limit = coalesce_limit
         self._held: list[tuple[Event, bool]] | None = None  # events waiting while we replay
@@ -217,21 +218,21 @@ class Outbound:
         self._writer = asyncio.current_task()
         queue = self._queue
         pending: Item | None = None  # taken from the queue, not folded into a run
+        run: ChunkRun | None = None
         try:
             while True:
                 if pending is not None:
-                    item, pending = pending, None
+                    (offset, data, live), pending = pending, None
                 else:
-                    item = queue.get_nowait() if queue.qsize() else await queue.get()
-                offset, data, live = item
+                    offset, data, live = queue.get_nowait() if queue.qsize() else await queue.get()
                 if not data:  # _END
                     return
-                run = None
                 if (
                     self._coalesce_limit
                     and offset > self._top
                     and queue.qsize() >= COALESCE_AFTER
-                    and (run := ChunkRun.start(item, self._coalesce_limit)) is not None
+                    and (run := ChunkRun.start((offset, data, live), self._coalesce_limit))
+                    is not None
                 ):
                     pending = self._fold(run)
                     data, offset = run.encode(), run.offset
@@ -245,6 +246,9 @@ class Outbound:
                     else:
                         for _, folded, folded_live in run.items:
                             metrics.observe_send(timestamp_of(folded) if folded_live else None)
+                # Not kept while the socket idles: orjson's bytes hold a 4 KiB buffer
+                # whatever their length (an idle socket kept its welcome's).
+                data, run = _END, None
         except asyncio.CancelledError:
             # Our own cancel (see _overflow) ends the writer; anyone else's goes on.
             if not self._overflowed or self._writer is None or self._writer.uncancel() > 0:

@@ -2,15 +2,20 @@
 
 Every node is a ``redis-server --cluster-enabled yes`` on a free loopback port
 (and that port + 10000 free for the cluster bus); ``redis-cli --cluster
-create`` joins them and hands out the 16,384 slots; :func:`start_redis_cluster`
-returns once every node reports ``cluster_state:ok``. A short node timeout lets
-a replica take over a killed master in a few seconds. Stopped by pid like every
+create`` joins them and hands out the 16,384 slots (it refuses fewer than 3
+masters: those are joined by hand, ``CLUSTER ADDSLOTSRANGE``, ``MEET``,
+``REPLICATE``); :func:`start_redis_cluster` returns once every node reports
+``cluster_state:ok``. A short node timeout lets
+a replica take over a killed master in a few seconds, and
+``cluster-require-full-coverage no`` keeps the other shards serving meanwhile
+(Redis's default refuses every command while any slot is unserved). Stopped by pid like every
 other child (:meth:`RedisCluster.stop`).
 """
 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,13 +41,21 @@ NODE_TIMEOUT_MS = 2000
 CREATE_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
 HIGHEST_PORT = 65535
+#: Hash slots of a Redis Cluster.
+SLOTS = 16384
+#: ``redis-cli --cluster create`` refuses fewer masters; fewer are joined by hand. (With
+#: fewer than 3 no replica can take over a dead master: that needs a majority of masters.)
+CLI_MIN_MASTERS = 3
 
 
-def cluster_port() -> int:
-    """A free loopback port whose cluster bus port (+10000) is free as well."""
+def cluster_port(avoid: Collection[int] = ()) -> int:
+    """A free loopback port whose cluster bus port (+10000) is free as well,
+    neither of them in ``avoid`` (ports promised to processes not started yet)."""
     while True:
         port = free_port()
         bus = port + BUS_PORT_OFFSET
+        if port in avoid or bus in avoid:
+            continue
         if bus <= HIGHEST_PORT and port_free(LOOPBACK, bus):
             return port
 
@@ -128,10 +141,61 @@ class RedisCluster:
         stop_all(self.processes, grace)
 
 
+def _create_with_cli(cli: Path, nodes: list[ClusterNode], replicas: int, timeout: float) -> None:
+    """``redis-cli --cluster create``: the first ``masters`` addresses become masters, the
+    rest their replicas."""
+    create = [str(cli), "--cluster", "create", *(node.address for node in nodes)]
+    create += ["--cluster-replicas", str(replicas), "--cluster-yes"]
+    done = subprocess.run(create, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise ProcessNotReady(f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}")
+
+
+def _command(node: ClusterNode, *args: str) -> str:
+    """One command to ``node``; its reply's text, raising on an error reply."""
+    reply = redis_reply(node.port, *args).decode(errors="replace")
+    if reply.startswith("-"):
+        raise ProcessNotReady(f"{node.address} refused {' '.join(args)}: {reply.strip()}")
+    return reply.splitlines()[-1]  # "+OK", or the bulk string's text after "$<length>"
+
+
+def _join_by_hand(nodes: list[ClusterNode], masters: int, timeout: float) -> None:
+    """What ``redis-cli --cluster create`` does, for the 1 or 2 masters it refuses: the
+    masters share the slots, every node meets the first, each replica follows a master."""
+    for index, node in enumerate(nodes[:masters]):
+        first = index * SLOTS // masters
+        last = (index + 1) * SLOTS // masters - 1
+        _command(node, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
+    for node in nodes[1:]:
+        _command(node, "CLUSTER", "MEET", LOOPBACK, str(nodes[0].port))
+
+    def all_met() -> bool:
+        known = str(len(nodes))
+        return all(
+            info_fields(node.port, "CLUSTER", "INFO").get("cluster_known_nodes") == known
+            for node in nodes
+        )
+
+    wait_ready(all_met, [node.process for node in nodes], "CLUSTER MEET", timeout)
+    ids = [_command(node, "CLUSTER", "MYID") for node in nodes[:masters]]
+    for index, node in enumerate(nodes[masters:]):
+        _command(node, "CLUSTER", "REPLICATE", ids[index % masters])
+
+
 def start_redis_cluster(
-    directory: Path, masters: int, replicas: int = 1, timeout: float = CREATE_TIMEOUT_SECONDS
+    directory: Path,
+    masters: int,
+    replicas: int = 1,
+    timeout: float = CREATE_TIMEOUT_SECONDS,
+    *,
+    detached: bool = False,
+    avoid: Collection[int] = (),
 ) -> RedisCluster:
     """Start ``masters`` x (1 + ``replicas``) nodes on loopback and join them into a cluster.
+
+    ``detached`` (``cluster up``): each node in its own session, so a terminal's
+    Ctrl-C reaches only the launcher, and dying with it. ``avoid``: ports (and
+    bus ports) the caller has promised to others.
 
     Raises :class:`MissingBinary` when ``redis-server`` or ``redis-cli`` is not
     installed and :class:`ProcessNotReady` when the cluster does not form;
@@ -142,8 +206,10 @@ def start_redis_cluster(
     directory.mkdir(parents=True, exist_ok=True)
     nodes: list[ClusterNode] = []
     try:
+        taken = set(avoid)
         for _ in range(masters * (1 + replicas)):
-            port = cluster_port()
+            port = cluster_port(taken)
+            taken.update((port, port + BUS_PORT_OFFSET))
             extra = (
                 "--cluster-enabled",
                 "yes",
@@ -151,22 +217,28 @@ def start_redis_cluster(
                 f"nodes-{port}.conf",
                 "--cluster-node-timeout",
                 str(NODE_TIMEOUT_MS),
+                # A shard without a master refuses its own slots only; the others serve on.
+                "--cluster-require-full-coverage",
+                "no",
+                # A replica's first sync starts at once, not after Redis's 5 s wait for others.
+                "--repl-diskless-sync-delay",
+                "0",
             )
             command = Command(
                 redis_command(server, port, directory, *extra),
                 directory / f"redis-{port}.log",
                 name=f"redis-{port}",
                 port=port,
+                new_session=detached,
+                die_with_parent=detached,
             )
             nodes.append(ClusterNode(spawn(command), port))
         processes = [node.process for node in nodes]
         wait_ready(all_of(redis_pong(node.port) for node in nodes), processes, "PING", timeout)
-        # redis-cli makes the first `masters` addresses masters and the rest their replicas.
-        create = [str(cli), "--cluster", "create", *(node.address for node in nodes)]
-        create += ["--cluster-replicas", str(replicas), "--cluster-yes"]
-        done = subprocess.run(create, capture_output=True, text=True, timeout=timeout, check=False)
-        if done.returncode != 0:
-            raise ProcessNotReady(f"redis-cli --cluster create failed:\n{done.stdout}{done.stderr}")
+        if masters >= CLI_MIN_MASTERS:
+            _create_with_cli(cli, nodes, replicas, timeout)
+        else:
+            _join_by_hand(nodes, masters, timeout)
         cluster = RedisCluster(nodes, masters, directory)
         cluster.wait_healthy(timeout)
         return cluster

@@ -8,8 +8,11 @@ address, so 127.0.1.1, 127.0.2.1, ... are different clients to it (the whole
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,6 +25,21 @@ from tests.timing import seconds
 
 # Source addresses tried when looking for one per gateway.
 SOURCES = [f"127.0.{third}.1" for third in range(1, 25)]
+
+
+def chatrelay(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m chatrelay ARGS`` (``cluster status``, ``cluster down``, ...), its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "chatrelay", *args],
+        capture_output=True,
+        text=True,
+        timeout=seconds(60),
+        check=False,
+        env=env,
+        cwd=cwd,
+    )
 
 
 def new_user() -> str:

@@ -2,7 +2,8 @@
 
 The cancel flag lives in the engine, not in the memory of the worker that
 generates: any worker that receives ``POST /cancel`` sets it, and the
-generating worker sees it before its next chunk.
+generating worker sees it before its next chunk. On one Redis and on a
+3-master Redis Cluster (``each_cluster``).
 """
 
 from __future__ import annotations
@@ -34,16 +35,18 @@ ATTEMPTS = 3
 
 
 async def test_cancel_through_another_gateway_and_another_worker_stops_within_a_chunk(
-    cluster: RunningCluster, gateway_sources: dict[str, str]
+    each_cluster: RunningCluster, each_gateway_sources: dict[str, str]
 ) -> None:
-    assert len(gateway_sources) >= 2, gateway_sources
-    (start_node, start_source), (cancel_node, cancel_source) = list(gateway_sources.items())[:2]
-    start_gateway, cancel_gateway = cluster.node(start_node), cluster.node(cancel_node)
+    assert len(each_gateway_sources) >= 2, each_gateway_sources
+    (start_node, start_source), (cancel_node, cancel_source) = list(each_gateway_sources.items())[
+        :2
+    ]
+    start_gateway, cancel_gateway = each_cluster.node(start_node), each_cluster.node(cancel_node)
     user = new_user()
 
     for _ in range(ATTEMPTS):
         session = new_session()
-        client = await connect(cluster, start_source, session_id=session, user_id=user)
+        client = await connect(each_cluster, start_source, session_id=session, user_id=user)
         assert client.welcome["node"] == start_node
 
         before = await worker_requests(start_gateway.url)
@@ -56,7 +59,7 @@ async def test_cancel_through_another_gateway_and_another_worker_stops_within_a_
         try:
             await _wait_chunks(arrivals, 3)
             before = await worker_requests(cancel_gateway.url)
-            async with http(cluster, cancel_source) as rest:
+            async with http(each_cluster, cancel_source) as rest:
                 health = (await rest.get("/api/health")).json()
                 assert health["node"] == cancel_node
                 response = await rest.post(
@@ -81,17 +84,17 @@ async def test_cancel_through_another_gateway_and_another_worker_stops_within_a_
         assert LONG_ANSWER.startswith(seen) and len(seen) < len(LONG_ANSWER)
         assert len(late) <= MAX_CHUNKS_AFTER_CANCEL, (len(late), len(chunks))
 
-        generator = cluster.node_by_url(generating[0]).node_id
+        generator = each_cluster.node_by_url(generating[0]).node_id
         finished = await asyncio.to_thread(
             wait_for_log,
-            cluster,
+            each_cluster,
             rf"generation finished .*message_id={message_id} status=cancelled",
         )
         assert list(finished) == [generator], finished
         if cancelling != generating:
             return  # a worker that never ran the generation cancelled it
         # Shift the starting gateway's round robin by one and try again.
-        async with http(cluster, start_source) as rest:
+        async with http(each_cluster, start_source) as rest:
             response = await rest.post(
                 "/api/chat",
                 json={"message": "hello", "session_id": new_session()},

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import asyncpg
@@ -15,29 +14,14 @@ from chatrelay.cluster.nginx import Balancing
 from chatrelay.exceptions import MissingBinary
 from chatrelay.harness.processes import find_program, free_port
 from tests.fixtures.cluster import RunningCluster, running_cluster, start_cluster
-from tests.integration.cluster.clients import http, new_session, new_user
-from tests.timing import seconds
-
-
-def _chatrelay(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chatrelay", *args],
-        capture_output=True,
-        text=True,
-        timeout=seconds(60),
-        check=False,
-        env=env,
-        cwd=cwd,
-    )
+from tests.integration.cluster.clients import chatrelay, http, new_session, new_user
 
 
 def test_a_missing_redis_server_names_the_debian_package(tmp_path: Path) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
     run_dir = tmp_path / "run"
-    result = _chatrelay(
+    result = chatrelay(
         "cluster",
         "up",
         "--port",
@@ -60,10 +44,25 @@ def test_a_missing_program_names_its_package() -> None:
     assert "apt-get install -y nginx" in str(missing.value)
 
 
-def test_status_without_a_cluster_says_so(tmp_path: Path) -> None:
-    result = _chatrelay("cluster", "status", "--run-dir", str(tmp_path / "nothing"))
+@pytest.mark.parametrize("command", ["status", "down"])
+def test_status_and_down_without_a_cluster_say_so(tmp_path: Path, command: str) -> None:
+    result = chatrelay("cluster", command, "--run-dir", str(tmp_path / "nothing"))
     assert result.returncode == 2
     assert "no cluster.json" in result.stdout
+
+
+def test_redis_shards_with_an_external_redis_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    result = chatrelay(
+        *("cluster", "up", "--redis-shards", "3", "--port", str(free_port())),
+        *("--run-dir", str(run_dir)),
+        env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "--redis-shards starts its own Redis Cluster: unset REDIS_URL" in result.stderr
+    assert not (run_dir / "cluster.json").exists()
 
 
 @pytest.mark.parametrize("balancing", list(Balancing))

@@ -1,4 +1,7 @@
-"""One session, sockets on two gateways: the engine carries the stream between nodes."""
+"""One session, sockets on two gateways: the engine carries the stream between nodes.
+
+On one Redis and on a 3-master Redis Cluster (``each_cluster``).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,15 @@ from tests.integration.cluster.clients import connect, new_session, new_user
 
 
 async def test_two_sockets_on_two_gateways_both_get_the_whole_stream_in_order(
-    cluster: RunningCluster, gateway_sources: dict[str, str]
+    each_cluster: RunningCluster, each_gateway_sources: dict[str, str]
 ) -> None:
-    assert len(gateway_sources) >= 2, gateway_sources
-    (first_node, first_source), (second_node, second_source) = list(gateway_sources.items())[:2]
+    assert len(each_gateway_sources) >= 2, each_gateway_sources
+    (first_node, first_source), (second_node, second_source) = list(each_gateway_sources.items())[
+        :2
+    ]
     user, session = new_user(), new_session()
-    first = await connect(cluster, first_source, session_id=session, user_id=user)
-    second = await connect(cluster, second_source, session_id=session, user_id=user)
+    first = await connect(each_cluster, first_source, session_id=session, user_id=user)
+    second = await connect(each_cluster, second_source, session_id=session, user_id=user)
     assert (first.welcome["node"], second.welcome["node"]) == (first_node, second_node)
 
     content = "hello from two gateways"

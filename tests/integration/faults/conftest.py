@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -20,23 +21,24 @@ from tests.timing import seconds
 
 LEASE_TTL = 3.0
 CHUNK_DELAY = 0.03
+#: How a fault cluster runs (``start_cluster``'s options; also the Redis Cluster's).
+FAULT_CLUSTER: dict[str, Any] = {
+    "gateways": 2,
+    "workers": 2,
+    "chunk_delay": CHUNK_DELAY,
+    "grace": 8,
+    "extra_env": {
+        "CHATRELAY_LEASE_TTL": str(LEASE_TTL),
+        "CHATRELAY_DRAIN_GRACE_SECONDS": "5",
+        "CHATRELAY_CHAT_RATE_BURST": "100",
+    },
+}
 
 
 @pytest.fixture(scope="session")
 def fault_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster]:
     run_dir = tmp_path_factory.mktemp("faults") / "run"
-    with running_cluster(
-        run_dir,
-        gateways=2,
-        workers=2,
-        chunk_delay=CHUNK_DELAY,
-        grace=8,
-        extra_env={
-            "CHATRELAY_LEASE_TTL": str(LEASE_TTL),
-            "CHATRELAY_DRAIN_GRACE_SECONDS": "5",
-            "CHATRELAY_CHAT_RATE_BURST": "100",
-        },
-    ) as running:
+    with running_cluster(run_dir, **FAULT_CLUSTER) as running:
         yield running
 
 

@@ -77,3 +77,26 @@ def test_a_killed_master_is_replaced_by_its_replica_and_keeps_acknowledged_keys(
     finally:
         cluster.stop()
     assert all(node.process.exit_code() is not None for node in cluster.nodes)
+
+
+@pytest.mark.external  # starts its own cluster
+@pytest.mark.parametrize("masters", [1, 2])
+def test_fewer_than_three_masters_are_joined_by_hand_and_serve_every_slot(
+    tmp_path: Path, masters: int
+) -> None:
+    # redis-cli --cluster create refuses fewer than 3 masters.
+    cluster = start_redis_cluster(tmp_path, masters=masters, timeout=FORM_TIMEOUT)
+    try:
+        assert cluster.healthy()
+        roles = [node.role() for node in cluster.nodes]
+        assert roles == ["master"] * masters + ["slave"] * masters
+        client = _client(cluster)
+        try:
+            for key in ("{a}:k", "{b}:k", "{c}:k", "{d}:k"):
+                client.set(key, key)
+            assert [client.get(k) for k in ("{a}:k", "{d}:k")] == ["{a}:k", "{d}:k"]
+        finally:
+            client.close()
+    finally:
+        cluster.stop()
+    assert all(node.process.exit_code() is not None for node in cluster.nodes)
