@@ -44,7 +44,7 @@ from chatrelay.exceptions import ClientClosed, ProcessError
 from chatrelay.harness.processes import Command, Process, free_port, spawn
 from chatrelay.harness.readiness import wait_ready
 from chatrelay.protocol.server_frames import ServerFrame
-from chatrelay.wire_client import Turn, first_offset, gather_turn
+from chatrelay.wire_client import Turn, chunk_seqs, first_offset, gather_turn
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
 PROMPTS = (
@@ -280,8 +280,8 @@ class Chatter:
             turn = self.turns.get(message_id) or Turn(message_id)
             chunks, complete = turn.chunks, turn.complete
             counts["chats"] += 1
-            counts["chunks"] += len(chunks)
-            seqs = [c["seq"] for c in chunks]
+            seqs = [seq for chunk in chunks for seq in chunk_seqs(chunk)]
+            counts["chunks"] += len(seqs)
             counts["repeats"] += len(seqs) - len(set(seqs))
             counts["losses"] += max(seqs, default=0) - len(set(seqs))
             text = turn.text

@@ -67,6 +67,11 @@ def first_offset(frame: ServerFrame) -> int | None:
     return log_offset(frame)
 
 
+def chunk_seqs(frame: ChunkFrame) -> range:
+    """The ``seq``s a chunk covers: ``from_seq`` .. ``seq`` for a coalesced one (v1.1)."""
+    return range(frame.get("from_seq", frame["seq"]), frame["seq"] + 1)
+
+
 class WireConnection(Protocol):
     """What the wire client needs of a connection: one text message in, one out."""
 
