@@ -12,6 +12,7 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 
 from chatrelay.client import ChatClient
+from chatrelay.wire_client import chunk_seqs, first_offset, parse_server_frame
 from tests.timing import seconds
 
 Serve = Callable[[ServerConnection, int], Awaitable[None]]
@@ -56,7 +57,7 @@ async def scripted(
     async with websockets.serve(handler, "127.0.0.1", 0) as server:
         client.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         async with client:
-            got = [await client.receive(timeout=seconds(10))]
+            got: list[Any] = [await client.receive(timeout=seconds(10))]
             if first is not None:
                 first.set()
             got += [await client.receive(timeout=seconds(10)) for _ in range(frames - 1)]
@@ -149,3 +150,12 @@ async def test_a_frame_overlapping_what_the_client_holds_makes_it_reconnect_and_
     assert resumes == [{"type": "resume", "epoch": "e", "offset": 3}]
     assert text(frames) == "1 2 3 4 5 6 "
     assert client.connects == 2
+
+
+def test_the_range_a_chunk_covers() -> None:
+    ranges = []
+    for raw in (chunk(4), chunk(5, 9)):
+        frame = parse_server_frame(raw)
+        assert frame["type"] == "chunk"
+        ranges.append((first_offset(frame), list(chunk_seqs(frame))))
+    assert ranges == [(4, [4]), (5, [5, 6, 7, 8, 9])]
