@@ -6,7 +6,7 @@ way a Redis pub/sub connection does while the log still gets them:
 
 - ``drop_live``: the next N live events of a session reach no subscriber;
   with ``then_reconnect`` each subscription is then told it was re-established
-  (``reconnected`` set), as the Redis broker does once it has replaced a
+  (``on_reconnect`` called), as the Redis broker does once it has replaced a
   lost pub/sub connection;
 - ``fail_publishes`` / ``fail_history``: the next N calls raise
   ``EngineError`` (a publish before it appends anything);
@@ -43,7 +43,7 @@ class FaultySubscription:
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
-        self.reconnected = asyncio.Event()
+        self.on_reconnect: Callable[[], None] | None = None
         self._queue: asyncio.Queue[Event] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
 
     def offer(self, event: Event) -> None:
@@ -54,6 +54,11 @@ class FaultySubscription:
     async def __aiter__(self) -> AsyncIterator[Event]:
         while True:
             yield await self._queue.get()
+
+    def reconnected(self) -> None:
+        """The live connection was re-established (as the Redis broker says it)."""
+        if self.on_reconnect is not None:
+            self.on_reconnect()
 
 
 @dataclass
@@ -81,7 +86,7 @@ class FaultyBroker:
         """Lose the next ``count`` live events of ``session_id`` (the log still gets them).
 
         With ``then_reconnect``, once the last is lost every subscription of the
-        session has ``reconnected`` set, and no later event needs to reveal the gap.
+        session is told (``on_reconnect``), and no later event needs to reveal the gap.
         """
         self._drops[session_id] = _Drop(count, then_reconnect)
 
@@ -97,7 +102,7 @@ class FaultyBroker:
         """Every log is lost: sessions get new epochs and count offsets from 1 again.
 
         With ``reconnect`` (an engine restarted empty) every live subscription
-        is re-established (``reconnected`` set); without it the live
+        is re-established (``on_reconnect`` called); without it the live
         connection survives the loss (a flushed Redis, or its keys evicted).
         """
         self._logs = self._new_logs()
@@ -105,7 +110,7 @@ class FaultyBroker:
             return
         for subscriptions in self._subscriptions.values():
             for subscription in subscriptions:
-                subscription.reconnected.set()
+                subscription.reconnected()
 
     def subscriber_count(self, session_id: str) -> int:
         """How many live subscriptions ``session_id`` has now."""
@@ -137,7 +142,7 @@ class FaultyBroker:
             del self._drops[session_id]
             if drop.then_reconnect:
                 for subscription in subscriptions:
-                    subscription.reconnected.set()
+                    subscription.reconnected()
         return published
 
     @asynccontextmanager

@@ -33,8 +33,7 @@ Unknown sessions are not errors: they have an empty log at offset 0.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -107,13 +106,15 @@ class Connection:
 class Subscription(Protocol):
     """Live events of one session, in offset order, until the context exits.
 
-    ``reconnected`` is set when the engine re-established a lost live
-    connection: events published meanwhile were missed, and the log must be
-    read to fill the gap even if no later event reveals it. Whoever handles it
-    clears it.
+    ``on_reconnect`` (set by the subscriber; must not block) is called when the
+    engine re-established a lost live connection: events published meanwhile
+    were missed, and the log must be read to fill the gap even if no later
+    event reveals it. A callback, not an event to wait on: a gateway holds a
+    subscription per session, and a task per subscription waiting for a rare
+    reconnect cost one more task and event per session.
     """
 
-    reconnected: asyncio.Event
+    on_reconnect: Callable[[], None] | None
 
     def __aiter__(self) -> AsyncIterator[Event]: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from chatrelay.engine.base import Event
 from chatrelay.light_queue import LightQueue
@@ -20,16 +20,16 @@ class QueueSubscription:
     Live delivery is at-most-once, and these counters say when it was not:
     ``dropped``, events lost because this subscriber's queue was full;
     ``reconnects``, times the broker's live connection (Redis pub/sub) was
-    re-established while this subscription was open (``reconnected`` is set
-    once the resubscription is confirmed).
+    re-established while this subscription was open (``on_reconnect`` is
+    called once the resubscription is confirmed).
     """
 
-    __slots__ = ("_lost_connection", "_queue", "dropped", "reconnected", "reconnects")
+    __slots__ = ("_lost_connection", "_queue", "dropped", "on_reconnect", "reconnects")
 
     def __init__(self, queue_size: int = SUBSCRIBER_QUEUE_SIZE) -> None:
         self.dropped = 0
         self.reconnects = 0
-        self.reconnected = asyncio.Event()
+        self.on_reconnect: Callable[[], None] | None = None
         self._queue: LightQueue[Event | None] = LightQueue(queue_size)
         self._lost_connection = False
 
@@ -55,7 +55,8 @@ class QueueSubscription:
         if self._lost_connection:
             self._lost_connection = False
             self.reconnects += 1
-            self.reconnected.set()
+            if self.on_reconnect is not None:
+                self.on_reconnect()
 
     def close(self) -> None:
         """End the iteration (the broker closed), dropping the oldest event if need be."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chatrelay import metrics
-from chatrelay.engine.base import Broker, Event, History, Subscription
+from chatrelay.engine.base import Broker, Event, History
 from chatrelay.exceptions import EngineError
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,16 @@ class _Channel:
     last: int = 0
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    #: The repair a re-established live connection started, while it runs.
+    repair: asyncio.Task[None] | None = None
+    repair_again: bool = False  # another reconnect came during that repair
+
+    def stop(self) -> list[asyncio.Task[None]]:
+        """Cancel the pump and any repair; the tasks to await."""
+        tasks = [task for task in (self.task, self.repair) if task is not None]
+        for task in tasks:
+            task.cancel()
+        return tasks
 
 
 class Relay:
@@ -109,18 +119,14 @@ class Relay:
             if not channel.sinks and self._channels.get(session_id) is channel:
                 del self._channels[session_id]
                 metrics.RELAYED_SESSIONS.dec()
-                assert channel.task is not None
-                channel.task.cancel()
                 # Not suppress(CancelledError): that would also swallow a cancel of this task.
-                await asyncio.wait([channel.task])
+                await asyncio.wait(channel.stop())
 
     async def aclose(self) -> None:
         """Stop every pump (the sockets are gone by now: the registry drained them)."""
         channels = list(self._channels.values())
         self._channels.clear()
-        tasks = [channel.task for channel in channels if channel.task is not None]
-        for task in tasks:
-            task.cancel()
+        tasks = [task for channel in channels for task in channel.stop()]
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _pump(self, channel: _Channel) -> None:
@@ -128,6 +134,7 @@ class Relay:
         while True:
             try:
                 async with self._broker.subscribe(channel.session_id) as subscription:
+                    subscription.on_reconnect = lambda: self._reconnected(channel)
                     epoch, latest = await self.position(channel.session_id)
                     if channel.ready.is_set():
                         await self._repair(channel, epoch, latest)  # after a failure
@@ -135,37 +142,40 @@ class Relay:
                         channel.epoch, channel.last = epoch, latest
                         channel.ready.set()
                     delay = RETRY_FIRST_SECONDS
-                    watcher = asyncio.create_task(self._watch(channel, subscription))
-                    try:
-                        seen = 0  # within one log, a subscription's offsets only grow
-                        async for event in subscription:
-                            if event.offset <= seen or (not seen and event.offset <= channel.last):
-                                # Offsets went back: the log may have been lost and
-                                # restarted (Redis flushed, keys evicted) under us.
-                                await self._repair(
-                                    channel, *await self.position(channel.session_id)
-                                )
-                            seen = event.offset
-                            await self._forward(channel, event)
-                    finally:
-                        watcher.cancel()
-                        await asyncio.wait([watcher])
+                    seen = 0  # within one log, a subscription's offsets only grow
+                    async for event in subscription:
+                        if event.offset <= seen or (not seen and event.offset <= channel.last):
+                            # Offsets went back: the log may have been lost and
+                            # restarted (Redis flushed, keys evicted) under us.
+                            await self._repair(channel, *await self.position(channel.session_id))
+                        seen = event.offset
+                        await self._forward(channel, event)
             except EngineError as exc:
                 metrics.ENGINE_ERRORS.labels("relay").inc()
                 logger.warning("relay of %s lost its subscription: %s", channel.session_id, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP_SECONDS)
 
-    async def _watch(self, channel: _Channel, subscription: Subscription) -> None:
-        """Fill the hole a re-established live connection leaves, even if nothing follows."""
+    def _reconnected(self, channel: _Channel) -> None:
+        """The live connection came back: fill the hole it left, even if nothing follows."""
+        if channel.repair is not None and not channel.repair.done():
+            channel.repair_again = True  # it may have read the position before this gap
+            return
+        channel.repair = asyncio.create_task(
+            self._repair_reconnected(channel), name=f"relay-repair-{channel.session_id}"
+        )
+
+    async def _repair_reconnected(self, channel: _Channel) -> None:
+        await channel.ready.wait()  # a reconnect before the first position: nothing to fill
         while True:
-            await subscription.reconnected.wait()
-            subscription.reconnected.clear()
+            channel.repair_again = False
             try:
                 epoch, latest = await self.position(channel.session_id)
                 await self._repair(channel, epoch, latest)
             except EngineError as exc:
                 logger.warning("relay of %s could not repair: %s", channel.session_id, exc)
+            if not channel.repair_again:
+                return
 
     async def _forward(self, channel: _Channel, event: Event) -> None:
         if event.offset <= channel.last:

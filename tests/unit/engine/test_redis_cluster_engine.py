@@ -114,6 +114,7 @@ async def test_a_killed_master_s_sessions_get_a_new_epoch_and_others_see_no_gap(
             engine.broker.subscribe(victim) as victim_live,
             engine.broker.subscribe(bystander) as bystander_live,
         ):
+            victim_live.on_reconnect = (victim_reconnected := asyncio.Event()).set
             victim_master.process.signal(signal.SIGKILL)
             victim_master.process.popen.wait()
 
@@ -127,7 +128,7 @@ async def test_a_killed_master_s_sessions_get_a_new_epoch_and_others_see_no_gap(
             # moved there and says it may have missed events; the log's epoch changed
             # (the new master may lack acknowledged entries): clients get a reset.
             offset = await publish_when_served(engine, victim, 4)
-            await asyncio.wait_for(victim_live.reconnected.wait(), FAILOVER_TIMEOUT)
+            await asyncio.wait_for(victim_reconnected.wait(), FAILOVER_TIMEOUT)
             after = await publish_when_served(engine, victim, 5)
             assert (await next_event(victim_live)).offset in (offset, after)
             new_epoch, latest = await engine.broker.position(victim)

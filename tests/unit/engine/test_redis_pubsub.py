@@ -48,11 +48,12 @@ async def test_subscription_resumes_after_its_connection_is_killed(
 ) -> None:
     broker = redis_broker(engine)
     async with broker.subscribe("s1") as subscription:
+        subscription.on_reconnect = (reconnected := asyncio.Event()).set
         await broker.publish("s1", frame(1))
         assert await next_event_offset(subscription) == 1
         assert await admin.client_kill_filter(_type="pubsub") == 1
         async with asyncio.timeout(seconds(5)):
-            await subscription.reconnected.wait()
+            await reconnected.wait()
         assert subscription.reconnects == 1 and broker.pubsub_reconnects == 1
         await broker.publish("s1", frame(2))
         assert await next_event_offset(subscription) == 2
@@ -163,13 +164,14 @@ async def test_a_silent_pubsub_connection_is_noticed_and_replaced(
     broker = redis_broker(engine)
     try:
         async with broker.subscribe("s1") as subscription:
+            subscription.on_reconnect = (reconnected := asyncio.Event()).set
             redis_server.process.signal(signal.SIGSTOP)
             try:
                 await asyncio.sleep(1.0)  # silent, PING unanswered: the connection is dropped
             finally:
                 redis_server.process.signal(signal.SIGCONT)
             async with asyncio.timeout(seconds(10)):
-                await subscription.reconnected.wait()
+                await reconnected.wait()
             assert broker.pubsub_reconnects >= 1
             await broker.publish("s1", frame(1))
             assert await next_event_offset(subscription) == 1
