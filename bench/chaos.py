@@ -44,7 +44,7 @@ from chatrelay.exceptions import ClientClosed, ProcessError
 from chatrelay.harness.processes import Command, Process, free_port, spawn
 from chatrelay.harness.readiness import wait_ready
 from chatrelay.protocol.server_frames import ServerFrame
-from chatrelay.wire_client import Turn, gather_turn, log_offset
+from chatrelay.wire_client import Turn, chunk_seqs, first_offset, gather_turn
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
 PROMPTS = (
@@ -250,12 +250,13 @@ class Chatter:
             if frame["type"] == "reset":
                 counts["resets"] += 1
                 expected = frame["offset"] + 1
-            elif (offset := log_offset(frame)) is not None:
-                if offset < expected:
+            elif (first := first_offset(frame)) is not None:
+                if first < expected:
                     counts["repeats"] += 1
-                elif offset > expected:
-                    counts["losses"] += offset - expected
-                expected = offset + 1
+                elif first > expected:
+                    counts["losses"] += first - expected
+                # A coalesced chunk covers first .. offset.
+                expected = frame["offset"] + 1
         for attempt in range(10):  # a gateway may be restarting: nginx answers 502
             response = await http.get(
                 f"/api/history/{self.client.session_id}", params={"user_id": self.client.user_id}
@@ -279,8 +280,8 @@ class Chatter:
             turn = self.turns.get(message_id) or Turn(message_id)
             chunks, complete = turn.chunks, turn.complete
             counts["chats"] += 1
-            counts["chunks"] += len(chunks)
-            seqs = [c["seq"] for c in chunks]
+            seqs = [seq for chunk in chunks for seq in chunk_seqs(chunk)]
+            counts["chunks"] += len(seqs)
             counts["repeats"] += len(seqs) - len(set(seqs))
             counts["losses"] += max(seqs, default=0) - len(set(seqs))
             text = turn.text

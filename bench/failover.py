@@ -51,7 +51,8 @@ async def _running_worker(processes: list[dict[str, object]]) -> dict[str, objec
 
 
 async def one_round(cluster: object, ws_url: str, index: int) -> dict[str, float | int]:
-    client = ChatClient(ws_url, f"failover-{os.getpid()}-{index}", "failover-user")
+    # coalesce=False: chunk arrivals are indexed by seq, one frame each.
+    client = ChatClient(ws_url, f"failover-{os.getpid()}-{index}", "failover-user", coalesce=False)
     await client.start(timeout=30)
     try:
         await client.chat("explain failover, step by step")

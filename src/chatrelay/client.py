@@ -10,6 +10,12 @@ handed out and the caller reloads history over REST. A ``snapshot`` (the
 text of an answer still streaming, instead of a replay of its chunks) is
 handed out too and moves the offset to its own.
 
+The client asks for coalesced chunks (``coalesce=1``, v1.1): when it reads
+more slowly than an answer streams, the server may send several chunks of
+one answer as one ``chunk`` frame covering ``from_offset`` .. ``offset``
+(its ``delta`` is theirs joined). Such a frame is handed out as it is, once,
+like any chunk; ``coalesce=False`` keeps one frame per chunk.
+
 Outside dev mode a socket authenticates with a one-time ticket: give the
 client a ``ticket_provider`` (an async callable answering a :class:`Ticket`,
 typically from ``POST /api/ws-ticket``); it fetches a new ticket for every
@@ -37,7 +43,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from chatrelay.exceptions import ClientClosed, FrameError
 from chatrelay.protocol.server_frames import ServerFrame
-from chatrelay.wire_client import WireClient, log_offset
+from chatrelay.wire_client import WireClient, first_offset, log_offset
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +88,7 @@ class ChatClient:
         local_addr: tuple[str, int] | None = None,
         join: bool = False,
         snapshots: bool | None = None,
+        coalesce: bool = True,
     ) -> None:
         self.url = url
         #: Ask for the session's log from its start on the first connection (a tab
@@ -90,6 +97,9 @@ class ChatClient:
         #: Take ``snapshot`` frames on resume (default: when joining); False keeps every
         #: chunk (a caller that audits chunk by chunk).
         self.snapshots = join if snapshots is None else snapshots
+        #: Ask for coalesced chunks (several chunks of one answer in one frame when
+        #: this client falls behind); False keeps one frame per chunk.
+        self.coalesce = coalesce
         self.ticket_provider = ticket_provider
         self.session_id = session_id
         self.user_id = user_id
@@ -108,6 +118,8 @@ class ChatClient:
         self.reconnect_frames = 0
         #: ``snapshot`` frames received (each part counts).
         self.snapshot_frames = 0
+        #: Coalesced ``chunk`` frames received (each covering several offsets).
+        self.coalesced_frames = 0
         self.close_codes: list[int | None] = []
         self._inbox: asyncio.Queue[ServerFrame | ClientClosed] = asyncio.Queue(INBOX_SIZE)
         self._connection: WireClient | None = None
@@ -190,7 +202,12 @@ class ChatClient:
 
     async def _query(self) -> tuple[dict[str, str], float | None]:
         """The next connect's query, and when its credential expires."""
-        given = {"session_id": self.session_id, "user_id": self.user_id, "token": self.token}
+        given = {
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "token": self.token,
+            "coalesce": "1" if self.coalesce else None,
+        }
         expires_at = None
         if self.ticket_provider is not None:
             given["ticket"], expires_at = await self.ticket_provider()
@@ -291,7 +308,20 @@ class ChatClient:
                 if offset <= self.offset:
                     self.duplicates += 1
                     continue  # already handed out
-                if offset > self.offset + 1:
+                first = first_offset(frame)
+                assert first is not None
+                if first <= self.offset:
+                    # A coalesced frame covering offsets we hold and newer ones: its
+                    # delta cannot be cut. The server never sends one (it folds only
+                    # offsets a socket never sent); a new connection's resume from
+                    # our offset brings the rest exactly.
+                    logger.warning(
+                        "a coalesced frame overlaps offset %d; reconnecting", self.offset
+                    )
+                    await connection.close()
+                    self.close_codes.append(connection.close_code)
+                    return True
+                if first > self.offset + 1:
                     # A live event overtook the replay of what we missed (it was sent
                     # between welcome and our resume). Handing it out would skip its
                     # predecessors for good: drop it; the replay brings it in order.
@@ -300,6 +330,8 @@ class ChatClient:
                         asked_after = self.offset
                         await connection.resume(self.epoch, asked_after, snapshot=self.snapshots)
                     continue
+                if first != offset:
+                    self.coalesced_frames += 1
                 self.offset = offset
             elif frame["type"] == "snapshot":
                 if stale or frame["offset"] < self.offset:

@@ -59,6 +59,19 @@ def log_offset(frame: ServerFrame) -> int | None:
     return None
 
 
+def first_offset(frame: ServerFrame) -> int | None:
+    """The first log offset a frame covers: a coalesced ``chunk``'s ``from_offset``
+    (v1.1: it covers ``from_offset`` .. ``offset``), else as ``log_offset``."""
+    if frame["type"] == "chunk":
+        return frame.get("from_offset", frame["offset"])
+    return log_offset(frame)
+
+
+def chunk_seqs(frame: ChunkFrame) -> range:
+    """The ``seq``s a chunk covers: ``from_seq`` .. ``seq`` for a coalesced one (v1.1)."""
+    return range(frame.get("from_seq", frame["seq"]), frame["seq"] + 1)
+
+
 class WireConnection(Protocol):
     """What the wire client needs of a connection: one text message in, one out."""
 

@@ -42,7 +42,8 @@ def log_offsets(frames: list[ServerFrame]) -> list[int]:
 
 async def test_a_dropped_connection_resumes_without_gap_or_repeat(server: Server) -> None:
     user, session = ids()
-    async with ChatClient(server.ws, session, user) as client:
+    # coalesce=False: the test audits the offsets chunk by chunk.
+    async with ChatClient(server.ws, session, user, coalesce=False) as client:
         await client.chat("explain the journey of a chunk")
         frames = [await client.receive() for _ in range(8)]
         assert client._connection is not None

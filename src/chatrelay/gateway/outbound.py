@@ -23,6 +23,11 @@ after the hole, once per socket; the client drops the copies it holds.
 Only live events count toward the publish-to-send latency metric. A resume
 may fold the chunks of the answer streaming into a ``snapshot``
 (``snapshots.py``): it is queued like a replay and moves ``_last`` to its offset.
+
+A socket whose client asked for it (``coalesce=1``) and that falls behind has
+the queued chunks of one answer folded into one frame by the writer
+(``coalesce.py``); only offsets never written on this socket are folded, so
+the repeats described above go out one by one, as before.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from chatrelay import metrics
 from chatrelay.engine.base import Event
 from chatrelay.engine.events import timestamp_of
 from chatrelay.gateway import close_codes
+from chatrelay.gateway.coalesce import COALESCE_AFTER, ChunkRun, Item, compact
 from chatrelay.light_queue import LightQueue
 from chatrelay.protocol.server_frames import ServerFrame, reconnect_frame, reset_frame
 
@@ -56,6 +62,7 @@ class Outbound:
 
     __slots__ = (
         "_closing",
+        "_coalesce_limit",
         "_floor",
         "_held",
         "_last",
@@ -63,18 +70,22 @@ class Outbound:
         "_queue",
         "_resent",
         "_sent",
+        "_top",
         "_writer",
         "on_held",
     )
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, *, coalesce_limit: int = 0) -> None:
         # (offset, or 0 for frames outside the log; the frame's bytes; whether it is live)
-        self._queue: LightQueue[tuple[int, bytes, bool]] = LightQueue(maxsize)
+        self._queue: LightQueue[Item] = LightQueue(maxsize)
+        # The frame limit of coalesced chunks; 0: the client did not ask for them.
+        self._coalesce_limit = coalesce_limit
         self._held: list[tuple[Event, bool]] | None = None  # events waiting while we replay
         self._last = 0  # newest offset queued
         self._floor = 0  # every offset in (_floor, _last] was queued (or declared lost)
         self._resent = False  # a replay sent events again that had overtaken a hole
         self._sent = 0  # newest offset written to the socket
+        self._top = 0  # highest offset the writer took (to write it)
         self._closing: tuple[int, str] = (close_codes.NORMAL, "")
         self._overflowed = False
         self._writer: asyncio.Task[Any] | None = None
@@ -212,24 +223,54 @@ class Outbound:
             return
         self._writer = asyncio.current_task()
         queue = self._queue
+        pending: Item | None = None  # taken from the queue, not folded into a run
+        run: ChunkRun | None = None
         try:
             while True:
-                offset, data, live = queue.get_nowait() if queue.qsize() else await queue.get()
+                if pending is not None:
+                    (offset, data, live), pending = pending, None
+                else:
+                    offset, data, live = queue.get_nowait() if queue.qsize() else await queue.get()
                 if not data:  # _END
                     return
+                if (
+                    self._coalesce_limit
+                    and offset > self._top
+                    and queue.qsize() >= COALESCE_AFTER
+                    and (run := ChunkRun.start((offset, data, live), self._coalesce_limit))
+                    is not None
+                ):
+                    pending = self._fold(run)
+                    data, offset = run.encode(), run.offset
+                if offset > self._top:
+                    self._top = offset
                 await send_text(data.decode())
                 if offset:
                     self._sent = offset
-                    metrics.observe_send(timestamp_of(data) if live else None)
+                    if run is None:
+                        metrics.observe_send(timestamp_of(data) if live else None)
+                    else:
+                        for _, folded, folded_live in run.items:
+                            metrics.observe_send(timestamp_of(folded) if folded_live else None)
                 # Not kept while the socket idles: orjson's bytes hold a 4 KiB buffer
                 # whatever their length (an idle socket kept its welcome's).
-                data = _END
+                data, run = _END, None
         except asyncio.CancelledError:
             # Our own cancel (see _overflow) ends the writer; anyone else's goes on.
             if not self._overflowed or self._writer is None or self._writer.uncancel() > 0:
                 raise
         finally:
             self._writer = None
+
+    def _fold(self, run: ChunkRun) -> Item | None:
+        """Take the queued frames that continue ``run``; the first one that does not
+        (it goes out next), or None when the queue ran dry."""
+        queue = self._queue
+        while queue.qsize():
+            item = queue.get_nowait()
+            if not run.add(item):
+                return item
+        return None
 
     def _push(self, event: Event, live: bool) -> None:
         if event.offset <= self._last:
@@ -241,7 +282,23 @@ class Outbound:
         try:
             self._queue.put_nowait((offset, data, live))
         except asyncio.QueueFull:
-            self._overflow()
+            if self._coalesce_limit and self._compact():
+                self._queue.put_nowait((offset, data, live))
+            else:
+                self._overflow()
+
+    def _compact(self) -> bool:
+        """Fold the full queue's runs of chunks (``coalesce.compact``); whether that
+        freed a quarter of it. Chunks folded here count as relayed now."""
+        queue = self._queue
+        items = [queue.get_nowait() for _ in range(queue.qsize())]
+        compacted = compact(items, self._top, self._coalesce_limit)
+        for item in compacted:
+            queue.put_nowait(item)
+        folded = len(items) - len(compacted)
+        if folded:
+            metrics.CHUNKS_RELAYED.inc(folded)
+        return folded * 4 >= queue.maxsize
 
     def _overflow(self) -> None:
         if self._overflowed:

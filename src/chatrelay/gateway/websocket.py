@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from chatrelay.exceptions import EngineError, HandshakeRefused, TokenExpired
 from chatrelay.gateway import close_codes, handshake
 from chatrelay.gateway.asgi_send import TextSender
+from chatrelay.gateway.coalesce import coalescing_asked
 from chatrelay.gateway.credentials import SocketCredential
 from chatrelay.gateway.inbound import Inbound
 from chatrelay.gateway.outbound import Outbound
@@ -42,6 +43,7 @@ async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
     await websocket.accept()
     try:
         admission = await handshake.admit(websocket, services)
+        coalesce = coalescing_asked(websocket.query_params)
     except HandshakeRefused as refused:
         await websocket.close(refused.code, refused.reason)
         return
@@ -51,7 +53,11 @@ async def serve_socket(websocket: WebSocket, services: GatewayServices) -> None:
         "session_id": connection.session_id,
         "user_id": connection.user_id,
     }
-    outbound = Outbound(services.settings.send_queue_size)
+    settings = services.settings
+    outbound = Outbound(
+        settings.send_queue_size,
+        coalesce_limit=settings.resolved_max_frame_bytes if coalesce else 0,
+    )
     try:
         async with (
             services.connections.open(connection, outbound),

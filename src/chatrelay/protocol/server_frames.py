@@ -102,6 +102,11 @@ class ChunkEvent(TypedDict):
 
 class ChunkFrame(ChunkEvent):
     offset: int
+    #: (v1.1, coalesced, only to a socket that asked with ``coalesce=1``) the
+    #: first offset and ``seq`` the frame covers: its ``delta`` is the deltas of
+    #: chunks ``from_seq`` .. ``seq`` at offsets ``from_offset`` .. ``offset``, joined.
+    from_offset: NotRequired[int]
+    from_seq: NotRequired[int]
 
 
 class CompleteEvent(TypedDict):

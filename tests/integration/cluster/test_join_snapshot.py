@@ -79,14 +79,15 @@ async def test_a_tab_joining_a_long_answer_at_chunk_2500_gets_a_snapshot_then_th
             node.url.replace("http://", "ws://") + "/ws/chat" for node in cluster.of_role("gateway")
         )
         user, session = f"user-{uuid.uuid4().hex[:8]}", f"s-{uuid.uuid4().hex[:12]}"
-        async with ChatClient(first, session, user) as writer:
+        # coalesce=False: the tail is audited chunk by chunk.
+        async with ChatClient(first, session, user, coalesce=False) as writer:
             await writer.chat(f"#words={WORDS}")
             seen: list[ServerFrame] = []
             while not (seen and seen[-1]["type"] == "chunk" and seen[-1]["seq"] >= JOIN_AT):
                 seen.append(await writer.receive())
             message_id = seen[-1]["message_id"]  # type: ignore[typeddict-item]
             # A new tab on the other gateway, and a client back from offset 10.
-            async with ChatClient(second, session, user, join=True) as tab:
+            async with ChatClient(second, session, user, join=True, coalesce=False) as tab:
                 back = await WireClient.connect(
                     second, {"session_id": session, "user_id": user}, timeout=seconds(30)
                 )

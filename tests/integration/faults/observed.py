@@ -23,7 +23,7 @@ import httpx
 from chatrelay.client import ChatClient
 from chatrelay.exceptions import ClientClosed
 from chatrelay.protocol.server_frames import ServerFrame, WireMessage
-from chatrelay.wire_client import Turn, gather_turn, log_offset
+from chatrelay.wire_client import Turn, chunk_seqs, first_offset, gather_turn, log_offset
 from tests.timing import seconds, wait_until
 
 FINAL = ("completed", "cancelled", "failed", "interrupted")
@@ -183,11 +183,12 @@ def offset_problems(observed: Observed) -> list[str]:
     for frame in observed.frames:
         if frame["type"] == "reset":
             expected = frame["offset"] + 1
-        elif (offset := log_offset(frame)) is not None:
-            if offset != expected:
-                kind = "repeat" if offset < expected else "gap"
-                problems.append(f"{kind}: offset {offset} where {expected} was due")
-            expected = offset + 1
+        elif (first := first_offset(frame)) is not None:
+            if first != expected:
+                kind = "repeat" if first < expected else "gap"
+                problems.append(f"{kind}: offset {first} where {expected} was due")
+            # A coalesced chunk covers first .. offset.
+            expected = frame["offset"] + 1
     return problems
 
 
@@ -209,7 +210,7 @@ async def check_invariants(observed: Observed, *, expect_complete: bool = True) 
     checked = 0
     for message_id in _whole_messages(observed):
         turn = observed.turn(message_id)
-        seqs = [c["seq"] for c in turn.chunks]
+        seqs = [seq for chunk in turn.chunks for seq in chunk_seqs(chunk)]
         if seqs != list(range(1, len(seqs) + 1)):
             problems.append(f"{message_id}: chunk seqs {seqs[:5]}... not 1, 2, 3 ...")
         complete, text = turn.complete, turn.text

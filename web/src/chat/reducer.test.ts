@@ -6,6 +6,8 @@ import {
   chatReducer,
   initialChatState,
   isGenerating,
+  overlaps,
+  skipsAhead,
   streamingMessage,
 } from "./reducer";
 
@@ -475,5 +477,53 @@ describe("snapshot of a running answer", () => {
       content: "Hello there",
     });
     expect(frames(done, snapshot(6, "a1", 2, "Hello th")).messages.at(-1)?.content).toBe("Hello there");
+  });
+});
+
+/** A coalesced chunk (v1.1): chunks `fromSeq` .. `seq` at offsets `from` .. `offset`, joined. */
+function coalesced(from: number, offset: number, id: string, fromSeq: number, delta: string): ServerFrame {
+  return {
+    type: "chunk",
+    offset,
+    from_offset: from,
+    message_id: id,
+    seq: fromSeq + offset - from,
+    from_seq: fromSeq,
+    delta,
+    ts: 0,
+  };
+}
+
+describe("coalesced chunks", () => {
+  it("one starting at the next offset advances to its last offset, not a gap", () => {
+    const state = frames(midStream(), coalesced(5, 9, "a1", 3, ", how are you"), chunk(10, "a1", 8, "?"));
+    expect(state.messages.at(-1)?.content).toBe("Hello there, how are you?");
+    expect(state.messages.at(-1)?.seq).toBe(8);
+    expect(state.offset).toBe(10);
+  });
+
+  it("drops one past a gap, and takes it when it comes again after the replay", () => {
+    const before = midStream();
+    const ahead = frames(before, coalesced(6, 9, "a1", 4, "how are you"));
+    expect(ahead).toBe(before);
+    expect(skipsAhead(before, coalesced(6, 9, "a1", 4, "how are you"))).toBe(true);
+    const replayed = frames(ahead, chunk(5, "a1", 3, ", "), coalesced(6, 9, "a1", 4, "how are you"));
+    expect(replayed.messages.at(-1)?.content).toBe("Hello there, how are you");
+    expect(replayed.offset).toBe(9);
+  });
+
+  it("drops a repeat whole, and never applies part of one it partly holds", () => {
+    const before = frames(midStream(), coalesced(5, 9, "a1", 3, ", how are you"));
+    expect(frames(before, coalesced(5, 9, "a1", 3, ", how are you"))).toBe(before);
+    const overlapping = coalesced(8, 12, "a1", 6, "are you? Fine");
+    expect(overlaps(before, overlapping)).toBe(true);
+    expect(frames(before, overlapping)).toBe(before);
+    expect(overlaps(before, coalesced(10, 12, "a1", 8, "? Fine"))).toBe(false);
+  });
+
+  it("resumes from its last offset after a reconnection", () => {
+    const before = frames(midStream(), coalesced(5, 9, "a1", 3, ", how are you"));
+    const back = frames(before, welcome(20));
+    expect(back.offset).toBe(9);
   });
 });

@@ -9,6 +9,10 @@
 // - Within an assistant message, chunks are applied in `seq` order, once each;
 //   `complete` replaces the text with the stored content, so the final text is
 //   exact even if a chunk was missed.
+// - A coalesced `chunk` (v1.1, the connection asks with `coalesce=1`: several chunks
+//   of one answer in one frame when the tab reads slower than the answer streams)
+//   covers `from_offset` .. `offset` and `from_seq` .. `seq`: it is taken whole when
+//   `from_offset` is the next offset, and moves the position to `offset`.
 // - A `snapshot` (the text of a running answer as of its offset, instead of a
 //   replay of its chunks) replaces that answer's text and `seq`; its parts
 //   share one offset and are appended in order; chunks go on after its `seq`.
@@ -176,20 +180,37 @@ function replaceAt(messages: ChatMessage[], index: number, message: ChatMessage)
   return next;
 }
 
+/** The first log offset a frame covers: a coalesced chunk's `from_offset` (it covers
+ *  `from_offset` .. `offset`, its `delta` theirs joined), else its `offset`. */
+export function firstOffset(frame: MessageFrame | ChunkFrame | CompleteFrame): number {
+  return frame.type === "chunk" && typeof frame.from_offset === "number" ? frame.from_offset : frame.offset;
+}
+
 /** Accept an offset-carrying frame: `null` when it is a duplicate or comes after a gap,
- *  else the state with the new offset. A frame after a gap overtook the answer to our
- *  `resume` (sent at once after a reconnection's welcome): taking it would skip its
- *  predecessors for good, and the server sends it again after them (docs/protocol.md). */
-function advance(state: ChatState, offset: number): ChatState | null {
+ *  else the state with the new offset (a coalesced chunk's last one). A frame after a gap
+ *  overtook the answer to our `resume` (sent at once after a reconnection's welcome):
+ *  taking it would skip its predecessors for good, and the server sends it again after
+ *  them (docs/protocol.md). A coalesced chunk is taken whole or not at all: one that
+ *  overlaps what we hold (the server never sends one) is dropped, see `overlaps`. */
+function advance(state: ChatState, frame: MessageFrame | ChunkFrame | CompleteFrame): ChatState | null {
+  const offset = frame.offset;
   if (typeof offset !== "number" || offset <= state.offset) return null;
-  if (offset > state.offset + 1 && state.epoch !== null) return null;
+  const first = firstOffset(frame);
+  if (first > state.offset + 1 && state.epoch !== null) return null;
+  if (first <= state.offset) return null;
   return { ...state, offset };
 }
 
 /** Whether `frame` is a log frame past a gap in what this tab holds (see `advance`). */
 export function skipsAhead(state: ChatState, frame: ServerFrame): boolean {
   if (frame.type !== "message" && frame.type !== "chunk" && frame.type !== "complete") return false;
-  return state.epoch !== null && frame.offset > state.offset + 1;
+  return state.epoch !== null && firstOffset(frame) > state.offset + 1;
+}
+
+/** Whether `frame` is a coalesced chunk covering offsets this tab holds and newer ones:
+ *  its delta cannot be cut, so the connection starts again and resumes from our offset. */
+export function overlaps(state: ChatState, frame: ServerFrame): boolean {
+  return frame.type === "chunk" && firstOffset(frame) <= state.offset && frame.offset > state.offset;
 }
 
 function applyMessage(state: ChatState, frame: MessageFrame): ChatState {
@@ -263,7 +284,8 @@ function applyChunk(state: ChatState, frame: ChunkFrame): ChatState {
   }
   const message = state.messages[index]!;
   if (message.status !== "streaming") return state;
-  if (message.seq !== null && frame.seq <= message.seq) return state;
+  // A coalesced chunk covers `from_seq` .. `seq`: none of them may be applied twice.
+  if (message.seq !== null && (frame.from_seq ?? frame.seq) <= message.seq) return state;
   return {
     ...state,
     messages: replaceAt(state.messages, index, {
@@ -398,15 +420,15 @@ function applyFrame(state: ChatState, frame: ServerFrame): ChatState {
       };
     }
     case "message": {
-      const next = advance(state, frame.offset);
+      const next = advance(state, frame);
       return next ? applyMessage(next, frame) : state;
     }
     case "chunk": {
-      const next = advance(state, frame.offset);
+      const next = advance(state, frame);
       return next ? applyChunk(next, frame) : state;
     }
     case "complete": {
-      const next = advance(state, frame.offset);
+      const next = advance(state, frame);
       return next ? applyComplete(next, frame) : state;
     }
     case "snapshot":

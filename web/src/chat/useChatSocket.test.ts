@@ -141,7 +141,7 @@ describe("ChatConnection", () => {
     const conn = new ChatConnection(options());
     conn.start();
     const socket = FakeSocket.last();
-    expect(socket.url).toBe("ws://test/ws/chat?session_id=s1&user_id=u1");
+    expect(socket.url).toBe("ws://test/ws/chat?session_id=s1&user_id=u1&coalesce=1");
     expect(conn.getState().connection.status).toBe("connecting");
     socket.open();
     socket.receive(welcome(2));
@@ -394,6 +394,49 @@ describe("ChatConnection", () => {
     conn.stop();
   });
 
+  it("asks for coalesced chunks and shows one as the text it joins", () => {
+    const conn = new ChatConnection(options());
+    conn.start();
+    const socket = FakeSocket.last();
+    expect(new URL(socket.url).searchParams.get("coalesce")).toBe("1");
+    socket.open();
+    socket.receive(
+      welcome(0),
+      { type: "message", offset: 1, message: stored("a1", "assistant", "", "streaming") },
+      { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hel", ts: 0 },
+      { type: "chunk", offset: 5, from_offset: 3, message_id: "a1", seq: 4, from_seq: 2, delta: "lo, you", ts: 0 },
+    );
+    expect(conn.getState().messages.at(-1)?.content).toBe("Hello, you");
+    expect(conn.getState().offset).toBe(5);
+    expect(socket.sent.filter((f) => f.type === "resume")).toEqual([]);
+    conn.stop();
+  });
+
+  it("starts again and resumes when a coalesced chunk overlaps what it holds", async () => {
+    const conn = new ChatConnection(options());
+    conn.start();
+    const first = FakeSocket.last();
+    first.open();
+    first.receive(
+      welcome(0),
+      { type: "message", offset: 1, message: stored("a1", "assistant", "", "streaming") },
+      { type: "chunk", offset: 2, message_id: "a1", seq: 1, delta: "Hel", ts: 0 },
+      { type: "chunk", offset: 4, from_offset: 2, message_id: "a1", seq: 3, from_seq: 1, delta: "Hello", ts: 0 },
+    );
+    expect(first.closedWith).toBe(1000);
+    expect(conn.getState().messages.at(-1)?.content).toBe("Hel");
+    await flush();
+    vi.runOnlyPendingTimers();
+    const second = FakeSocket.last();
+    expect(second).not.toBe(first);
+    second.open();
+    second.receive(welcome(4));
+    expect(second.sent).toEqual([{ type: "resume", epoch: "e1", offset: 2, snapshot: true }]);
+    second.receive({ type: "chunk", offset: 4, from_offset: 3, message_id: "a1", seq: 3, from_seq: 2, delta: "lo", ts: 0 });
+    expect(conn.getState().messages.at(-1)?.content).toBe("Hello");
+    conn.stop();
+  });
+
   it("waits for the browser to come online", () => {
     const online = vi.spyOn(navigator, "onLine", "get").mockReturnValue(false);
     const conn = new ChatConnection(options());
@@ -416,7 +459,7 @@ describe("ChatConnection", () => {
     expect(conn.getState().connection.status).toBe("idle");
     expect(conn.send("first")).toBe(true);
     const socket = FakeSocket.last();
-    expect(socket.url).toBe("ws://test/ws/chat?session_id=&user_id=u1");
+    expect(socket.url).toBe("ws://test/ws/chat?session_id=&user_id=u1&coalesce=1");
     socket.open();
     expect(socket.sent).toEqual([]);
     socket.receive(welcome(0, "e1", "gw-1", "new-session"));

@@ -120,6 +120,8 @@ export interface ChunkFrame {
   delta: string;
   ts: number;
   offset: number;
+  from_offset?: number;
+  from_seq?: number;
 }
 export interface CompleteFrame {
   type: "complete";
