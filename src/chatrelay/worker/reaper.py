@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from chatrelay.engine.base import Engine, Lease
-from chatrelay.exceptions import ChatRelayError, EngineError
+from chatrelay.exceptions import Busy, ChatRelayError, EngineError
 from chatrelay.periodic import Periodic
 from chatrelay.protocol.client_frames import generation_lease_key
 from chatrelay.protocol.server_frames import Resumed, complete_frame, partial_texts
@@ -183,6 +183,17 @@ class Reaper:
             return True  # finished meanwhile: nothing to do
         try:
             await self._continue_answer(continuation)
+        except Busy as exc:
+            # Someone holds the session now: if it is this answer (another reaper's
+            # continuation, after a change of leader), it is alive and must be left to
+            # stream; ending it here would store its end while its chunks still flow.
+            holder = await self._engine.coordination.lease_holder(
+                generation_lease_key(message.session_id)
+            )
+            if holder == message.id:
+                return True
+            logger.warning("could not continue %s: %s", message.id, exc)
+            return False
         except ChatRelayError as exc:
             logger.warning("could not continue %s: %s", message.id, exc)
             return False  # ended as interrupted now: an answer never waits on a retry

@@ -5,10 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from chatrelay.exceptions import Unavailable
+from chatrelay.exceptions import Busy, Unavailable
 from chatrelay.llm.base import GenerationParams, Turn
 from chatrelay.llm.openai_compat import _RepeatedPrefix
 from chatrelay.llm.simulated import LONG_ANSWER, SimulatedModel, split_words
+from chatrelay.protocol.client_frames import generation_lease_key
 from chatrelay.store.conversations import ConversationStore
 from chatrelay.worker.generation import Continuation, Generations
 from chatrelay.worker.reaper import FailoverPolicy, Reaper
@@ -77,6 +78,40 @@ async def test_an_orphan_no_worker_takes_ends_interrupted_at_once(
         raise Unavailable("this worker is shutting down")
 
     assert await Reaper(faults.engine, store, "node-1", FailoverPolicy(), refuse).reap_once() == 1
+    assert (await stored(store, "answer-1")).status == "interrupted"
+
+
+async def test_an_orphan_another_reaper_already_continues_is_left_streaming(
+    faults: Faults, store: ConversationStore
+) -> None:
+    """Two reapers for a moment (a paused leader replaced): the second finds the answer
+    taken by the first's continuation, which holds the session lease as the answer."""
+    await orphan(faults, store, "answer-1", DELTAS[:3])
+
+    async def taken_meanwhile(continuation: Continuation) -> None:
+        key = generation_lease_key(continuation.session_id)
+        assert await faults.engine.coordination.acquire(key, 30, continuation.message_id)
+        raise Busy("a generation is already running in this session")
+
+    reaper = Reaper(faults.engine, store, "node-1", FailoverPolicy(), taken_meanwhile)
+    assert await reaper.reap_once() == 0
+    assert (await stored(store, "answer-1")).status == "streaming"
+
+
+async def test_an_orphan_whose_session_another_answer_holds_ends_interrupted(
+    faults: Faults, store: ConversationStore
+) -> None:
+    await orphan(faults, store, "answer-1", DELTAS[:3])
+
+    async def other_answer(continuation: Continuation) -> None:
+        key = generation_lease_key(continuation.session_id)
+        assert await faults.engine.coordination.acquire(key, 30, "answer-2")
+        raise Busy("a generation is already running in this session")
+
+    assert (
+        await Reaper(faults.engine, store, "node-1", FailoverPolicy(), other_answer).reap_once()
+        == 1
+    )
     assert (await stored(store, "answer-1")).status == "interrupted"
 
 
