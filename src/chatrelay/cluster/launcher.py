@@ -401,6 +401,7 @@ class Launcher:
                     )
             if self._restart.is_set():
                 self._restart.clear()
+                logger.info("SIGUSR1: restarting the nodes that ended")
                 self._restart_dead()
             self._stopping.wait(SUPERVISE_INTERVAL_SECONDS)
 
